@@ -1,0 +1,33 @@
+"""N-modal losses: each an ``nn.Module`` taking a list of ``(B, D)`` tensors, one per modality.
+
+``build_loss`` turns the ``loss`` entry of a model config (``{"name": ..., **kwargs}``) into
+a module, so that a saved model records and restores its loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from nmodal.errors import InputError
+
+LOSS_NAMES: dict[str, str] = {
+    # config name -> class name in nmodal.losses
+    "clip": "NModalCLIPLoss",
+    "triplet": "NModalTripletLoss",
+}
+
+
+def build_loss(spec: Mapping[str, Any] | str) -> nn.Module:
+    """``build_loss({"name": "clip", "temperature": 0.07})`` -> ``NModalCLIPLoss(...)``."""
+    import nmodal.losses as losses
+
+    cfg = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = cfg.pop("name", None)
+    if name not in LOSS_NAMES:
+        raise InputError(f"unknown loss {name!r}; known: {sorted(LOSS_NAMES)}")
+    cls = getattr(losses, LOSS_NAMES[name])
+    module: nn.Module = cls(**cfg)
+    return module

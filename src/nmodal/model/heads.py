@@ -1,0 +1,60 @@
+"""Per-modality projection heads.
+
+The paper's head (default): ``Linear(d_in, p) -> GELU -> Linear(p, p) -> Dropout -> +
+residual (the first Linear's output) -> LayerNorm``. Depth, width and dropout are
+configurable: ``depth`` counts GELU+Linear blocks after the first projection.
+
+Example:
+    >>> head = ProjectionHead(768, HeadConfig(projection_dim=256))
+    >>> head(torch.randn(4, 768)).shape
+    torch.Size([4, 256])
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    projection_dim: int = 256
+    depth: int = 1
+    hidden_dim: int | None = None  # width of the inner blocks; default projection_dim
+    dropout: float = 0.1
+    residual: bool = True
+    layer_norm: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ProjectionHead(nn.Module):
+    def __init__(self, input_dim: int, config: HeadConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or HeadConfig()
+        if input_dim <= 0 or cfg.projection_dim <= 0 or cfg.depth < 0:
+            raise ValueError("input_dim, projection_dim must be positive and depth >= 0")
+        p = cfg.projection_dim
+        hidden = cfg.hidden_dim or p
+        self.projection = nn.Linear(input_dim, p)
+        blocks: list[nn.Module] = []
+        width = p
+        for i in range(cfg.depth):
+            out = p if i == cfg.depth - 1 else hidden
+            blocks += [nn.GELU(), nn.Linear(width, out)]
+            width = out
+        self.blocks = nn.Sequential(*blocks)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.residual = cfg.residual
+        self.norm: nn.Module = nn.LayerNorm(p) if cfg.layer_norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        projected = self.projection(x)
+        h = self.dropout(self.blocks(projected))
+        if self.residual:
+            h = h + projected
+        return self.norm(h)

@@ -1,0 +1,181 @@
+"""The N-modal model: one projection head per modality into a shared space.
+
+Saved as a directory holding ``config.json`` and ``model.safetensors`` (weights of the
+heads and of the loss's learnable parameters such as the temperature). Loading never
+executes code.
+
+Example:
+    >>> model = NModalModel(ModelConfig(modalities=["text", "video"],
+    ...                                 input_dims={"text": 384, "video": 1280}))
+    >>> out = model({"text": torch.randn(2, 384), "video": torch.randn(2, 1280)})
+    >>> out["video"].shape
+    torch.Size([2, 256])
+    >>> model.save("runs/m1")  # doctest: +SKIP
+    >>> NModalModel.load("runs/m1")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from nmodal.errors import InputError, OutputExistsError
+from nmodal.model.heads import HeadConfig, ProjectionHead
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "nmodal-model"
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model and to know what it was trained on."""
+
+    modalities: list[str]
+    input_dims: dict[str, int]
+    head: HeadConfig = field(default_factory=HeadConfig)
+    loss: dict[str, Any] = field(default_factory=lambda: {"name": "clip"})
+    encoders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_fingerprint: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.modalities) < 1 or len(set(self.modalities)) != len(self.modalities):
+            raise InputError(f"modalities must be distinct and non-empty: {self.modalities}")
+        missing = [m for m in self.modalities if m not in self.input_dims]
+        if missing:
+            raise InputError(f"input_dims lacks modality {missing[0]!r}")
+        if isinstance(self.head, dict):
+            self.head = HeadConfig(**self.head)
+
+    @property
+    def projection_dim(self) -> int:
+        return self.head.projection_dim
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["head"] = self.head.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
+        d = dict(d)
+        d["head"] = HeadConfig(**d.get("head", {}))
+        return cls(**d)
+
+
+class NModalModel(nn.Module):
+    """Maps ``{modality: (n, d_in) features}`` to ``{modality: (n, p) embeddings}``.
+
+    ``forward`` returns un-normalised head outputs (losses decide on normalisation);
+    :meth:`embed` returns L2-normalised float32 numpy arrays for retrieval and search.
+    A loss module with learnable parameters can be attached as ``model.loss`` so that it
+    is saved and loaded with the heads.
+    """
+
+    def __init__(self, config: ModelConfig, loss: nn.Module | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.heads = nn.ModuleDict(
+            {m: ProjectionHead(config.input_dims[m], config.head) for m in config.modalities}
+        )
+        self.loss = loss
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.config.modalities)
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for m, x in features.items():
+            if m not in self.heads:
+                raise InputError(f"unknown modality {m!r}; this model has {self.modalities}")
+            expected = self.config.input_dims[m]
+            if x.ndim != 2 or x.shape[1] != expected:
+                raise InputError(
+                    f"modality {m!r}: features of shape {tuple(x.shape)}, expected (n, {expected})"
+                )
+            out[m] = self.heads[m](x)
+        return out
+
+    @torch.no_grad()
+    def embed(
+        self,
+        features: Mapping[str, np.ndarray | torch.Tensor],
+        batch_size: int = 8192,
+        normalize: bool = True,
+    ) -> dict[str, np.ndarray]:
+        """Embed features in eval mode, in batches; returns float32 numpy arrays."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        result: dict[str, np.ndarray] = {}
+        try:
+            for m, x in features.items():
+                t = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+                chunks = []
+                for start in range(0, len(t), batch_size):
+                    xb = t[start : start + batch_size].to(device=device, dtype=torch.float32)
+                    z = self({m: xb})[m]
+                    if normalize:
+                        z = F.normalize(z, dim=-1)
+                    chunks.append(z.float().cpu())
+                dim = self.config.projection_dim
+                result[m] = (
+                    torch.cat(chunks).numpy() if chunks else np.zeros((0, dim), np.float32)
+                )
+        finally:
+            self.train(was_training)
+        return result
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` atomically into directory ``path``."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise OutputExistsError(f"{path}: exists (pass overwrite=True / --overwrite)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+            save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+            cfg = {"format": FORMAT, **self.config.to_dict()}
+            (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str = "cpu") -> NModalModel:
+        """Rebuild a saved model (heads and loss) from its directory."""
+        from nmodal.losses import build_loss
+
+        path = Path(path)
+        cfile = path / CONFIG_FILE
+        if not cfile.is_file() or not (path / WEIGHTS_FILE).is_file():
+            raise InputError(f"{path}: not an nmodal model (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+        raw = json.loads(cfile.read_text())
+        if raw.pop("format", None) != FORMAT:
+            raise InputError(f"{cfile}: not an nmodal model config")
+        config = ModelConfig.from_dict(raw)
+        state = load_file(str(path / WEIGHTS_FILE), device=map_location)
+        loss = build_loss(config.loss) if any(k.startswith("loss.") for k in state) else None
+        model = cls(config, loss=loss)
+        model.load_state_dict(state)
+        model.eval()
+        return model
