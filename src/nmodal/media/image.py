@@ -1,0 +1,62 @@
+"""Still images as uint8 RGB arrays (Pillow), with EXIF orientation applied.
+
+Example:
+    >>> load_image("photo.jpg").shape
+    (48, 64, 3)
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from nmodal.errors import MediaError
+from nmodal.media._container import check_file
+
+MAX_PIXELS = 16384 * 16384  # larger images are refused (decompression bombs)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB with transparency composited onto white (greyscale, palette, CMYK converted)."""
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def load_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
+    """The image at ``path`` as (H, W, 3) uint8 RGB, upright per its EXIF orientation.
+
+    ``max_side`` downsizes (keeping the aspect ratio) while decoding when the format allows
+    it (JPEG draft mode). Animated images give their first frame.
+    """
+    p = check_file(path, "image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as opened:
+                if opened.width * opened.height > MAX_PIXELS:
+                    size = f"{opened.width}x{opened.height}"
+                    raise MediaError(str(p), f"image too large: {size}", "image")
+                if max_side is not None:
+                    opened.draft("RGB", (max_side, max_side))
+                opened.load()
+                img: Image.Image = ImageOps.exif_transpose(opened) or opened
+                img = _to_rgb(img)
+                if max_side is not None and max(img.size) > max_side:
+                    img.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+                return np.asarray(img, dtype=np.uint8).copy()
+    except MediaError:
+        raise
+    except UnidentifiedImageError:
+        raise MediaError(str(p), "not an image file", "image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaError(str(p), f"image too large ({exc})", "image") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(str(p), f"truncated or corrupt image ({exc})", "image") from None
