@@ -2,6 +2,11 @@
 
 ``build_loss`` turns the ``loss`` entry of a model config (``{"name": ..., **kwargs}``) into
 a module, so that a saved model records and restores its loss.
+
+Example:
+    >>> loss = build_loss({"name": "triplet", "negatives": "hardest"})
+    >>> loss([torch.randn(8, 16), torch.randn(8, 16), torch.randn(8, 16)]).ndim
+    0
 """
 
 from __future__ import annotations
@@ -12,6 +17,10 @@ from typing import Any
 from torch import nn
 
 from nmodal.errors import InputError
+from nmodal.losses.clip import NModalCLIPLoss
+from nmodal.losses.triplet import NModalTripletLoss
+
+__all__ = ["LOSS_NAMES", "NModalCLIPLoss", "NModalTripletLoss", "build_loss"]
 
 LOSS_NAMES: dict[str, str] = {
     # config name -> class name in nmodal.losses
@@ -29,5 +38,8 @@ def build_loss(spec: Mapping[str, Any] | str) -> nn.Module:
     if name not in LOSS_NAMES:
         raise InputError(f"unknown loss {name!r}; known: {sorted(LOSS_NAMES)}")
     cls = getattr(losses, LOSS_NAMES[name])
-    module: nn.Module = cls(**cfg)
+    try:
+        module: nn.Module = cls(**cfg)
+    except TypeError as exc:  # an unknown keyword
+        raise InputError(f"loss {name!r}: {exc}") from exc
     return module

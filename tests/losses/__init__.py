@@ -1,0 +1,1 @@
+"""Tests of nmodal.losses (mirrors the package layout)."""
