@@ -103,15 +103,17 @@ def write_video(
     gop: int | None = None,
     timestamps_ms: list[int] | None = None,
     faststart: bool = False,
+    preset: str = "veryfast",
 ) -> Path:
     """Write an mp4 (H.264 + optional AAC) whose frame ``i`` is ``frame_pattern(i)``.
 
     ``rotation``: counter-clockwise display rotation stored in the display matrix.
     ``timestamps_ms``: explicit presentation times (variable frame rate), one per frame.
     ``faststart``: put the index (moov) before the data, as streaming-ready files do.
+    ``preset``: the x264 speed preset ("ultrafast" for big frames).
     """
     path = Path(path)
-    options = {"crf": "12", "preset": "veryfast"} if codec == "libx264" else {}
+    options = {"crf": "12", "preset": preset} if codec == "libx264" else {}
     if gop is not None:
         options["g"] = str(gop)
         options["keyint_min"] = str(gop)

@@ -69,7 +69,8 @@ def load_audio(
             if not chunks:
                 raise MediaError(str(path), f"corrupt audio data ({exc})", "audio") from None
     if not chunks:
-        raise MediaError(str(path), "empty audio track", "audio")
+        reason = f"no audio after offset {offset:g} s" if offset > 0 else "empty audio track"
+        raise MediaError(str(path), reason, "audio")
     wave = np.concatenate(chunks)[skip or 0 :]
     if limit is not None:
         wave = wave[:limit]

@@ -68,13 +68,15 @@ class MediaInfo:
 class VideoSample:
     """``frames`` (T, H, W, 3) uint8 RGB for the video model and ``image`` (H, W, 3) uint8,
     a frame the video model does not see; ``frame_indices`` (T,) and ``image_index`` are
-    0-based frame numbers in presentation order."""
+    0-based frame numbers in presentation order; ``frames_decoded`` counts the frames the
+    decoder produced (a cost measure: keyframe seeks keep it low on long clips)."""
 
     frames: np.ndarray
     image: np.ndarray
     frame_indices: np.ndarray
     image_index: int
     info: MediaInfo
+    frames_decoded: int = 0
 
 
 def sample_indices(total: int, num_frames: int) -> np.ndarray:
@@ -305,13 +307,15 @@ def _decode_seeking(
     keyframes: np.ndarray,
     total: int,
     convert: _Converter,
-) -> dict[int, np.ndarray]:
-    """Keyframe seeks to sorted ``targets``; a frame's index is estimated from its pts."""
+) -> tuple[dict[int, np.ndarray], int]:
+    """Keyframe seeks to sorted ``targets`` of a constant-frame-rate stream, where a
+    frame's index follows from its pts. Stops early (fewer frames kept) when a frame lands
+    anywhere unexpected, so the caller can fall back to sequential decoding."""
     entries = stream.index_entries
     start = stream.start_time or 0
-    span = float(stream.duration) if stream.duration else 0.0
-    step = span / total if span else 1.0
+    step = float(stream.duration or 0) / total
     kept: dict[int, np.ndarray] = {}
+    decoded = 0
     frames = None
     for target, do_seek in zip(targets.tolist(), seek.tolist(), strict=True):
         if do_seek or frames is None:
@@ -319,13 +323,28 @@ def _decode_seeking(
             container.seek(int(entries[kf].timestamp), stream=stream, backward=True)
             frames = container.decode(stream)
         for frame in frames:
-            pts = frame.pts if frame.pts is not None else start
-            if round((pts - start) / step) >= target:
+            decoded += 1
+            if frame.pts is None:
+                return kept, decoded
+            index = round((frame.pts - start) / step)
+            if index == target:
                 kept[target] = convert(frame)
                 break
+            if index > target:
+                return kept, decoded
         else:
             break
-    return kept
+    return kept, decoded
+
+
+def _constant_rate(stream: av.video.stream.VideoStream, total: int) -> bool:
+    """True when the index's timestamps are evenly spaced (so pts gives the frame index)."""
+    entries = stream.index_entries
+    if not stream.duration or entries is None or len(entries) != total or total < 2:
+        return False
+    stamps = np.sort(np.fromiter((e.timestamp for e in entries), dtype=np.int64, count=total))
+    gaps = np.diff(stamps)
+    return bool(gaps.min() > 0 and gaps.max() - gaps.min() <= 1)
 
 
 def sample_video(
@@ -361,7 +380,7 @@ def sample_video(
 
 def _try_seeking(
     p: Path, total: int, targets: np.ndarray, mode: str, convert: _Converter
-) -> dict[int, np.ndarray] | None:
+) -> tuple[dict[int, np.ndarray], int] | None:
     """Frames by keyframe seeks when that is cheaper (or forced); None to decode in order."""
     if mode == "sequential" or (mode == "auto" and total < SEEK_MIN_FRAMES):
         return None
@@ -371,16 +390,18 @@ def _try_seeking(
             return None
         stream.thread_type = "AUTO"
         keyframes = _keyframe_positions(stream, total)
-        if keyframes is None:
+        if keyframes is None or not _constant_rate(stream, total):
             return None
         seek, cost = _seek_plan(targets, keyframes)
         if mode == "auto" and 3 * cost >= 2 * (int(targets[-1]) + 1):
             return None
         try:
-            kept = _decode_seeking(container, stream, targets, seek, keyframes, total, convert)
+            kept, decoded = _decode_seeking(
+                container, stream, targets, seek, keyframes, total, convert
+            )
         except AV_ERRORS:
             return None
-    return kept if len(kept) == targets.size else None
+    return (kept, decoded) if len(kept) == targets.size else None
 
 
 def _sample(
@@ -398,8 +419,10 @@ def _sample(
     indices = sample_indices(total, num_frames)
     image_index = held_out_index(total, indices, seed, p.name)
     targets = np.unique(np.append(indices, image_index))
-    kept = _try_seeking(p, total, targets, mode, convert)
-    if kept is None:
+    seeking = _try_seeking(p, total, targets, mode, convert)
+    if seeking is not None:
+        kept, decoded = seeking
+    else:
         with open_input(p, "decode") as container:
             stream = _video_stream(container)
             if stream is None:
@@ -427,6 +450,7 @@ def _sample(
         frames=np.stack([kept[int(i)] for i in indices]),
         image=kept[image_index],
         frame_indices=indices,
+        frames_decoded=decoded,
         image_index=image_index,
         info=replace(info, num_frames=total, rotation=convert.rotation),
     )
