@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mediafixtures import write_audio, write_corrupt, write_video
 
+from mediafixtures import write_audio, write_corrupt, write_video
 from nmodal.errors import MediaError
 from nmodal.media import load_audio
 

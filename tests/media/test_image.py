@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mediafixtures import frame_pattern, read_frame_index, write_corrupt, write_image
 from PIL import Image
 
+from mediafixtures import frame_pattern, read_frame_index, write_corrupt, write_image
 from nmodal.errors import MediaError
 from nmodal.media import load_image
 

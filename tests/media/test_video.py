@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mediafixtures import (
     frame_pattern,
     read_frame_index,
@@ -18,7 +19,6 @@ from mediafixtures import (
     write_vfr_video,
     write_video,
 )
-
 from nmodal.errors import MediaError
 from nmodal.media import held_out_index, probe, sample_indices, sample_video
 
