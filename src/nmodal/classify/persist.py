@@ -1,0 +1,258 @@
+"""Saving and loading fitted classifiers without pickle.
+
+A saved classifier is a directory:
+
+    classifier.json       format, kind, constructor parameters, classes, fitted scalars,
+                          and free-form metadata (which model, modality, label, results)
+    arrays.safetensors    the fitted arrays (nb, logreg, knn, mlp, the SVM's calibrator)
+    estimator.skops       RF trees / the SVC (skops format, loaded only if every type in it
+                          is on an explicit allow-list: loading never runs arbitrary code)
+
+Example:
+    >>> save_classifier(clf, "runs/stance-rf", metadata={"label": "stance"})  # doctest: +SKIP
+    >>> load_classifier("runs/stance-rf").predict_proba(X)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier
+
+from nmodal.classify.estimators import SVMClassifier
+from nmodal.classify.mlp import TorchMLPClassifier
+from nmodal.errors import InputError, OutputExistsError
+
+FORMAT = "nmodal-classifier"
+VERSION = 1
+INFO_FILE = "classifier.json"
+ARRAYS_FILE = "arrays.safetensors"
+SKOPS_FILE = "estimator.skops"
+
+# types skops may construct beyond its own default trusted set, per kind
+SKOPS_ALLOWED: dict[str, set[str]] = {
+    "rf": {"sklearn.tree._tree.Tree"},
+    "svm": set(),
+}
+
+
+def _kind(est: BaseEstimator) -> str:
+    kinds: list[tuple[type, str]] = [
+        (GaussianNB, "nb"),
+        (LogisticRegression, "logreg"),
+        (KNeighborsClassifier, "knn"),
+        (TorchMLPClassifier, "mlp"),
+        (SVMClassifier, "svm"),
+        (RandomForestClassifier, "rf"),
+    ]
+    for cls, kind in kinds:
+        if type(est) is cls:
+            return kind
+    raise InputError(
+        f"cannot save a {type(est).__name__}; supported: nb, rf, svm, knn, logreg, mlp"
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _params(est: BaseEstimator) -> dict[str, Any]:
+    params = {k: _jsonable(v) for k, v in est.get_params(deep=False).items()}
+    for k, v in params.items():
+        try:
+            json.dumps(v)
+        except TypeError as exc:
+            raise InputError(f"cannot save parameter {k}={v!r} of {type(est).__name__}") from exc
+    return params
+
+
+def _classes_json(classes: np.ndarray) -> dict[str, Any]:
+    kind = "str" if classes.dtype.kind in "USO" else str(classes.dtype)
+    return {"values": [_jsonable(c) for c in classes.tolist()], "dtype": kind}
+
+
+def _classes_array(spec: Mapping[str, Any]) -> np.ndarray:
+    return np.array(spec["values"], dtype=str if spec["dtype"] == "str" else spec["dtype"])
+
+
+def _skops_dump(est: BaseEstimator, path: Path) -> None:
+    import skops.io as sio
+
+    sio.dump(est, path)
+
+
+def _skops_load(path: Path, kind: str) -> Any:
+    import skops.io as sio
+
+    if not path.is_file():
+        raise InputError(f"{path}: missing")
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = sorted(set(untrusted) - SKOPS_ALLOWED[kind])
+    if refused:
+        raise InputError(f"{path}: refusing to load unexpected types {refused}")
+    return sio.load(path, trusted=untrusted)
+
+
+def _fitted_state(
+    est: BaseEstimator, kind: str, tmp: Path
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays for safetensors and JSON scalars of a fitted estimator."""
+    if kind == "nb":
+        arrays = {k: getattr(est, k) for k in ("theta_", "var_", "class_prior_", "class_count_")}
+        return arrays, {"epsilon_": float(est.epsilon_)}
+    if kind == "logreg":
+        return {"coef_": est.coef_, "intercept_": est.intercept_}, {}
+    if kind == "knn":
+        # a KNN's parameters are its training points
+        return {"fit_X": np.asarray(est._fit_X), "fit_y": np.asarray(est._y, dtype=np.int64)}, {}
+    if kind == "mlp":
+        state = {f"model.{k}": v.detach().cpu().numpy() for k, v in est.model_.state_dict().items()}
+        return state, {"best_epoch_": int(est.best_epoch_)}
+    if kind == "svm":
+        _skops_dump(est.svc_, tmp / SKOPS_FILE)
+        cal = est.calibrator_
+        arrays = {"calibrator.coef_": cal.coef_, "calibrator.intercept_": cal.intercept_}
+        return arrays, {"calibration_": est.calibration_, "calibrator_params": _params(cal)}
+    _skops_dump(est, tmp / SKOPS_FILE)  # rf
+    return {}, {}
+
+
+def save_classifier(
+    clf: BaseEstimator,
+    path: str | Path,
+    metadata: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a fitted classifier (or a pipeline's final ``classifier`` step) to ``path``.
+
+    A resampling step is not saved: it only acts while fitting.
+    """
+    path = Path(path)
+    est = clf.named_steps["classifier"] if hasattr(clf, "named_steps") else clf
+    kind = _kind(est)
+    if not hasattr(est, "classes_"):
+        raise InputError(f"cannot save an unfitted {type(est).__name__}")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: exists (pass overwrite=True / --overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        arrays, fitted = _fitted_state(est, kind, tmp)
+        if arrays:
+            save_file(
+                {k: np.ascontiguousarray(v) for k, v in arrays.items()},
+                str(tmp / ARRAYS_FILE),
+                metadata={"format": FORMAT},
+            )
+        info = {
+            "format": FORMAT,
+            "version": VERSION,
+            "kind": kind,
+            "params": _params(est),
+            "classes": _classes_json(np.asarray(est.classes_)),
+            "n_features_in": int(est.n_features_in_),
+            "fitted": fitted,
+            "metadata": dict(metadata or {}),
+        }
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_classifier_info(path: str | Path) -> dict[str, Any]:
+    """The ``classifier.json`` of a saved classifier (kind, classes, metadata, ...)."""
+    path = Path(path)
+    file = path / INFO_FILE
+    if not file.is_file():
+        raise InputError(f"{path}: not a saved classifier (no {INFO_FILE})")
+    try:
+        info: dict[str, Any] = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{file}: unreadable ({exc})") from exc
+    if info.get("format") != FORMAT:
+        raise InputError(f"{file}: not an nmodal classifier")
+    if info.get("version") != VERSION:
+        raise InputError(
+            f"{file}: classifier format version {info.get('version')} is not supported"
+        )
+    return info
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    file = path / ARRAYS_FILE
+    if not file.is_file():
+        raise InputError(f"{file}: missing")
+    return load_file(str(file))
+
+
+def load_classifier(path: str | Path) -> Any:
+    """Rebuild a classifier saved by :func:`save_classifier`; executes no stored code."""
+    path = Path(path)
+    info = read_classifier_info(path)
+    kind, params, fitted = info["kind"], info["params"], info["fitted"]
+    classes = _classes_array(info["classes"])
+    n_features = int(info["n_features_in"])
+    est: Any
+    if kind == "nb":
+        est = GaussianNB(**params)
+        for k, v in _arrays(path).items():
+            setattr(est, k, v)
+        est.epsilon_ = fitted["epsilon_"]
+    elif kind == "logreg":
+        est = LogisticRegression(**params)
+        arrays = _arrays(path)
+        est.coef_, est.intercept_ = arrays["coef_"], arrays["intercept_"]
+        est.n_iter_ = np.zeros(1, dtype=np.int32)
+    elif kind == "knn":
+        arrays = _arrays(path)
+        est = KNeighborsClassifier(**params).fit(arrays["fit_X"], classes[arrays["fit_y"]])
+    elif kind == "mlp":
+        params["hidden_sizes"] = tuple(params["hidden_sizes"])
+        est = TorchMLPClassifier(**params)
+        state = {k.removeprefix("model."): torch.from_numpy(v) for k, v in _arrays(path).items()}
+        est.model_ = est._build(n_features, len(classes))
+        est.model_.load_state_dict(state)
+        est.model_.eval()
+        est.best_epoch_ = fitted["best_epoch_"]
+    elif kind == "svm":
+        est = SVMClassifier(**params)
+        est.svc_ = _skops_load(path / SKOPS_FILE, kind)
+        arrays = _arrays(path)
+        cal = LogisticRegression(**fitted["calibrator_params"])
+        cal.coef_, cal.intercept_ = arrays["calibrator.coef_"], arrays["calibrator.intercept_"]
+        cal.classes_, cal.n_features_in_ = classes, arrays["calibrator.coef_"].shape[1]
+        est.calibrator_, est.calibration_ = cal, fitted["calibration_"]
+    elif kind == "rf":
+        est = _skops_load(path / SKOPS_FILE, kind)
+        if not isinstance(est, RandomForestClassifier):
+            raise InputError(
+                f"{path / SKOPS_FILE}: holds a {type(est).__name__}, not a random forest"
+            )
+    else:
+        raise InputError(f"{path / INFO_FILE}: unknown classifier kind {kind!r}")
+    est.classes_ = classes
+    est.n_features_in_ = n_features
+    return est

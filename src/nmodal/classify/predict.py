@@ -1,0 +1,143 @@
+"""Label posts with a saved classifier: from a feature store, or from raw text/media files.
+
+The classifier records which model it was trained on (a fingerprint of the weights), which
+modalities it reads and whether it fuses them; predictions use the same embedding.
+
+Example:
+    >>> predict_store("runs/stance/classifiers/rf", "runs/m1", "data/store", ["p1", "p2"])
+    ... # doctest: +SKIP
+      post_id modality label  p(pro-russian)  p(pro-ukrainian)
+    0      p1     text    pro-ukrainian   0.12   0.88
+    >>> predict_raw("runs/stance/classifiers/rf", "runs/m1", text="...")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nmodal.classify.persist import load_classifier, read_classifier_info
+from nmodal.classify.rows import EmbeddingRows, embedding_rows
+from nmodal.classify.run import model_fingerprint
+from nmodal.errors import InputError
+
+
+def _load(classifier_dir: str | Path, model_dir: str | Path) -> tuple[Any, dict[str, Any], Any]:
+    from nmodal.model import NModalModel
+
+    info = read_classifier_info(classifier_dir)
+    meta = info.get("metadata", {})
+    expected = meta.get("model_fingerprint")
+    actual = model_fingerprint(model_dir)
+    if expected is not None and expected != actual:
+        raise InputError(
+            f"{classifier_dir}: trained on embeddings of model {expected}, but {model_dir} "
+            f"is model {actual}; use the model it was trained with"
+        )
+    return load_classifier(classifier_dir), meta, NModalModel.load(model_dir)
+
+
+def label_table(clf: Any, rows: EmbeddingRows) -> pd.DataFrame:
+    """One line per row: post id, modality, predicted label and a probability per class."""
+    proba = clf.predict_proba(rows.X) if len(rows) else np.zeros((0, len(clf.classes_)))
+    classes = np.asarray(clf.classes_)
+    table = pd.DataFrame(
+        {
+            "post_id": rows.post_ids,
+            "modality": rows.modality,
+            "label": classes[proba.argmax(axis=1)] if len(rows) else np.array([], dtype=str),
+        }
+    )
+    for j, c in enumerate(classes):
+        table[f"p({c})"] = proba[:, j]
+    return table
+
+
+def predict_store(
+    classifier_dir: str | Path,
+    model_dir: str | Path,
+    store_dir: str | Path,
+    post_ids: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Label the store's posts (all, or ``post_ids``) as the classifier was trained: one
+    line per artifact, or one per post for a fused classifier."""
+    from nmodal.features import read_featureset
+
+    clf, meta, model = _load(classifier_dir, model_dir)
+    fs = read_featureset(store_dir)
+    if post_ids is not None:
+        wanted = np.asarray(list(post_ids), dtype=str)
+        missing = wanted[~np.isin(wanted, fs.post_ids)]
+        if missing.size:
+            raise InputError(
+                f"{store_dir}: {missing.size} post(s) not in the store, e.g. {missing[0]}"
+            )
+        order = {p: i for i, p in enumerate(fs.post_ids.tolist())}
+        fs = fs.subset(np.array([order[p] for p in wanted.tolist()], dtype=np.int64))
+    mods = meta.get("modalities") or [m for m in model.modalities if m in fs.features]
+    rows = embedding_rows(model, fs, mods, meta.get("fusion"))
+    return label_table(clf, rows)
+
+
+def encode_raw(model: Any, artifacts: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Encoder features of raw artifacts ``{modality: text or file path}``, using the
+    encoders recorded in the model's config (the ones its training features came from)."""
+    from nmodal.encoders import from_provenance
+
+    features: dict[str, np.ndarray] = {}
+    for m, value in artifacts.items():
+        prov = model.config.encoders.get(m) or {}
+        if not prov.get("name"):
+            raise InputError(f"the model does not record which {m} encoder made its features")
+        encoder = from_provenance(prov)
+        if m == "text":
+            item: Any = str(value)
+        elif m == "image":
+            from nmodal.media import load_image
+
+            item = load_image(value)
+        elif m == "video":
+            from nmodal.media import sample_video
+
+            item = sample_video(
+                value, num_frames=int(prov.get("settings", {}).get("num_frames", 16))
+            ).frames
+        elif m == "audio":
+            from nmodal.media import load_audio
+
+            item = load_audio(value, sample_rate=16000)
+        else:
+            raise InputError(f"no raw input reader for modality {m!r}")
+        features[m] = np.asarray(encoder.encode([item]), dtype=np.float32)
+    return features
+
+
+def predict_raw(
+    classifier_dir: str | Path,
+    model_dir: str | Path,
+    post_id: str = "input",
+    **artifacts: str | Path | None,
+) -> pd.DataFrame:
+    """Label one new post given as raw artifacts (``text="..."``, ``image=path``,
+    ``video=path``, ``audio=path``): one line per artifact, or one fused line."""
+    given = {m: v for m, v in artifacts.items() if v is not None}
+    if not given:
+        raise InputError("give at least one artifact (text, image, video or audio)")
+    clf, meta, model = _load(classifier_dir, model_dir)
+    allowed = meta.get("modalities") or model.modalities
+    unusable = [m for m in given if m not in allowed]
+    if unusable:
+        raise InputError(f"this classifier reads {', '.join(allowed)}, not {unusable[0]}")
+    embedded = model.embed(encode_raw(model, given))
+    mods = list(given)
+    if meta.get("fusion") == "mean":
+        X = np.mean([embedded[m][0] for m in mods], axis=0, keepdims=True)
+        rows = EmbeddingRows(X=X, post_ids=np.array([post_id]), modality=np.array(["fused"]))
+    else:
+        X = np.concatenate([embedded[m] for m in mods])
+        rows = EmbeddingRows(X=X, post_ids=np.full(len(mods), post_id), modality=np.array(mods))
+    return label_table(clf, rows)

@@ -1,0 +1,129 @@
+"""``nmodal classify``: cross-validate stance / provenance classifiers on a model's embeddings.
+
+Example:
+    nmodal classify --model runs/m1 --store data/store --posts data/dataset \\
+        --label stance --by post --classifiers nb,rf,svm,knn,logreg,mlp --out runs/stance
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from nmodal.errors import InputError
+
+CLASSIFIER_NAMES = ("nb", "rf", "svm", "knn", "logreg", "mlp")
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_params(options: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``["rf.n_estimators=50", "mlp.hidden_sizes=128,64"]`` -> per-classifier keyword dicts."""
+    from nmodal.cli._common import parse_value
+
+    params: dict[str, dict[str, Any]] = {}
+    for opt in options or []:
+        key, sep, value = opt.partition("=")
+        name, dot, param = key.strip().partition(".")
+        if not sep or not dot or name not in CLASSIFIER_NAMES or not param:
+            raise InputError(
+                f"--param expects CLASSIFIER.KEY=VALUE (e.g. rf.n_estimators=50), got {opt!r}"
+            )
+        parts = [parse_value(v.strip()) for v in value.split(",")]
+        params.setdefault(name, {})[param.replace("-", "_")] = (
+            tuple(parts) if "," in value else parts[0]
+        )
+    return params
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "classify",
+        help="stance / account-provenance classifiers on a trained model's embeddings",
+        description=(
+            "Embed the store's artifacts with a trained model, cross-validate classifiers "
+            "(folds grouped by post, by account, or split by time; SMOTE on training folds "
+            "only), and write results.json, results.md, ROC and confusion plots and the "
+            "final fitted classifiers."
+        ),
+    )
+    p.add_argument("--model", type=Path, required=True, help="trained model directory")
+    p.add_argument("--store", type=Path, required=True, help="feature store directory")
+    p.add_argument(
+        "--posts",
+        type=Path,
+        required=True,
+        help="dataset directory with posts.parquet (or a .parquet/.csv posts table)",
+    )
+    p.add_argument(
+        "--label",
+        required=True,
+        help="label column: stance (binary), account (provenance), or any other",
+    )
+    p.add_argument(
+        "--label-map",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="account -> label mapping (CSV with account,<label> or a JSON object) "
+        "used instead of the posts table's label column",
+    )
+    p.add_argument(
+        "--by",
+        choices=["post", "account", "time"],
+        default="post",
+        help="group folds by post (default), by account (unseen accounts), or "
+        "split by time (train on earlier posts, test on later)",
+    )
+    p.add_argument(
+        "--classifiers",
+        type=_csv,
+        default=list(CLASSIFIER_NAMES),
+        help="comma-separated subset of nb,rf,svm,knn,logreg,mlp (default: all)",
+    )
+    p.add_argument("--smote", action="store_true", help="SMOTE-oversample the training folds")
+    p.add_argument(
+        "--modality",
+        default="all",
+        help="text, image, video, audio (or a comma list): one row per artifact; "
+        "all (default): every modality's artifacts; fused: one mean row per post",
+    )
+    p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="CLF.KEY=VALUE",
+        help="classifier setting, repeatable: --param rf.n_estimators=500",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from nmodal.classify.run import run_classification
+    from nmodal.classify.tables import results_table
+
+    unknown = [c for c in args.classifiers if c not in CLASSIFIER_NAMES]
+    if unknown or not args.classifiers:
+        raise InputError(
+            f"--classifiers: unknown {unknown[:1]}; choose from {','.join(CLASSIFIER_NAMES)}"
+        )
+    doc = run_classification(
+        args.model, args.store, args.posts, args.label, args.out,
+        by=args.by, classifiers=args.classifiers, smote=args.smote, modality=args.modality,
+        folds=args.folds, seed=args.seed, mapping=args.label_map,
+        classifier_params=parse_params(args.param), overwrite=args.overwrite,
+    )  # fmt: skip
+    from nmodal.classify.estimators import DISPLAY_NAMES
+
+    print(results_table({DISPLAY_NAMES[n]: r for n, r in doc["results"].items()}), end="")
+    print(
+        f"results: {args.out / 'results.json'}, {args.out / 'results.md'}, plots and "
+        f"classifiers in {args.out}"
+    )
+    return 0
