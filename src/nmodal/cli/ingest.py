@@ -1,0 +1,118 @@
+"""``nmodal ingest``: collections of posts -> ``DATASET_DIR/posts.parquet``.
+
+Examples::
+
+    nmodal ingest telegram-export exports/ChatExport_A exports/ChatExport_B --out data/ds
+    nmodal ingest manifest posts.jsonl --out data/ds --require video,text --min-frames 32
+    nmodal ingest ndjson messages.ndjson --media-dir media --out data/ds --overwrite
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_filter_arguments(p: argparse.ArgumentParser) -> None:
+    """The post filter's options (shared with ``nmodal collect``)."""
+    g = p.add_argument_group(
+        "filter (default: the paper's, video >= 64 frames and text >= 5 words)"
+    )
+    g.add_argument("--min-frames", type=int, default=64, help="shortest video kept (default 64)")
+    g.add_argument("--min-words", type=int, default=5, help="shortest text kept (default 5)")
+    g.add_argument(
+        "--require",
+        default="video,text",
+        help="modalities a post must have, comma-separated from text,video,image,audio; "
+        "'none' keeps every post (default video,text)",
+    )
+
+
+def filter_config(args: argparse.Namespace) -> Any:
+    from nmodal.sources import FilterConfig
+
+    return FilterConfig(
+        min_frames=args.min_frames,
+        min_words=args.min_words,
+        require=FilterConfig.parse_require(args.require),
+    )
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, metavar="DATASET_DIR", help="dataset folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing posts.parquet")
+    p.add_argument(
+        "--account-labels",
+        metavar="FILE",
+        help="CSV/JSONL with an account column and label columns (e.g. stance) for every post",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="probe processes (default: CPUs, max 8)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_filter_arguments(p)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "ingest",
+        help="read posts (Telegram export, manifest, NDJSON) into a dataset's posts.parquet",
+        description=(
+            "Read a collection of posts, probe every media file, apply the filter and write "
+            "DATASET_DIR/posts.parquet with a status (kept/dropped) and a reason per post. "
+            "Media stay where they are; paths are stored relative to DATASET_DIR."
+        ),
+    )
+    sub = p.add_subparsers(dest="source", metavar="SOURCE", required=True)
+
+    t = sub.add_parser("telegram-export", help="Telegram Desktop JSON export folder(s)")
+    t.add_argument("export_dirs", nargs="+", metavar="EXPORT_DIR", help="folder with result.json")
+    t.add_argument("--no-albums", action="store_true", help="do not merge album messages")
+    _add_common(t)
+    t.set_defaults(handler=run_ingest)
+
+    m = sub.add_parser("manifest", help="JSONL or CSV manifest, one post per row")
+    m.add_argument("file", metavar="FILE")
+    _add_common(m)
+    m.set_defaults(handler=run_ingest)
+
+    n = sub.add_parser("ndjson", help="Telethon to_dict NDJSON (telegram-tracker, 4CAT, collect)")
+    n.add_argument("files", nargs="+", metavar="FILE")
+    n.add_argument("--media-dir", help="folder with the downloaded media files")
+    n.add_argument("--account", help="account name for every message (default: from the data)")
+    _add_common(n)
+    n.set_defaults(handler=run_ingest)
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from nmodal.sources import (
+        format_summary,
+        ingest,
+        read_account_labels,
+        read_manifest,
+        read_telegram_export,
+        read_telethon_ndjson,
+    )
+
+    cfg = filter_config(args)
+    records: list[dict[str, Any]] = []
+    if args.source == "telegram-export":
+        for d in args.export_dirs:
+            records += read_telegram_export(d, merge_albums=not args.no_albums)
+    elif args.source == "manifest":
+        records = read_manifest(args.file)
+    else:
+        for f in args.files:
+            records += read_telethon_ndjson(f, media_dir=args.media_dir, account=args.account)
+    labels = read_account_labels(args.account_labels) if args.account_labels else None
+    result = ingest(
+        records,
+        args.out,
+        cfg,
+        overwrite=args.overwrite,
+        workers=args.workers,
+        progress=not args.no_progress,
+        account_labels=labels,
+    )
+    print(format_summary(result))
+    return 0

@@ -1,0 +1,174 @@
+"""The posts table: one row per post, written as ``DATASET_DIR/posts.parquet``.
+
+Columns (always present, in this order; label columns such as ``stance`` follow):
+
+==============  ===============================================================
+post_id         unique id, ``"<account>/<message id>"`` for Telegram
+source          adapter that produced the row (``telegram-export``, ``manifest``, ...)
+account         the channel / account the post belongs to
+message_id      platform message id (nullable integer)
+date            timestamp, UTC
+text            the post's text ("" when none)
+media_type      ``video_file``, ``animation``, ``video_message``, ``voice_message``,
+                ``photo``, ``album`` or null
+video_path      the video file
+image_path      a still image of the post (a photo); for video posts the image
+                modality is a frame of the video (``nmodal.media.sample_video``)
+audio_path      the audio: a voice message, or the video itself when its video has
+                an audio track
+num_frames      frames in the video (nullable)
+duration        seconds of video or audio (nullable)
+width, height   displayed video size (nullable)
+has_audio       whether the post has audio (nullable boolean)
+status          ``kept`` or ``dropped``
+reason          why a post was dropped (null when kept)
+notes           problems with media that did not decide the status (nullable)
+==============  ===============================================================
+
+On disk, media paths are stored **relative to DATASET_DIR** (POSIX separators) so a
+dataset and its media can be moved together; :func:`read_posts` returns absolute paths
+by default and :func:`write_posts` accepts either.
+
+Example:
+    >>> write_posts(df, "data/ds")
+    >>> read_posts("data/ds").loc[0, "video_path"]
+    '/abs/path/export/video_files/clip.mp4'
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from nmodal.errors import InputError, OutputExistsError
+
+POSTS_FILE = "posts.parquet"
+PATH_COLUMNS = ("video_path", "image_path", "audio_path")
+COLUMNS: dict[str, str] = {
+    "post_id": "string",
+    "source": "string",
+    "account": "string",
+    "message_id": "Int64",
+    "date": "datetime64[us, UTC]",
+    "text": "string",
+    "media_type": "string",
+    "video_path": "string",
+    "image_path": "string",
+    "audio_path": "string",
+    "num_frames": "Int64",
+    "duration": "Float64",
+    "width": "Int64",
+    "height": "Int64",
+    "has_audio": "boolean",
+    "status": "string",
+    "reason": "string",
+    "notes": "string",
+}
+STATUSES = ("kept", "dropped")
+
+
+def posts_frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
+    """A posts table with every standard column in its dtype (missing ones null)."""
+    df = records.copy() if isinstance(records, pd.DataFrame) else pd.DataFrame.from_records(records)
+    for col, dtype in COLUMNS.items():
+        if col not in df.columns:
+            df[col] = pd.Series([None] * len(df), dtype="object")
+        if col == "date":
+            df[col] = pd.to_datetime(df[col], utc=True, errors="coerce").astype(dtype)
+        elif col in ("message_id", "num_frames", "width", "height"):
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype(dtype)
+        elif col == "text":
+            df[col] = df[col].fillna("").astype(dtype)
+        else:
+            df[col] = df[col].astype(dtype)
+    extra = [c for c in df.columns if c not in COLUMNS]
+    return df[list(COLUMNS) + extra].reset_index(drop=True)
+
+
+def _relative(path: object, base: Path) -> object:
+    if path is None or path is pd.NA or (isinstance(path, float) and path != path):
+        return None
+    p = Path(str(path))
+    if not p.is_absolute():
+        return p.as_posix()
+    try:
+        return Path(os.path.relpath(p, base)).as_posix()
+    except ValueError:  # another drive on Windows
+        return p.as_posix()
+
+
+def _absolute(path: object, base: Path) -> object:
+    if path is None or path is pd.NA:
+        return None
+    return os.path.normpath(base / str(path))
+
+
+def validate_posts(df: pd.DataFrame, where: str = "posts") -> None:
+    """InputError unless ``df`` has unique non-empty post ids and valid statuses."""
+    missing = [c for c in ("post_id", "status") if c not in df.columns]
+    if missing:
+        raise InputError(f"{where}: missing columns {missing}")
+    ids = df["post_id"]
+    if ids.isna().any() or (ids.astype(str) == "").any():
+        raise InputError(f"{where}: empty post_id")
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise InputError(f"{where}: duplicate post_id {dup.iloc[0]!r} ({len(dup)} duplicates)")
+    bad = ~df["status"].isin(STATUSES)
+    if bad.any():
+        raise InputError(
+            f"{where}: status must be kept or dropped, got {df['status'][bad].iloc[0]!r}"
+        )
+    no_reason = (df["status"] == "dropped") & df["reason"].isna()
+    if no_reason.any():
+        raise InputError(
+            f"{where}: dropped post {df['post_id'][no_reason].iloc[0]!r} has no reason"
+        )
+
+
+def write_posts(df: pd.DataFrame, dataset_dir: str | Path, overwrite: bool = True) -> Path:
+    """Write ``df`` to ``dataset_dir/posts.parquet`` atomically (temp file + rename).
+
+    Absolute media paths are stored relative to ``dataset_dir``.
+    """
+    base = Path(dataset_dir).resolve()
+    out = base / POSTS_FILE
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out}: exists (pass --overwrite)")
+    df = posts_frame(df)
+    validate_posts(df, str(out))
+    for col in PATH_COLUMNS:
+        df[col] = df[col].map(lambda p: _relative(p, base), na_action="ignore").astype("string")
+    base.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".posts.", suffix=".parquet.tmp", dir=base)
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def read_posts(
+    dataset_dir: str | Path, absolute: bool = True, status: str | None = None
+) -> pd.DataFrame:
+    """The posts table of ``dataset_dir`` (media paths absolute unless ``absolute=False``).
+
+    ``status="kept"`` returns only the posts that passed the filter.
+    """
+    base = Path(dataset_dir).resolve()
+    path = base / POSTS_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: no posts table (run `nmodal ingest ... --out {dataset_dir}`)")
+    df = posts_frame(pd.read_parquet(path))
+    if absolute:
+        for col in PATH_COLUMNS:
+            df[col] = df[col].map(lambda p: _absolute(p, base), na_action="ignore").astype("string")
+    if status is not None:
+        df = df[df["status"] == status].reset_index(drop=True)
+    return df
