@@ -59,5 +59,8 @@ def make_synthetic(
             present[m] = ~drop[:, j]
             features[m][drop[:, j]] = 0
     ids = np.array([f"syn-{i:07d}" for i in range(num_posts)])
-    encoders = {m: {"name": "synthetic", "version": "1", "dim": d} for m, d in zip(modalities, dims, strict=True)}
+    encoders = {
+        m: {"name": "synthetic", "version": "1", "dim": d}
+        for m, d in zip(modalities, dims, strict=True)
+    }
     return FeatureSet(post_ids=ids, features=features, present=present, encoders=encoders)

@@ -133,9 +133,7 @@ class NModalModel(nn.Module):
                         z = F.normalize(z, dim=-1)
                     chunks.append(z.float().cpu())
                 dim = self.config.projection_dim
-                result[m] = (
-                    torch.cat(chunks).numpy() if chunks else np.zeros((0, dim), np.float32)
-                )
+                result[m] = torch.cat(chunks).numpy() if chunks else np.zeros((0, dim), np.float32)
         finally:
             self.train(was_training)
         return result
@@ -168,7 +166,9 @@ class NModalModel(nn.Module):
         path = Path(path)
         cfile = path / CONFIG_FILE
         if not cfile.is_file() or not (path / WEIGHTS_FILE).is_file():
-            raise InputError(f"{path}: not an nmodal model (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+            raise InputError(
+                f"{path}: not an nmodal model (needs {CONFIG_FILE} and {WEIGHTS_FILE})"
+            )
         raw = json.loads(cfile.read_text())
         if raw.pop("format", None) != FORMAT:
             raise InputError(f"{cfile}: not an nmodal model config")

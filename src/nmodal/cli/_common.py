@@ -1,0 +1,175 @@
+"""Arguments and helpers shared by the training-related sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from nmodal.errors import InputError, OutputExistsError
+
+
+def csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in csv_list(text)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from exc
+
+
+def parse_value(text: str) -> Any:
+    """``"0.1"`` -> 0.1, ``"true"`` -> True, ``"none"`` -> None, otherwise the string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def loss_spec(name: str, options: list[str] | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": name}
+    for opt in options or []:
+        if "=" not in opt:
+            raise InputError(f"--loss-option expects KEY=VALUE, got {opt!r}")
+        key, value = opt.split("=", 1)
+        spec[key.strip().replace("-", "_")] = parse_value(value.strip())
+    return spec
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and training")
+    g.add_argument(
+        "--modalities",
+        type=csv_list,
+        default=None,
+        help="modalities in order, e.g. text,image,video (default: all in the store)",
+    )
+    g.add_argument(
+        "--loss", default="clip", help="loss name: clip (default), triplet, ... (see nmodal.losses)"
+    )
+    g.add_argument(
+        "--loss-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="loss keyword, repeatable: --loss-option targets=soft --loss-option temperature=1",
+    )
+    g.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
+    g.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
+    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
+    g.add_argument("--warmup-steps", type=int, default=0)
+    g.add_argument("--dim", type=int, default=256, help="projection dimension (default 256)")
+    g.add_argument(
+        "--head-depth", type=int, default=1, help="GELU+Linear blocks per head (default 1)"
+    )
+    g.add_argument("--dropout", type=float, default=0.1)
+    g.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="stop after this many epochs without validation improvement",
+    )
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    g.add_argument(
+        "--amp",
+        choices=["auto", "off", "bf16", "fp16"],
+        default="auto",
+        help="mixed precision (auto: on for CUDA)",
+    )
+    s = p.add_argument_group("data split")
+    s.add_argument(
+        "--test-size",
+        type=int,
+        default=100,
+        help="held-out test population in posts (default 100, as in the paper)",
+    )
+    s.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="fraction of the remaining posts used for validation (default 0.1)",
+    )
+    s.add_argument(
+        "--posts",
+        type=Path,
+        default=None,
+        help="dataset directory with posts.parquet (needed for --group-by)",
+    )
+    s.add_argument(
+        "--group-by",
+        default=None,
+        metavar="COLUMN",
+        help="posts-table column whose values never straddle train/val/test "
+        "(e.g. account, or a concept id)",
+    )
+
+
+def train_config_from_args(args: argparse.Namespace) -> Any:
+    from nmodal.model import HeadConfig
+    from nmodal.train import TrainConfig
+
+    return TrainConfig(
+        modalities=args.modalities,
+        loss=loss_spec(args.loss, args.loss_option),
+        head=HeadConfig(projection_dim=args.dim, depth=args.head_depth, dropout=args.dropout),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule,
+        warmup_steps=args.warmup_steps,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
+    )
+
+
+def load_groups(args: argparse.Namespace, post_ids: Any) -> Any:
+    """Per-post group ids from ``--posts DIR --group-by COLUMN`` (None without --group-by)."""
+    if not args.group_by:
+        return None
+    if args.posts is None:
+        raise InputError("--group-by needs --posts DATASET_DIR (the posts table)")
+    import pandas as pd
+
+    table = Path(args.posts) / "posts.parquet"
+    if not table.is_file():
+        raise InputError(f"{table}: no posts table")
+    posts = pd.read_parquet(table, columns=["post_id", args.group_by])
+    mapping = dict(zip(posts["post_id"].astype(str), posts[args.group_by], strict=True))
+    missing = [p for p in post_ids if p not in mapping]
+    if missing:
+        raise InputError(
+            f"{table}: {len(missing)} posts of the store are missing, e.g. {missing[0]}"
+        )
+    import numpy as np
+
+    return np.array([str(mapping[p]) for p in post_ids])
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: exists (use --overwrite to replace it)")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float))
+    tmp.replace(path)

@@ -1,0 +1,76 @@
+"""``nmodal train``: train projection heads on a feature store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from nmodal.cli._common import (
+    add_train_arguments,
+    check_output,
+    load_groups,
+    train_config_from_args,
+)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train an N-modal model on a feature store",
+        description=(
+            "Split the store's posts into train/validation/test (the test population is held "
+            "out and recorded in split.json for `nmodal evaluate`), train one projection head "
+            "per modality with the chosen loss, keep the best epoch on validation loss, and "
+            "save MODEL_DIR/{config.json, model.safetensors, history.json, split.json}.\n\n"
+            "example: nmodal train store/ --out models/triclip --modalities text,image,video"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("store", type=Path, help="feature store directory (from `nmodal extract`)")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model directory")
+    add_train_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nmodal.cli._common import write_json
+    from nmodal.features import read_featureset
+    from nmodal.train import split_posts, train_model
+
+    check_output(args.out, args.overwrite)
+    config = train_config_from_args(args)
+    fs = read_featureset(args.store)
+    if config.modalities:
+        fs = fs.select(config.modalities)
+    groups = load_groups(args, fs.post_ids)
+    split = split_posts(fs.num_posts, args.test_size, args.val_fraction, args.seed, groups=groups)
+    print(
+        f"training on {len(split.train)} posts, validating on {len(split.val)}, "
+        f"holding out {len(split.test)} for test; modalities {fs.modalities}"
+    )
+    result = train_model(
+        fs.subset(split.train), config, val=fs.subset(split.val) if len(split.val) >= 2 else None
+    )
+    result.model.save(args.out, overwrite=args.overwrite)
+    write_json(
+        args.out / "history.json",
+        {
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss,
+            "seconds": result.seconds,
+            "samples_per_second": result.samples_per_second,
+        },
+    )
+    write_json(
+        args.out / "split.json",
+        {part: fs.post_ids[getattr(split, part)].tolist() for part in ("train", "val", "test")},
+    )
+    print(
+        f"trained {result.history[-1]['epoch']} epochs in {result.seconds:.1f}s "
+        f"({result.samples_per_second:.0f} samples/s), best epoch {result.best_epoch}"
+    )
+    print(f"model written to {args.out}")
+    return 0

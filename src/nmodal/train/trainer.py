@@ -1,0 +1,280 @@
+"""The training loop: projection heads + an N-modal loss on pre-extracted features.
+
+Features are held in memory as tensors and batches are taken by indexing (no per-item
+``Dataset``). Runs are seeded and deterministic on the CPU; the best epoch on validation
+loss is kept as a copy of the weights.
+
+Example:
+    >>> fs = make_synthetic(2000, dim=64)
+    >>> result = train_model(fs.subset(range(1800)), TrainConfig(epochs=5),
+    ...                      val=fs.subset(range(1800, 2000)), progress=False)
+    >>> result.model.modalities
+    ['text', 'image', 'video']
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from nmodal.errors import InputError
+from nmodal.features.featureset import FeatureSet
+from nmodal.losses import build_loss
+from nmodal.model import HeadConfig, ModelConfig, NModalModel
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters. Defaults follow the paper (Adam, batch 128, dim 256)."""
+
+    modalities: list[str] | None = None  # default: every modality of the feature set
+    loss: dict[str, Any] = field(default_factory=lambda: {"name": "clip"})
+    head: HeadConfig = field(default_factory=HeadConfig)
+    epochs: int = 50
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    patience: int | None = None  # epochs without validation improvement before stopping
+    seed: int = 0
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
+    amp: str = "auto"  # "auto" (bf16/fp16 autocast on CUDA) | "off" | "bf16" | "fp16"
+    threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.head, dict):
+            self.head = HeadConfig(**self.head)
+        if self.epochs < 1:
+            raise InputError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 2:
+            raise InputError(
+                f"batch_size must be >= 2 for a contrastive loss, got {self.batch_size}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise InputError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["head"] = self.head.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        return cls(**dict(d))
+
+
+@dataclass
+class TrainResult:
+    model: NModalModel
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_loss: float | None
+    seconds: float
+    samples_per_second: float
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "off":
+        return None
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+class _Batches:
+    """Feature tensors of the posts that have every modality, batched by indexing."""
+
+    def __init__(self, fs: FeatureSet, modalities: list[str], device: torch.device) -> None:
+        rows = fs.complete(modalities)
+        self.num_posts = int(rows.sum())
+        self.features = {
+            m: torch.as_tensor(np.ascontiguousarray(fs.features[m][rows]), dtype=torch.float32).to(
+                device
+            )
+            for m in modalities
+        }
+        self.device = device
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None, drop_last: bool
+    ) -> list[torch.Tensor]:
+        n = self.num_posts
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        stop = n - n % batch_size if drop_last else n
+        idx = [order[i : i + batch_size] for i in range(0, stop, batch_size)]
+        return [i.to(self.device) for i in idx if len(i) >= 2]
+
+    def take(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {m: x.index_select(0, index) for m, x in self.features.items()}
+
+
+def _lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if config.warmup_steps and step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        if config.lr_schedule == "cosine":
+            span = max(1, total_steps - config.warmup_steps)
+            progress = min(1.0, (step - config.warmup_steps) / span)
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+def _loss_value(
+    model: NModalModel, loss: nn.Module, batch: Mapping[str, torch.Tensor]
+) -> torch.Tensor:
+    out = model(batch)
+    result: torch.Tensor = loss([out[m] for m in model.modalities])
+    return result
+
+
+@torch.no_grad()
+def evaluate_loss(model: NModalModel, data: _Batches, batch_size: int) -> float:
+    """Mean loss over fixed-order batches in eval mode (weighted by batch size)."""
+    assert model.loss is not None
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for index in data.batches(batch_size, generator=None, drop_last=False):
+        total += float(_loss_value(model, model.loss, data.take(index))) * len(index)
+        count += len(index)
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def train_model(
+    train: FeatureSet,
+    config: TrainConfig | None = None,
+    val: FeatureSet | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train projection heads on ``train``; keep the best epoch on ``val`` loss if given."""
+    config = config or TrainConfig()
+    modalities = list(config.modalities or train.modalities)
+    if len(modalities) < 2:
+        raise InputError(f"training needs at least two modalities, got {modalities}")
+    unknown = [m for m in modalities if m not in train.features]
+    if unknown:
+        raise InputError(f"unknown modality {unknown[0]!r}; the feature set has {train.modalities}")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    data = _Batches(train, modalities, device)
+    if data.num_posts < 2:
+        raise InputError(
+            f"only {data.num_posts} training posts have all of {modalities}; need at least 2"
+        )
+    val_data = _Batches(val, modalities, device) if val is not None else None
+    if val_data is not None and val_data.num_posts < 2:
+        val_data = None
+
+    model_config = ModelConfig(
+        modalities=modalities,
+        input_dims={m: int(train.features[m].shape[1]) for m in modalities},
+        head=config.head,
+        loss=dict(config.loss),
+        encoders={m: train.encoders.get(m, {}) for m in modalities},
+        data_fingerprint=train.select(modalities).fingerprint(),
+        extra={"train": config.to_dict()},
+    )
+    model = NModalModel(model_config, loss=build_loss(config.loss)).to(device)
+    assert model.loss is not None
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+    )
+    batch_size = min(config.batch_size, data.num_posts)
+    steps_per_epoch = max(1, data.num_posts // batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(config, steps_per_epoch * config.epochs)
+    )
+    amp_dtype = _autocast_dtype(config.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+    history: list[dict[str, float]] = []
+    best_state: dict[str, torch.Tensor] | None = None
+    best_val, best_epoch, stale = math.inf, 0, 0
+    seen = 0
+    start = time.perf_counter()
+    bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress)
+    model.train()
+    for epoch in bar:
+        epoch_loss = torch.zeros((), device=device)
+        batches = data.batches(batch_size, generator, drop_last=True)
+        for index in batches:
+            batch = data.take(index)
+            with torch.autocast(
+                device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+            ):
+                loss = _loss_value(model, model.loss, batch)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if config.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            epoch_loss += loss.detach()
+            seen += len(index)
+        record: dict[str, float] = {
+            "epoch": epoch,
+            "train_loss": float(epoch_loss) / max(len(batches), 1),
+            "lr": float(scheduler.get_last_lr()[0]),
+        }
+        temperature = getattr(model.loss, "temperature", None)
+        if isinstance(temperature, float):
+            record["temperature"] = temperature
+        if val_data is not None:
+            record["val_loss"] = evaluate_loss(model, val_data, batch_size)
+            if record["val_loss"] < best_val:
+                best_val, best_epoch, stale = record["val_loss"], epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+        history.append(record)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.endswith("loss")})
+        if config.patience is not None and val_data is not None and stale >= config.patience:
+            break
+    seconds = time.perf_counter() - start
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = len(history)
+    model.eval()
+    return TrainResult(
+        model=model.cpu(),
+        history=history,
+        best_epoch=best_epoch,
+        best_val_loss=best_val if best_state is not None else None,
+        seconds=seconds,
+        samples_per_second=seen / seconds if seconds > 0 else float("nan"),
+    )

@@ -1,0 +1,146 @@
+"""The train / evaluate / protocol sub-commands end to end on a small synthetic store."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from nmodal.cli import main
+from nmodal.features import make_synthetic, write_featureset
+
+COMMON = ["--epochs", "2", "--batch-size", "64", "--dim", "16"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    fs = make_synthetic(600, dim=24, latent_dim=8, noise=0.4, seed=0)
+    write_featureset(root / "store", fs)
+    pd.DataFrame(
+        {"post_id": fs.post_ids, "concept": [f"c{i // 4}" for i in range(600)]}
+    ).to_parquet(root / "posts.parquet")
+    return root
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for cmd in ("train", "evaluate", "protocol"):
+        assert cmd in out
+
+
+def test_train_then_evaluate(store, capsys):
+    model = store / "model"
+    assert (
+        main(
+            [
+                "train",
+                str(store / "store"),
+                "--out",
+                str(model),
+                *COMMON,
+                "--posts",
+                str(store),
+                "--group-by",
+                "concept",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"model written to {model}" in out
+    split = json.loads((model / "split.json").read_text())
+    assert len(split["test"]) == 100
+    concept = lambda p: int(p.split("-")[1]) // 4  # noqa: E731
+    assert not {concept(p) for p in split["test"]} & {concept(p) for p in split["train"]}
+    history = json.loads((model / "history.json").read_text())
+    assert len(history["history"]) == 2
+
+    report = store / "eval.json"
+    assert (
+        main(["evaluate", str(model), "--store", str(store / "store"), "--out", str(report)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "population 100 posts, 300 queries" in out and "| all queries |" in out
+    data = json.loads(report.read_text())
+    assert set(data["recall"]) == {"1", "5", "10", "25"}
+
+    assert (
+        main(
+            [
+                "evaluate",
+                str(model),
+                "--store",
+                str(store / "store"),
+                "--modalities",
+                "text,image",
+                "--queries",
+                "50",
+            ]
+        )
+        == 0
+    )
+    assert "50 queries" in capsys.readouterr().out
+
+
+def test_existing_output_is_a_clear_error(store, capsys):
+    out = store / "taken"
+    out.mkdir()
+    assert main(["train", str(store / "store"), "--out", str(out), *COMMON]) == 1
+    err = capsys.readouterr().err
+    assert "exists (use --overwrite" in err
+    assert list(out.iterdir()) == []
+
+
+def test_unknown_modality_is_a_clear_error(store, capsys):
+    assert (
+        main(
+            [
+                "train",
+                str(store / "store"),
+                "--out",
+                str(store / "x"),
+                *COMMON,
+                "--modalities",
+                "text,smell",
+            ]
+        )
+        == 1
+    )
+    assert "unknown modality 'smell'" in capsys.readouterr().err
+    assert not (store / "x").exists()
+
+
+def test_missing_store_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "nope"), "--out", str(tmp_path / "m")]) == 1
+    assert "not a feature store" in capsys.readouterr().err
+
+
+def test_protocol_grid(store, capsys):
+    out = store / "proto"
+    assert (
+        main(
+            [
+                "protocol",
+                str(store / "store"),
+                "--out",
+                str(out),
+                "--trials",
+                "2",
+                "--losses",
+                "clip,triplet",
+                "--bimodal",
+                "text,image",
+                *COMMON,
+            ]
+        )
+        == 0
+    )
+    data = json.loads((out / "protocol.json").read_text())
+    assert set(data["runs"]) == {"triCLIP/all/2/16", "triTRIP/all/2/16"}
+    tables = (out / "tables.md").read_text()
+    assert "bi-triCLIP on text+image" in tables
+    assert f"results written to {out / 'protocol.json'}" in capsys.readouterr().out

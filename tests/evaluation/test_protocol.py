@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nmodal.evaluation import recall_grid_table, recall_table, run_protocol
+from nmodal.evaluation.sweep import model_label, run_sweep, size_label
+from nmodal.features import make_synthetic
+from nmodal.model import HeadConfig
+from nmodal.train import TrainConfig
+
+CFG = TrainConfig(epochs=2, batch_size=64, head=HeadConfig(projection_dim=16))
+
+
+@pytest.fixture(scope="module")
+def fs():
+    return make_synthetic(900, dim=24, latent_dim=8, noise=0.4, seed=0)
+
+
+def test_protocol_aggregates_trials(fs):
+    out = run_protocol(
+        fs, CFG, trials=3, test_size=100, eval_modalities=[["text", "image"]], progress=False
+    )
+    assert out["num_trials"] == 3 and len(out["trials"]) == 3
+    for k in ("1", "5", "10", "25"):
+        per_trial = [t["report"]["recall"][k] for t in out["trials"]]
+        assert out["recall"][k]["mean"] == pytest.approx(np.mean(per_trial))
+        assert out["recall"][k]["std"] == pytest.approx(np.std(per_trial))
+    # each trial is a fresh split and a fresh training run
+    assert len({t["seed"] for t in out["trials"]}) == 3
+    assert all(t["sizes"]["test"] == 100 for t in out["trials"])
+    # the bimodal evaluation only queries text and image artifacts: 200 queries
+    assert out["trials"][0]["restricted"]["text+image"]["num_queries"] == 200
+    assert "text+image" in out["restricted"]
+
+
+def test_protocol_train_size_and_groups(fs):
+    groups = np.arange(fs.num_posts) // 3
+    out = run_protocol(fs, CFG, trials=1, train_size=200, groups=groups, progress=False)
+    assert out["trials"][0]["sizes"]["train"] == 200
+
+
+def test_labels():
+    assert model_label("clip", 3, 10_000) == "triCLIP-10k"
+    assert model_label("triplet", 4) == "quadTRIP"
+    assert size_label(1500) == "1500" and size_label(None) == "all"
+
+
+def test_sweep_and_tables(fs):
+    out = run_sweep(fs, CFG, losses=["clip", "triplet"], epochs=[1, 2], trials=1, progress=False)
+    assert set(out["runs"]) == {f"tri{n}/all/{e}/16" for n in ("CLIP", "TRIP") for e in (1, 2)}
+    table = out["tables"]["by_size_and_epochs"]
+    assert table.splitlines()[0].startswith("| Model \\ Epochs | 1 @1 |")
+    assert "triTRIP" in table and "triCLIP" in table
+
+
+def test_table_formats():
+    r = {"1": {"mean": 0.6047, "std": 0.021}, "5": {"mean": 0.7627, "std": 0.01}}
+    assert (
+        recall_table({"m": r}, ks=(1, 5)).splitlines()[-1]
+        == "| m | 60.47% ± 2.10 | 76.27% ± 1.00 |"
+    )
+    grid = recall_grid_table({"m": {"10": r}, "n": {"50": r}}, ks=(1,))
+    assert grid.splitlines()[2] == "| m | 60.47% | – |"

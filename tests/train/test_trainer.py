@@ -1,0 +1,135 @@
+"""The training loop: determinism, learning, best-checkpoint copy, early stopping, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nmodal.errors import InputError
+from nmodal.evaluation import evaluate_model
+from nmodal.features import FeatureSet, make_synthetic
+from nmodal.model import HeadConfig
+from nmodal.train import TrainConfig, evaluate_loss, split_posts, train_model
+from nmodal.train.trainer import _Batches
+
+
+@pytest.fixture(scope="module")
+def data():
+    fs = make_synthetic(1500, dim=32, latent_dim=8, noise=0.4, seed=0)
+    split = split_posts(fs.num_posts, test_size=100, val_fraction=0.1, seed=0)
+    return fs, split
+
+
+def small(**kw):
+    base = dict(epochs=3, batch_size=64, head=HeadConfig(projection_dim=16))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_is_deterministic(data):
+    fs, s = data
+    a = train_model(fs.subset(s.train), small(), val=fs.subset(s.val), progress=False)
+    b = train_model(fs.subset(s.train), small(), val=fs.subset(s.val), progress=False)
+    for (ka, va), (kb, vb) in zip(
+        a.model.state_dict().items(), b.model.state_dict().items(), strict=True
+    ):
+        assert ka == kb
+        torch.testing.assert_close(va, vb, rtol=0, atol=0)
+    assert a.history == [{**h, **{}} for h in b.history]
+
+
+def test_training_learns_the_cross_modal_link(data):
+    fs, s = data
+    result = train_model(fs.subset(s.train), small(epochs=8), val=fs.subset(s.val), progress=False)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+    recall = evaluate_model(result.model, fs.subset(s.test))["recall"]
+    assert recall["1"] > 0.2  # chance is 0.01
+    assert recall["10"] > 0.6
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        {"name": "triplet"},
+        {
+            "name": "clip",
+            "targets": "soft",
+            "normalize": False,
+            "temperature": 1.0,
+            "learn_temperature": False,
+        },
+    ],
+)
+def test_other_losses_train(data, loss):
+    fs, s = data
+    result = train_model(fs.subset(s.train), small(loss=loss, epochs=4), progress=False)
+    assert np.isfinite([h["train_loss"] for h in result.history]).all()
+    assert evaluate_model(result.model, fs.subset(s.test))["recall"]["10"] > 0.15
+
+
+def test_best_checkpoint_is_a_copy_of_the_best_epoch(data):
+    fs, s = data
+    # a high learning rate on a tiny training set overfits: validation loss rises after its best
+    cfg = small(epochs=12, lr=1e-2)
+    train, val = fs.subset(s.train[:200]), fs.subset(s.val)
+    result = train_model(train, cfg, val=val, progress=False)
+    val_losses = [h["val_loss"] for h in result.history]
+    assert result.best_epoch == int(np.argmin(val_losses)) + 1
+    assert result.best_val_loss == pytest.approx(min(val_losses))
+    assert result.best_epoch < len(val_losses), "setting did not overfit; test is void"
+    data_val = _Batches(val, result.model.modalities, torch.device("cpu"))
+    assert evaluate_loss(result.model, data_val, 64) == pytest.approx(min(val_losses), rel=1e-5)
+
+
+def test_early_stopping(data):
+    fs, s = data
+    result = train_model(
+        fs.subset(s.train[:200]),
+        small(epochs=50, lr=1e-2, patience=2),
+        val=fs.subset(s.val),
+        progress=False,
+    )
+    assert len(result.history) < 50
+    assert len(result.history) == result.best_epoch + 2
+
+
+def test_cosine_schedule_decays_to_zero(data):
+    fs, s = data
+    result = train_model(fs.subset(s.train), small(lr_schedule="cosine", epochs=2), progress=False)
+    assert result.history[-1]["lr"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_posts_missing_a_modality_are_not_trained_on():
+    fs = make_synthetic(300, dim=8, missing_rate=0.3, seed=1)
+    data = _Batches(fs, fs.modalities, torch.device("cpu"))
+    assert data.num_posts == int(fs.complete().sum()) < 300
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"modalities": ["text", "smell"]}, "unknown modality 'smell'"),
+        ({"modalities": ["text"]}, "at least two modalities"),
+    ],
+)
+def test_bad_modalities(data, kwargs, match):
+    fs, s = data
+    with pytest.raises(InputError, match=match):
+        train_model(fs.subset(s.train), small(**kwargs), progress=False)
+
+
+def test_nan_features_are_rejected():
+    x = np.ones((4, 3), np.float32)
+    y = x.copy()
+    y[2, 1] = np.nan
+    with pytest.raises(InputError, match=r"NaN/inf features in 1 posts \(e.g. c\)"):
+        FeatureSet(post_ids=np.array(list("abcd")), features={"text": x, "video": y})
+
+
+def test_bad_config():
+    with pytest.raises(InputError, match="batch_size"):
+        TrainConfig(batch_size=1)
+    with pytest.raises(InputError, match="lr_schedule"):
+        TrainConfig(lr_schedule="exp")
