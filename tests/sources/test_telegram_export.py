@@ -142,7 +142,7 @@ def test_process_pool_matches_in_process(export, ingested, tmp_path: Path) -> No
 def test_existing_output_needs_overwrite(export, tmp_path: Path) -> None:
     records = read_telegram_export(export[0])
     ingest(records, tmp_path, workers=0, progress=False)
-    with pytest.raises(OutputExistsError, match="posts.parquet"):
+    with pytest.raises(OutputExistsError, match=r"posts\.parquet"):
         ingest(records, tmp_path, workers=0, progress=False)
     ingest(records, tmp_path, overwrite=True, workers=0, progress=False)
 
@@ -155,7 +155,7 @@ def test_message_text_forms() -> None:
 
 
 def test_not_an_export(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no result.json"):
+    with pytest.raises(InputError, match=r"no result\.json"):
         read_telegram_export(tmp_path)
     (tmp_path / "result.json").write_text("{not json")
     with pytest.raises(InputError, match="not a Telegram JSON export"):

@@ -208,6 +208,12 @@ def apply_filter(
     return posts_frame(rows)
 
 
+def _reason_kind(reason: str) -> str:
+    """``"text too short: 3 words < 5"`` -> ``"text too short: N words < N"``."""
+    no_details = re.sub(r"\s*\([^)]*\)", "", reason)
+    return re.sub(r"\b\d+\b", "N", no_details).strip()
+
+
 def summarize(df: pd.DataFrame) -> dict[str, Any]:
     """Counts of kept and dropped posts, dropped ones by kind of reason: numbers become N
     and parenthesised details go, so "text too short: 3 words < 5" and "...: 2 words < 5"
@@ -217,7 +223,7 @@ def summarize(df: pd.DataFrame) -> dict[str, Any]:
         dropped["reason"]
         .astype(str)
         .str.split(";")
-        .map(lambda parts: [re.sub(r"\d+", "N", p.strip()) for p in parts])
+        .map(lambda parts: [_reason_kind(p) for p in parts])
     )
     by_reason = pd.Series([k for ks in kinds for k in ks], dtype="object").value_counts()
     return {

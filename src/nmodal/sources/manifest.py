@@ -55,7 +55,16 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: manifest not found")
-    df = _load(p).rename(columns=ALIASES)
+    df = _load(p)
+    for alias, canon in ALIASES.items():
+        if alias not in df.columns:
+            continue
+        if canon in df.columns:  # both spellings used: the canonical one wins where set
+            empty = df[canon].isna() | (df[canon].astype(str) == "")
+            df[canon] = df[canon].where(~empty, df[alias])
+            df = df.drop(columns=[alias])
+        else:
+            df = df.rename(columns={alias: canon})
     if "post_id" not in df.columns:
         raise InputError(f"{p}: the manifest needs a post_id column")
     df = df.drop(columns=[c for c in RESERVED if c in df.columns])

@@ -140,7 +140,8 @@ def read_telethon_ndjson(
     path: str | Path, media_dir: str | Path | None = None, account: str | None = None
 ) -> list[dict[str, Any]]:
     """Raw post records (see :mod:`nmodal.sources.filtering`); albums (``grouped_id``)
-    merged into one post. Relative media paths are relative to ``path``'s folder."""
+    merged into one post. A relative path field is looked up in ``path``'s folder, then
+    in ``media_dir``."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: file not found")
@@ -176,7 +177,13 @@ def read_telethon_ndjson(
             for a in _get(msg, "media", "document", "attributes") or []:
                 if isinstance(a, dict) and a.get("_") == "DocumentAttributeFilename":
                     file_name = a.get("file_name")
-            found = (root / local).resolve() if local else index.find(acct, msg_id, file_name)
+            if local:
+                bases = [root] + ([Path(media_dir).resolve()] if media_dir is not None else [])
+                found = next(
+                    (b / local for b in bases if (b / local).is_file()), (root / local).resolve()
+                )
+            else:
+                found = index.find(acct, msg_id, file_name)
             if found is not None and found.is_file():
                 rec[f"{kind}_path"] = str(found)
             else:
