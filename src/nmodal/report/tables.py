@@ -1,0 +1,152 @@
+"""The paper's retrieval tables (2, 3, 4, 5) built from a list of protocol runs.
+
+A *run* is a JSON-ready dict describing one :func:`nmodal.evaluation.run_protocol` call::
+
+    {"name": "triCLIP", "family": "triCLIP", "epochs": 50, "dim": 256, "main": True,
+     "recall": {"1": {"mean": .42, "std": .03}, ...},          # fractions
+     "restricted": {"text+image": {"1": {...}, ...}},           # optional ("bi-tri" rows)
+     "by_query_modality": {"text": {"1": {...}}, ...},          # optional
+     "trials": 5, "test_size": 100, "train_posts": 380}
+
+Tables are returned as :class:`Table` (title, caption, Markdown); a table whose runs are
+missing is left out.
+
+Example:
+    >>> tables = paper_tables(runs)  # doctest: +SKIP
+    >>> print(tables[0].markdown)    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nmodal.evaluation.retrieval import DEFAULT_KS
+from nmodal.evaluation.tables import recall_grid_table, recall_table
+
+Run = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Table:
+    key: str
+    title: str
+    caption: str
+    markdown: str
+
+
+def chance(population: int, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """Recall@K of a random ranking of ``population`` posts: K / population."""
+    return {str(k): min(1.0, k / population) for k in ks}
+
+
+def _default_dim(runs: Sequence[Run]) -> int:
+    mains = [r["dim"] for r in runs if r.get("main")]
+    return int(mains[0]) if mains else 256
+
+
+def _settings(runs: Sequence[Run]) -> str:
+    r = runs[0]
+    posts = sorted({int(x.get("train_posts", 0)) for x in runs})
+    train = f"{posts[0]}" if len(posts) == 1 else f"{posts[0]}-{posts[-1]}"
+    return (
+        f"{r.get('trials', '?')} trials, each a fresh split and training run; "
+        f"test population {r.get('test_size', '?')} held-out posts; "
+        f"~{train} training posts per trial"
+    )
+
+
+def paper_tables(runs: Sequence[Run], ks: Sequence[int] = DEFAULT_KS) -> list[Table]:
+    """Tables 2-5 of the paper (and a by-query-modality table) for the runs given."""
+    if not runs:
+        return []
+    dim = _default_dim(runs)
+    population = int(runs[0].get("test_size", 100))
+    settings = _settings(runs)
+    out: list[Table] = []
+
+    def grid(families: Sequence[str], by: str) -> dict[str, dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
+        for r in runs:
+            if r["family"] not in families:
+                continue
+            if by == "family" and r["dim"] == dim:
+                rows.setdefault(r["family"], {})[str(r["epochs"])] = r["recall"]
+            elif by == "dim":
+                rows.setdefault(f"{r['dim']}D", {})[str(r["epochs"])] = r["recall"]
+        return rows
+
+    table2 = grid(["triTRIP", "triCLIP"], "family")
+    if table2:
+        out.append(
+            Table(
+                "table2",
+                "Table 2 — Average recall @K by epochs trained",
+                f"Mean recall over trials; {settings}. Queries: every artifact of every test "
+                f"post (text, image, video); chance @K is K/{population}.",
+                recall_grid_table(table2, ks, group="Epochs"),
+            )
+        )
+
+    mains = [r for r in runs if r.get("main")]
+    tri_mains = [r for r in mains if r["family"] in ("triTRIP", "triCLIP")]
+    if tri_mains:
+        rows: dict[str, Any] = {}
+        for r in tri_mains:
+            for sub, rec in r.get("restricted", {}).items():
+                rows[f"bi-{r['name']} ({sub} only)"] = rec
+        for r in tri_mains:
+            rows[r["name"]] = r["recall"]
+        rows["chance"] = chance(population, ks)
+        out.append(
+            Table(
+                "table3",
+                f"Table 3 — Recall @K with a post population of {population}",
+                f"Mean ± std over trials; {settings}; {tri_mains[0]['epochs']} epochs, "
+                f"{dim}-d projections. The bi- rows evaluate the trimodal models on image-text "
+                "pairs only (each query scored against the one other modality), as the "
+                "paper's comparison with bimodal CLIP models does.",
+                recall_table(rows, ks),
+            )
+        )
+
+    table4 = grid(["triCLIP"], "dim")
+    if len({r["dim"] for r in runs if r["family"] == "triCLIP"}) > 1:
+        out.append(
+            Table(
+                "table4",
+                "Table 4 — Effect of the projection dimension on recall @K for triCLIP",
+                f"Mean recall over trials; {settings}. Rows: the output size of every "
+                "projection head.",
+                recall_grid_table(table4, ks, group="Epochs"),
+            )
+        )
+
+    table5 = grid(["quadCLIP", "triCLIP"], "family")
+    if "quadCLIP" in table5:
+        out.append(
+            Table(
+                "table5",
+                "Table 5 — Recall @K of quadCLIP (text, image, video, audio) and triCLIP",
+                f"Mean recall over trials; {settings}. quadCLIP adds the clip's audio track "
+                "as a fourth modality; its queries include audio artifacts.",
+                recall_grid_table(table5, ks, group="Epochs"),
+            )
+        )
+
+    by_query: dict[str, Any] = {}
+    for r in mains:
+        for m, rec in r.get("by_query_modality", {}).items():
+            by_query[f"{r['name']}: {m} queries"] = rec
+    if by_query:
+        out.append(
+            Table(
+                "by_query",
+                "Recall @K by query modality",
+                f"Mean ± std over trials; {settings}. A query of one modality is scored "
+                "against the post's artifacts in all other modalities.",
+                recall_table(by_query, ks, label="Model: query"),
+            )
+        )
+    return out
