@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from mediafixtures import write_image, write_video
 
+from mediafixtures import write_image, write_video
 from nmodal.cli import main
 from nmodal.errors import InputError
 from nmodal.sources import (
