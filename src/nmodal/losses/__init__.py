@@ -4,6 +4,7 @@
 a module, so that a saved model records and restores its loss.
 
 Example:
+    >>> import torch
     >>> loss = build_loss({"name": "triplet", "negatives": "hardest"})
     >>> loss([torch.randn(8, 16), torch.randn(8, 16), torch.randn(8, 16)]).ndim
     0
