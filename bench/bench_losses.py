@@ -13,7 +13,8 @@ Usage::
     .venv/bin/python bench/bench_losses.py            # full run, prints the table
     .venv/bin/python bench/bench_losses.py --quick    # fewer repeats
 
-From Python: ``run(quick=True)`` returns the measurements as a dict.
+From Python: ``run(quick=True)`` returns the measurements as a dict, ``report(result)``
+formats them as a table (``bench/run.py`` calls both).
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def run(quick: bool = False, threads: int | None = None) -> dict[str, Any]:
     }
 
 
-def format_table(result: dict[str, Any]) -> str:
+def report(result: dict[str, Any]) -> str:
     """The measurements as a Markdown table."""
     lines = [
         f"Loss step time (forward + backward), B={result['batch']}, D={result['dim']}, "
@@ -189,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the measurements to this file")
     args = parser.parse_args(argv)
     result = run(quick=args.quick, threads=args.threads)
-    print(format_table(result))
+    print(report(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
         print(f"wrote {args.json}")
