@@ -1,10 +1,35 @@
-"""The feature store on disk (provisional single-shard layout; see the features issue).
+"""The feature store on disk: sharded, atomic, resumable, readable without running code.
 
 Layout of a store directory::
 
-    manifest.json            format, version, modalities {name: {dim, dtype, encoder}}, shards
-    shard-00000.safetensors  per modality "<m>" (n, d) and "<m>.present" (n,) uint8
-    shard-00000.ids.json     the shard's post ids in row order
+    manifest.json                 what the store holds and which shards are done (below)
+    shard-00000.safetensors       per modality "<m>" (n, dim) float16/float32 and
+                                  "<m>.present" (n,) uint8 (0 = the post lacks it; row is 0)
+    shard-00000.ids.json          the shard's post ids, in row order
+    shard-00000.errors.jsonl      one JSON record per failed artifact of the shard's posts
+    ...
+    errors.jsonl                  all error records in post order (written when complete)
+    .lock                         held (flock) while a writer is at work
+
+``manifest.json``::
+
+    {"format": "nmodal-feature-store", "version": 2,
+     "num_posts": P, "shard_size": S, "num_shards": ceil(P / S), "dtype": "float32",
+     "posts_sha256": "<hash of the ordered post ids>",
+     "modalities": {"text": {"dim": 384, "dtype": "float32", "encoder": {provenance}}, ...},
+     "shards": [{"name": "shard-00000", "index": 0, "num_posts": S, "num_errors": 0,
+                 "sha256": "<of the .safetensors file>"}, ...],
+     "num_errors": E, "complete": true}
+
+Shard ``k`` holds posts ``k*S .. (k+1)*S - 1`` of the post order. Writing a shard is: its
+files go to temporary names, are renamed into place, then the manifest (also written to a
+temporary name and renamed) lists the shard. A run killed at any point leaves either a
+listed, complete shard or nothing that counts; the next run redoes only unlisted shards,
+and a complete store is left untouched. Nothing in the store depends on timing, so an
+interrupted-and-resumed run gives the same bytes as an uninterrupted one.
+
+Error records: ``{"post_id", "modality", "stage", "reason", "path"}`` (``stage`` is where
+it failed: ``decode``, ``audio``, ``image``, ``encode``).
 
 Everything is safetensors and JSON: reading a store never executes code.
 
@@ -16,10 +41,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,41 +60,383 @@ from nmodal.errors import InputError, OutputExistsError
 from nmodal.features.featureset import FeatureSet
 
 FORMAT = "nmodal-feature-store"
-VERSION = 1
+VERSION = 2
 MANIFEST = "manifest.json"
+ERRORS = "errors.jsonl"
+LOCK = ".lock"
+DEFAULT_SHARD_SIZE = 1024
+STORE_DTYPES = ("float32", "float16")
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
-def write_featureset(path: str | Path, fs: FeatureSet, overwrite: bool = False) -> Path:
-    """Write ``fs`` as a one-shard store at ``path``, atomically (temp dir + rename)."""
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}"
+
+
+def posts_hash(post_ids: Sequence[str]) -> str:
+    """SHA-256 of the ordered post ids (identifies what a store was made from)."""
+    h = hashlib.sha256()
+    for pid in post_ids:
+        h.update(str(pid).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _errors_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
+    return "".join(json.dumps(dict(r), ensure_ascii=False, sort_keys=True) + "\n" for r in records).encode()
+
+
+class StoreWriter:
+    """Writes a store shard by shard; reopening an existing store resumes it.
+
+    ``post_ids`` fixes the post order, ``modalities`` maps each modality to
+    ``{"dim": d, "encoder": provenance}``. An existing store at ``path`` must have been
+    started with the same posts, modalities, encoders, shard size and dtype (else
+    :class:`InputError`), unless ``overwrite`` is given, which starts afresh.
+
+    Example:
+        >>> w = StoreWriter(tmp / "s", ["a", "b", "c"], {"text": {"dim": 4, "encoder": {}}}, shard_size=2)
+        >>> for k in w.pending_shards():
+        ...     lo, hi = w.shard_bounds(k)
+        ...     w.write_shard(k, {"text": np.ones((hi - lo, 4))}, {"text": np.ones(hi - lo, bool)})
+        >>> w.finish().complete
+        True
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        post_ids: Sequence[str],
+        modalities: Mapping[str, Mapping[str, Any]],
+        shard_size: int = DEFAULT_SHARD_SIZE,
+        dtype: str = "float32",
+        overwrite: bool = False,
+    ) -> None:
+        if shard_size < 1:
+            raise InputError(f"shard size must be >= 1, got {shard_size}")
+        if dtype not in STORE_DTYPES:
+            raise InputError(f"store dtype must be one of {STORE_DTYPES}, got {dtype!r}")
+        if not modalities:
+            raise InputError("a feature store needs at least one modality")
+        ids = [str(p) for p in post_ids]
+        if len(set(ids)) != len(ids):
+            uniq, counts = np.unique(np.array(ids, dtype=str), return_counts=True)
+            raise InputError(f"post ids are not unique (e.g. {uniq[counts > 1][0]!r})")
+        self.path = Path(path)
+        self.post_ids = ids
+        self.shard_size = int(shard_size)
+        self.dtype = dtype
+        self.num_shards = math.ceil(len(ids) / self.shard_size)
+        plan = {
+            "format": FORMAT,
+            "version": VERSION,
+            "num_posts": len(ids),
+            "shard_size": self.shard_size,
+            "num_shards": self.num_shards,
+            "dtype": dtype,
+            "posts_sha256": posts_hash(ids),
+            "modalities": {
+                m: {"dim": int(info["dim"]), "dtype": dtype, "encoder": dict(info.get("encoder", {}))}
+                for m, info in modalities.items()
+            },
+        }
+        self.manifest = self._open(plan, overwrite)
+
+    # ------------------------------------------------------------------ opening / resuming
+
+    def _open(self, plan: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+        path = self.path
+        if path.exists() and not path.is_dir():
+            raise OutputExistsError(f"{path}: exists and is not a directory")
+        if (path / MANIFEST).is_file() and not overwrite:
+            manifest = read_manifest(path)
+            keys = ("version", "num_posts", "shard_size", "dtype", "posts_sha256", "modalities")
+            # JSON round trip so tuples and lists compare equal
+            plan_json = json.loads(json.dumps(plan))
+            diff = [k for k in keys if manifest.get(k) != plan_json.get(k)]
+            if diff:
+                raise InputError(
+                    f"{path}: a feature store made with different {', '.join(diff)} is there; "
+                    "pass --overwrite (overwrite=True) to replace it, or choose another --out"
+                )
+            return manifest
+        if path.exists() and any(path.iterdir()):
+            if not overwrite:
+                raise OutputExistsError(f"{path}: exists and is not an empty feature store (pass --overwrite)")
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        manifest = {**plan, "shards": [], "num_errors": 0, "complete": plan["num_posts"] == 0}
+        _write_atomic(path / MANIFEST, _json_bytes(manifest))
+        if manifest["complete"]:
+            _write_atomic(path / ERRORS, b"")
+        return manifest
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store's lock: a second writer on the same store fails at once."""
+        with (self.path / LOCK).open("a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise InputError(f"{self.path}: another process is writing this feature store") from exc
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    # ------------------------------------------------------------------------ properties
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest["complete"])
+
+    def done_shards(self) -> set[int]:
+        return {int(s["index"]) for s in self.manifest["shards"]}
+
+    def pending_shards(self) -> list[int]:
+        done = self.done_shards()
+        return [k for k in range(self.num_shards) if k not in done]
+
+    def shard_bounds(self, index: int) -> tuple[int, int]:
+        lo = index * self.shard_size
+        return lo, min(lo + self.shard_size, len(self.post_ids))
+
+    def shard_post_ids(self, index: int) -> list[str]:
+        lo, hi = self.shard_bounds(index)
+        return self.post_ids[lo:hi]
+
+    # --------------------------------------------------------------------------- writing
+
+    def write_shard(
+        self,
+        index: int,
+        features: Mapping[str, np.ndarray],
+        present: Mapping[str, np.ndarray],
+        errors: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Write shard ``index`` (rows = its posts, in order) and record it as done."""
+        if not 0 <= index < self.num_shards:
+            raise InputError(f"shard {index} out of range (0..{self.num_shards - 1})")
+        ids = self.shard_post_ids(index)
+        n = len(ids)
+        mods = self.manifest["modalities"]
+        if set(features) != set(mods) or set(present) != set(mods):
+            raise InputError(f"shard {index}: modalities {sorted(features)} != store's {sorted(mods)}")
+        tensors: dict[str, np.ndarray] = {}
+        for m, info in mods.items():
+            x = np.asarray(features[m])
+            p = np.asarray(present[m], dtype=bool)
+            if x.shape != (n, info["dim"]) or p.shape != (n,):
+                raise InputError(
+                    f"shard {index}, {m}: features {x.shape} / presence {p.shape}, "
+                    f"expected ({n}, {info['dim']}) / ({n},)"
+                )
+            x = np.where(p[:, None], x, 0).astype(np.float32)
+            if not np.isfinite(x).all():
+                bad = ids[int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])]
+                raise InputError(f"shard {index}, {m}: non-finite features (post {bad!r})")
+            if self.dtype == "float16" and np.abs(x).max(initial=0.0) > FLOAT16_MAX:
+                raise InputError(f"{m}: features exceed the float16 range; use dtype float32")
+            tensors[m] = np.ascontiguousarray(x.astype(self.dtype))
+            tensors[f"{m}.present"] = p.astype(np.uint8)
+        name = shard_name(index)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.path)
+        os.close(fd)
+        try:
+            save_file(tensors, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path / f"{name}.safetensors")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _write_atomic(self.path / f"{name}.ids.json", _json_bytes(ids))
+        records = [_error_record(e) for e in errors]
+        _write_atomic(self.path / f"{name}.errors.jsonl", _errors_bytes(records))
+        entry = {
+            "name": name,
+            "index": index,
+            "num_posts": n,
+            "num_errors": len(records),
+            "sha256": _file_sha256(self.path / f"{name}.safetensors"),
+        }
+        shards = [s for s in self.manifest["shards"] if s["index"] != index] + [entry]
+        self.manifest["shards"] = sorted(shards, key=lambda s: s["index"])
+        self.manifest["num_errors"] = sum(s["num_errors"] for s in self.manifest["shards"])
+        _write_atomic(self.path / MANIFEST, _json_bytes(self.manifest))
+
+    def finish(self) -> StoreWriter:
+        """Mark the store complete (all shards written) and gather ``errors.jsonl``."""
+        pending = self.pending_shards()
+        if pending:
+            raise InputError(f"{self.path}: shards {pending[:5]} are not written yet")
+        if not self.complete:
+            parts = [(self.path / f"{shard_name(k)}.errors.jsonl").read_bytes() for k in range(self.num_shards)]
+            _write_atomic(self.path / ERRORS, b"".join(parts))
+            self.manifest["complete"] = True
+            _write_atomic(self.path / MANIFEST, _json_bytes(self.manifest))
+        return self
+
+
+def _error_record(e: Mapping[str, Any]) -> dict[str, Any]:
+    missing = {"post_id", "modality", "stage", "reason"} - set(e)
+    if missing:
+        raise InputError(f"error record {dict(e)!r} lacks {sorted(missing)}")
+    return {
+        "post_id": str(e["post_id"]),
+        "modality": str(e["modality"]),
+        "stage": str(e["stage"]),
+        "reason": str(e["reason"]),
+        "path": None if e.get("path") is None else str(e["path"]),
+    }
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The parsed ``manifest.json`` of the store at ``path`` (:class:`InputError` if none)."""
     path = Path(path)
-    if path.exists():
-        if not overwrite:
-            raise OutputExistsError(f"{path}: exists (pass overwrite=True / --overwrite)")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise InputError(f"{path}: not a feature store (no {MANIFEST}); make one with `nmodal extract`")
+    try:
+        manifest: dict[str, Any] = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{mpath}: unreadable manifest ({exc})") from exc
+    if manifest.get("format") != FORMAT:
+        raise InputError(f"{mpath}: not an nmodal feature store manifest")
+    if manifest.get("version") not in (1, VERSION):
+        raise InputError(f"{mpath}: store format version {manifest.get('version')} is not supported")
+    return manifest
+
+
+def read_featureset(
+    path: str | Path,
+    dtype: type | None = np.float32,
+    modalities: Sequence[str] | None = None,
+    allow_partial: bool = False,
+) -> FeatureSet:
+    """Load a store into memory: all shards, posts in store (= posts table) order.
+
+    ``dtype=None`` keeps the stored dtype; ``modalities`` selects (and orders) modalities.
+    An unfinished store raises :class:`InputError` unless ``allow_partial`` (then only its
+    written shards are read).
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    if not manifest.get("complete", False) and not allow_partial:
+        done = len(manifest["shards"])
+        raise InputError(
+            f"{path}: feature store is incomplete ({done} of {manifest.get('num_shards', '?')} shards); "
+            "rerun `nmodal extract` with the same arguments to finish it"
+        )
+    stored = list(manifest["modalities"])
+    mods = list(modalities) if modalities is not None else stored
+    unknown = [m for m in mods if m not in manifest["modalities"]]
+    if unknown:
+        raise InputError(f"{path}: no modality {unknown[0]!r} in this store (it has {stored})")
+    ids: list[str] = []
+    parts: dict[str, list[np.ndarray]] = {m: [] for m in mods}
+    present: dict[str, list[np.ndarray]] = {m: [] for m in mods}
+    for shard in sorted(manifest["shards"], key=lambda s: s.get("index", 0)):
+        name = shard["name"]
+        try:
+            tensors = load_file(str(path / f"{name}.safetensors"))
+            ids.extend(json.loads((path / f"{name}.ids.json").read_text()))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: shard {name} is unreadable ({exc})") from exc
+        for m in mods:
+            x = tensors[m]
+            parts[m].append(x.astype(dtype) if dtype is not None else x)
+            present[m].append(tensors[f"{m}.present"].astype(bool))
+    if not ids:
+        dims = {m: int(manifest["modalities"][m]["dim"]) for m in mods}
+        out_dtype = dtype or np.float32
+        parts = {m: [np.zeros((0, dims[m]), out_dtype)] for m in mods}
+        present = {m: [np.zeros(0, bool)] for m in mods}
+    return FeatureSet(
+        post_ids=np.array(ids, dtype=str),
+        features={m: np.concatenate(v) for m, v in parts.items()},
+        present={m: np.concatenate(v) for m, v in present.items()},
+        encoders={m: manifest["modalities"][m].get("encoder", {}) for m in mods},
+    )
+
+
+def read_errors(path: str | Path) -> list[dict[str, Any]]:
+    """The store's per-artifact error records, in post order (written shards only)."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    records: list[dict[str, Any]] = []
+    for shard in sorted(manifest["shards"], key=lambda s: s.get("index", 0)):
+        f = path / f"{shard['name']}.errors.jsonl"
+        if f.is_file():
+            records.extend(json.loads(line) for line in f.read_text().splitlines() if line.strip())
+    return records
+
+
+def write_featureset(
+    path: str | Path,
+    fs: FeatureSet,
+    overwrite: bool = False,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    dtype: str | None = None,
+) -> Path:
+    """Write ``fs`` as a complete store at ``path``, atomically (temp dir + rename).
+
+    ``dtype`` (``float32``/``float16``) defaults to float16 when every modality of ``fs``
+    is float16, else float32.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: exists (pass overwrite=True / --overwrite)")
+    if dtype is None:
+        dtype = "float16" if all(x.dtype == np.float16 for x in fs.features.values()) else "float32"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        tensors: dict[str, np.ndarray] = {}
-        for m, x in fs.features.items():
-            tensors[m] = np.ascontiguousarray(x)
-            tensors[f"{m}.present"] = fs.present[m].astype(np.uint8)
-        save_file(tensors, str(tmp / "shard-00000.safetensors"))
-        (tmp / "shard-00000.ids.json").write_text(json.dumps(fs.post_ids.tolist()))
-        manifest: dict[str, Any] = {
-            "format": FORMAT,
-            "version": VERSION,
-            "num_posts": fs.num_posts,
-            "modalities": {
-                m: {
-                    "dim": int(x.shape[1]),
-                    "dtype": str(x.dtype),
-                    "encoder": fs.encoders.get(m, {}),
-                }
-                for m, x in fs.features.items()
-            },
-            "shards": [{"name": "shard-00000", "num_posts": fs.num_posts}],
-            "complete": True,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        writer = StoreWriter(
+            tmp,
+            fs.post_ids.tolist(),
+            {m: {"dim": d, "encoder": fs.encoders.get(m, {})} for m, d in fs.dims().items()},
+            shard_size=shard_size,
+            dtype=dtype,
+            overwrite=True,
+        )
+        for k in range(writer.num_shards):
+            lo, hi = writer.shard_bounds(k)
+            writer.write_shard(
+                k,
+                {m: x[lo:hi] for m, x in fs.features.items()},
+                {m: p[lo:hi] for m, p in fs.present.items()},
+            )
+        writer.finish()
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -72,40 +444,3 @@ def write_featureset(path: str | Path, fs: FeatureSet, overwrite: bool = False) 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
-
-
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    mpath = path / MANIFEST
-    if not mpath.is_file():
-        raise InputError(f"{path}: not a feature store (no {MANIFEST})")
-    try:
-        manifest: dict[str, Any] = json.loads(mpath.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{mpath}: unreadable manifest ({exc})") from exc
-    if manifest.get("format") != FORMAT:
-        raise InputError(f"{mpath}: not an nmodal feature store manifest")
-    return manifest
-
-
-def read_featureset(path: str | Path, dtype: type | None = np.float32) -> FeatureSet:
-    """Load a whole store into memory, modalities in manifest order."""
-    path = Path(path)
-    manifest = read_manifest(path)
-    ids: list[str] = []
-    parts: dict[str, list[np.ndarray]] = {m: [] for m in manifest["modalities"]}
-    present: dict[str, list[np.ndarray]] = {m: [] for m in manifest["modalities"]}
-    for shard in manifest["shards"]:
-        name = shard["name"]
-        tensors = load_file(str(path / f"{name}.safetensors"))
-        ids.extend(json.loads((path / f"{name}.ids.json").read_text()))
-        for m in parts:
-            x = tensors[m]
-            parts[m].append(x.astype(dtype) if dtype is not None else x)
-            present[m].append(tensors[f"{m}.present"].astype(bool))
-    return FeatureSet(
-        post_ids=np.array(ids),
-        features={m: np.concatenate(v) for m, v in parts.items()},
-        present={m: np.concatenate(v) for m, v in present.items()},
-        encoders={m: info.get("encoder", {}) for m, info in manifest["modalities"].items()},
-    )

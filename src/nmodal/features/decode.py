@@ -1,0 +1,144 @@
+"""Decoding one post into the raw artifacts the encoders take (runs in worker processes).
+
+For each wanted modality of a post:
+
+- ``text``: the post's text; empty text means the post has no text (absent, no error).
+- ``video``: ``num_frames`` frames sampled uniformly (:func:`nmodal.media.sample_video`),
+  resized to the video encoder's input size here, in the worker.
+- ``image``: the post's image file; without one, the frame of its video that the video
+  model does not see (the paper's trimodal construction).
+- ``audio``: the post's audio file; without one, the video's own audio track (a video
+  without sound then simply has no audio, which is not an error).
+
+A file that fails to decode never raises: the artifact is left out and an error record
+``{post_id, modality, stage, reason, path}`` says why.
+
+Example:
+    >>> spec = DecodeSpec(modalities=("text", "video", "image"), video_size=(224, 224))
+    >>> out = decode_post(PostJob("p1", "some words", "clip.mp4", None, None), spec)
+    >>> out.items["video"].shape, out.errors
+    ((16, 224, 224, 3), [])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nmodal.errors import MediaError
+
+
+@dataclass(frozen=True)
+class DecodeSpec:
+    """What to decode from every post, and how (the same for the whole run)."""
+
+    modalities: tuple[str, ...]
+    num_frames: int = 16
+    seed: int = 0
+    video_size: tuple[int, int] | None = None
+    image_size: tuple[int, int] | None = None
+    sample_rate: int = 16000
+    audio_seconds: float = 30.0
+    max_side: int | None = 1024
+
+
+@dataclass(frozen=True)
+class PostJob:
+    """One post's text and media paths (absolute, or None)."""
+
+    post_id: str
+    text: str | None
+    video_path: str | None
+    image_path: str | None
+    audio_path: str | None
+
+
+@dataclass
+class Decoded:
+    """Decoded artifacts ``{modality: str | array}`` and error records of one post."""
+
+    post_id: str
+    items: dict[str, Any] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, float) and math.isnan(value):
+        return False
+    return not (isinstance(value, str) and not value.strip())
+
+
+def _error(post_id: str, modality: str, exc: BaseException, path: str | None, stage: str) -> dict[str, Any]:
+    if isinstance(exc, MediaError):
+        return {"post_id": post_id, "modality": modality, "stage": exc.stage, "reason": exc.reason, "path": path}
+    reason = f"{type(exc).__name__}: {exc}".strip()
+    return {"post_id": post_id, "modality": modality, "stage": stage, "reason": reason, "path": path}
+
+
+def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
+    """Decode ``job``'s artifacts for ``spec.modalities``; never raises for bad media."""
+    from nmodal.encoders.torch_utils import resize_uint8
+    from nmodal.media import load_audio, load_image, sample_video
+
+    out = Decoded(job.post_id)
+    want = set(spec.modalities)
+    video_path = str(job.video_path) if _present(job.video_path) else None
+    image_path = str(job.image_path) if _present(job.image_path) else None
+    audio_path = str(job.audio_path) if _present(job.audio_path) else None
+
+    if "text" in want and _present(job.text):
+        out.items["text"] = str(job.text)
+
+    held_out: np.ndarray | None = None
+    needs_frame = "image" in want and image_path is None
+    if video_path is not None and ("video" in want or needs_frame):
+        try:
+            sample = sample_video(video_path, num_frames=spec.num_frames, seed=spec.seed, max_side=spec.max_side)
+            if "video" in want:
+                frames = sample.frames
+                if spec.video_size is not None:
+                    frames = resize_uint8(frames, spec.video_size)
+                out.items["video"] = np.ascontiguousarray(frames)
+            held_out = sample.image
+        except Exception as exc:
+            for m in ("video", "image") if needs_frame else ("video",):
+                if m in want:
+                    out.errors.append(_error(job.post_id, m, exc, video_path, "decode"))
+
+    if "image" in want:
+        picture: np.ndarray | None = held_out
+        if image_path is not None:
+            try:
+                picture = load_image(image_path, max_side=spec.max_side)
+            except Exception as exc:
+                out.errors.append(_error(job.post_id, "image", exc, image_path, "image"))
+                picture = None
+        if picture is not None:
+            if spec.image_size is not None:
+                picture = resize_uint8(picture, spec.image_size)
+            out.items["image"] = np.ascontiguousarray(picture)
+
+    if "audio" in want:
+        source = audio_path or video_path
+        if source is not None:
+            try:
+                out.items["audio"] = load_audio(source, sample_rate=spec.sample_rate, max_seconds=spec.audio_seconds)
+            except MediaError as exc:
+                # a video without sound has no audio: absent, not an error
+                if not (audio_path is None and exc.reason == "no audio track"):
+                    out.errors.append(_error(job.post_id, "audio", exc, source, "audio"))
+            except Exception as exc:
+                out.errors.append(_error(job.post_id, "audio", exc, source, "audio"))
+    return out
+
+
+def init_worker() -> None:
+    """Process-pool initialiser: one thread per decoding worker (they run side by side)."""
+    import torch
+
+    torch.set_num_threads(1)

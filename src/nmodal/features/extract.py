@@ -1,0 +1,410 @@
+"""Feature extraction: posts table in, feature store out (resumable, sharded).
+
+``extract_features`` reads the kept posts of ``DATASET_DIR/posts.parquet``, decodes their
+media in worker processes (so decoding overlaps the encoders), encodes every modality with
+a frozen encoder and writes the store shard by shard (see :mod:`nmodal.features.store`).
+Killed at any point, the same call resumes where it stopped and ends with the same bytes
+as an uninterrupted run; on a complete store it does nothing. A broken file never stops a
+run: the artifact is marked absent and an error record says why.
+
+Batches are formed from the posts of one shard in post order, so the numbers never depend
+on timing or on where a run was interrupted.
+
+Example:
+    >>> result = extract_features("data/ds", "data/features", encoders="offline",
+    ...                           modalities=("text", "image", "video"))
+    >>> result.stats.posts_per_second
+    12.3
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+import time
+from collections import deque
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nmodal.encoders.base import MODALITIES, Encoder, encoder_set
+from nmodal.errors import InputError
+from nmodal.features.decode import Decoded, DecodeSpec, PostJob, decode_post, init_worker
+from nmodal.features.store import DEFAULT_SHARD_SIZE, StoreWriter
+
+DEFAULT_MODALITIES = ("text", "image", "video")
+ENCODE_BATCH = 32
+
+
+@dataclass
+class ExtractStats:
+    """Where the time went. ``outside_seconds`` is everything but the encoders (waiting
+    for decoded media, writing shards, bookkeeping)."""
+
+    posts: int = 0
+    posts_skipped: int = 0
+    shards_written: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    encode_seconds: dict[str, float] = field(default_factory=dict)
+    wait_seconds: float = 0.0
+    write_seconds: float = 0.0
+
+    @property
+    def posts_per_second(self) -> float:
+        return self.posts / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def outside_seconds(self) -> float:
+        return max(0.0, self.seconds - sum(self.encode_seconds.values()))
+
+    @property
+    def outside_share(self) -> float:
+        return self.outside_seconds / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "posts": self.posts,
+            "posts_skipped": self.posts_skipped,
+            "shards_written": self.shards_written,
+            "errors": self.errors,
+            "seconds": self.seconds,
+            "posts_per_second": self.posts_per_second,
+            "encode_seconds": dict(self.encode_seconds),
+            "wait_seconds": self.wait_seconds,
+            "write_seconds": self.write_seconds,
+            "outside_share": self.outside_share,
+        }
+
+
+@dataclass
+class ExtractResult:
+    store: Path
+    num_posts: int
+    complete: bool
+    already_complete: bool
+    stats: ExtractStats
+
+
+def load_jobs(dataset_dir: str | Path, limit: int | None = None) -> list[PostJob]:
+    """The kept posts of ``dataset_dir`` as decoding jobs, in posts-table order."""
+    from nmodal.sources.posts import read_posts
+
+    df = read_posts(dataset_dir, absolute=True, status="kept")
+    if limit is not None:
+        df = df.iloc[:limit]
+
+    def col(name: str) -> list[Any]:
+        if name not in df.columns:
+            return [None] * len(df)
+        values = df[name].astype(object)
+        return values.where(values.notna(), None).tolist()
+
+    return [
+        PostJob(str(pid), t, v, i, a)
+        for pid, t, v, i, a in zip(
+            df["post_id"].astype(str).tolist(), col("text"), col("video_path"), col("image_path"), col("audio_path"),
+            strict=True,
+        )
+    ]
+
+
+def resolve_encoders(
+    encoders: str | Mapping[str, Encoder],
+    modalities: Sequence[str] | None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    **runtime: Any,
+) -> dict[str, Encoder]:
+    """A set name or a ``{modality: Encoder}`` dict -> ``{modality: Encoder}`` for ``modalities``."""
+    if modalities is not None:
+        bad = [m for m in modalities if m not in MODALITIES]
+        if bad:
+            raise InputError(f"unknown modality {bad[0]!r}; choose from {', '.join(MODALITIES)}")
+        if len(set(modalities)) != len(modalities):
+            raise InputError(f"modalities repeated: {list(modalities)}")
+    if isinstance(encoders, str):
+        return encoder_set(encoders, modalities=modalities, settings=settings, **runtime)
+    mods = list(modalities) if modalities is not None else list(encoders)
+    missing = [m for m in mods if m not in encoders]
+    if missing:
+        raise InputError(f"no encoder given for {missing}")
+    for m in mods:
+        if encoders[m].modality != m:
+            raise InputError(f"encoder {encoders[m].name!r} is a {encoders[m].modality} encoder, given for {m}")
+    return {m: encoders[m] for m in mods}
+
+
+def decode_spec(encs: Mapping[str, Encoder], num_frames: int, seed: int, audio_seconds: float, max_side: int | None) -> DecodeSpec:
+    return DecodeSpec(
+        modalities=tuple(encs),
+        num_frames=num_frames,
+        seed=seed,
+        video_size=encs["video"].input_size if "video" in encs else None,
+        image_size=encs["image"].input_size if "image" in encs else None,
+        audio_seconds=audio_seconds,
+        max_side=max_side,
+    )
+
+
+def default_workers() -> int:
+    import os
+
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def _mp_context() -> Any:
+    methods = mp.get_all_start_methods()
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def decoded_stream(
+    jobs: Sequence[PostJob], spec: DecodeSpec, workers: int, prefetch: int
+) -> Generator[Decoded, None, None]:
+    """Decoded posts in ``jobs`` order; ``workers`` processes decode up to ``prefetch`` ahead.
+
+    ``workers=0`` decodes in this process. A worker that dies (a decoder crash) costs only
+    the post it was decoding: that post is retried alone and, if it crashes again, its
+    media artifacts are recorded as errors.
+    """
+    if workers <= 0:
+        for job in jobs:
+            yield decode_post(job, spec)
+        return
+    ctx = _mp_context()
+    queue: deque[tuple[PostJob, Future[Decoded]]] = deque()
+    todo = iter(jobs)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker)
+    try:
+        for job in _take(todo, prefetch):
+            queue.append((job, pool.submit(decode_post, job, spec)))
+        while queue:
+            job, fut = queue.popleft()
+            try:
+                result = fut.result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                result = _decode_isolated(job, spec, ctx)
+                pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker)
+                queue = deque((j, pool.submit(decode_post, j, spec)) for j, _ in queue)
+            for nxt in _take(todo, 1):
+                queue.append((nxt, pool.submit(decode_post, nxt, spec)))
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _take(it: Iterator[PostJob], n: int) -> list[PostJob]:
+    out = []
+    for _ in range(n):
+        try:
+            out.append(next(it))
+        except StopIteration:
+            break
+    return out
+
+
+def _decode_isolated(job: PostJob, spec: DecodeSpec, ctx: Any) -> Decoded:
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=init_worker) as alone:
+        try:
+            return alone.submit(decode_post, job, spec).result()
+        except BrokenProcessPool:
+            pass
+    out = Decoded(job.post_id)
+    if "text" in spec.modalities and job.text and str(job.text).strip():
+        out.items["text"] = str(job.text)
+    for m in spec.modalities:
+        if m != "text":
+            out.errors.append(
+                {"post_id": job.post_id, "modality": m, "stage": "decode",
+                 "reason": "the decoder process crashed on this post", "path": job.video_path or job.image_path or job.audio_path}
+            )  # fmt: skip
+    return out
+
+
+class ShardEncoder:
+    """Collects one shard's decoded posts, encodes them per modality in fixed batches."""
+
+    def __init__(self, encoders: Mapping[str, Encoder], post_ids: Sequence[str], stats: ExtractStats, batch: int = ENCODE_BATCH) -> None:
+        self.encoders = encoders
+        self.post_ids = list(post_ids)
+        self.row = {pid: i for i, pid in enumerate(self.post_ids)}
+        self.stats = stats
+        self.batch = batch
+        n = len(self.post_ids)
+        self.features = {m: np.zeros((n, e.dim), np.float32) for m, e in encoders.items()}
+        self.present = {m: np.zeros(n, bool) for m in encoders}
+        self.errors: list[dict[str, Any]] = []
+        self.pending: dict[str, list[tuple[int, Any]]] = {m: [] for m in encoders}
+
+    def add(self, decoded: Decoded) -> None:
+        i = self.row[decoded.post_id]
+        self.errors.extend(decoded.errors)
+        for m, item in decoded.items.items():
+            if m in self.pending:
+                self.pending[m].append((i, item))
+                if len(self.pending[m]) >= self.batch:
+                    self._flush(m)
+
+    def finish(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[dict[str, Any]]]:
+        for m in self.pending:
+            self._flush(m)
+        order = {m: k for k, m in enumerate(MODALITIES)}
+        errors = sorted(self.errors, key=lambda e: (self.row[e["post_id"]], order.get(e["modality"], 99)))
+        return self.features, self.present, errors
+
+    def _flush(self, m: str) -> None:
+        items = self.pending[m]
+        if not items:
+            return
+        self.pending[m] = []
+        rows = np.array([i for i, _ in items])
+        enc = self.encoders[m]
+        t0 = time.perf_counter()
+        try:
+            x = enc.encode([a for _, a in items])
+            ok = np.ones(len(items), bool)
+        except Exception:  # find the culprit(s): one at a time
+            x = np.zeros((len(items), enc.dim), np.float32)
+            ok = np.zeros(len(items), bool)
+            for k, (i, a) in enumerate(items):
+                try:
+                    x[k] = enc.encode([a])[0]
+                    ok[k] = True
+                except Exception as exc:
+                    self.errors.append(
+                        {"post_id": self.post_ids[i], "modality": m, "stage": "encode",
+                         "reason": f"{type(exc).__name__}: {exc}", "path": None}
+                    )  # fmt: skip
+        self.stats.encode_seconds[m] = self.stats.encode_seconds.get(m, 0.0) + time.perf_counter() - t0
+        x = np.asarray(x, dtype=np.float32)
+        finite = np.isfinite(x).all(axis=1)
+        for k in np.flatnonzero(ok & ~finite):
+            self.errors.append(
+                {"post_id": self.post_ids[rows[k]], "modality": m, "stage": "encode",
+                 "reason": "the encoder returned non-finite features", "path": None}
+            )  # fmt: skip
+        good = ok & finite
+        self.features[m][rows[good]] = x[good]
+        self.present[m][rows[good]] = True
+
+
+def extract_features(
+    dataset_dir: str | Path,
+    store_dir: str | Path,
+    encoders: str | Mapping[str, Encoder] = "offline",
+    modalities: Sequence[str] | None = DEFAULT_MODALITIES,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    workers: int | None = None,
+    dtype: str = "float32",
+    overwrite: bool = False,
+    device: str | None = None,
+    batch_size: int | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    num_frames: int = 16,
+    seed: int = 0,
+    audio_seconds: float = 30.0,
+    max_side: int | None = 1024,
+    limit: int | None = None,
+    progress: bool = True,
+    use_ray: bool = False,
+    ray_address: str | None = None,
+) -> ExtractResult:
+    """Extract the features of ``dataset_dir``'s kept posts into the store ``store_dir``.
+
+    ``encoders`` is a set name (``offline``, ``paper``) or ``{modality: Encoder}``;
+    ``settings`` overrides encoder settings per modality (e.g. ``{"video": {"model_path":
+    "/models/videomae-base"}}``); ``device`` / ``batch_size`` go to every encoder.
+    ``workers`` decoding processes (default: cores - 1; 0 decodes in this process).
+    ``use_ray`` runs the same extraction as a Ray Data pipeline
+    (:func:`nmodal.features.ray_extract.extract_with_ray`).
+    """
+    start = time.perf_counter()
+    runtime = {k: v for k, v in {"device": device, "batch_size": batch_size}.items() if v is not None}
+    encs = resolve_encoders(encoders, modalities, settings, **runtime)
+    jobs = load_jobs(dataset_dir, limit)
+    writer = StoreWriter(
+        store_dir,
+        [j.post_id for j in jobs],
+        {m: {"dim": e.dim, "encoder": e.provenance()} for m, e in encs.items()},
+        shard_size=shard_size,
+        dtype=dtype,
+        overwrite=overwrite,
+    )
+    stats = ExtractStats()
+    if writer.complete:
+        stats.posts_skipped = len(jobs)
+        return ExtractResult(writer.path, len(jobs), True, True, stats)
+    spec = decode_spec(encs, num_frames, seed, audio_seconds, max_side)
+    with writer.locked():
+        if use_ray:
+            from nmodal.features.ray_extract import extract_with_ray
+
+            extract_with_ray(writer, jobs, encs, spec, stats, address=ray_address, progress=progress)
+        else:
+            _run_local(writer, jobs, encs, spec, stats, workers, progress)
+        writer.finish()
+    stats.errors = int(writer.manifest["num_errors"])
+    stats.seconds = time.perf_counter() - start
+    return ExtractResult(writer.path, len(jobs), True, False, stats)
+
+
+def progress_bar(writer: StoreWriter, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    done = sum(hi - lo for lo, hi in map(writer.shard_bounds, writer.done_shards()))
+    return tqdm(
+        total=len(writer.post_ids), initial=done, unit="post", desc="extract", disable=not enabled,
+        file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
+    )  # fmt: skip
+
+
+def _run_local(
+    writer: StoreWriter,
+    jobs: Sequence[PostJob],
+    encs: Mapping[str, Encoder],
+    spec: DecodeSpec,
+    stats: ExtractStats,
+    workers: int | None,
+    progress: bool,
+) -> None:
+    workers = default_workers() if workers is None else workers
+    pending = writer.pending_shards()
+    stats.posts_skipped = len(jobs) - sum(len(writer.shard_post_ids(k)) for k in pending)
+    todo: list[PostJob] = [j for k in pending for j in jobs[slice(*writer.shard_bounds(k))]]
+    prefetch = max(2 * ENCODE_BATCH, 4 * max(workers, 1))
+    stream = decoded_stream(todo, spec, workers, prefetch)
+    try:
+        _encode_shards(writer, pending, encs, stream, stats, progress)
+    finally:
+        stream.close()
+
+
+def _encode_shards(
+    writer: StoreWriter,
+    pending: Sequence[int],
+    encs: Mapping[str, Encoder],
+    stream: Iterator[Decoded],
+    stats: ExtractStats,
+    progress: bool,
+) -> None:
+    with progress_bar(writer, progress) as bar:
+        for k in pending:
+            ids = writer.shard_post_ids(k)
+            shard = ShardEncoder(encs, ids, stats)
+            for _ in ids:
+                t0 = time.perf_counter()
+                decoded = next(stream)
+                stats.wait_seconds += time.perf_counter() - t0
+                shard.add(decoded)
+                bar.update(1)
+            features, present, errors = shard.finish()
+            t0 = time.perf_counter()
+            writer.write_shard(k, features, present, errors)
+            stats.write_seconds += time.perf_counter() - t0
+            stats.shards_written += 1
+            stats.posts += len(ids)
