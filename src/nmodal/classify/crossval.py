@@ -54,11 +54,17 @@ def _check_inputs(X: Any, y: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, 
     return X, y, groups
 
 
-def _fold_proba(est: Any, X: np.ndarray, num_classes: int) -> np.ndarray:
-    """Probabilities over all classes (a class missing from the training fold gets 0)."""
-    proba = np.zeros((len(X), num_classes))
-    proba[:, np.asarray(est.classes_, dtype=np.int64)] = est.predict_proba(X)
-    return proba
+def _columns(classes: np.ndarray, fitted: Any) -> np.ndarray:
+    """Positions of a fitted estimator's ``classes_`` among all ``classes``."""
+    return np.searchsorted(classes, np.asarray(fitted))
+
+
+def _fold_predict(est: Any, X: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted class indices and probabilities over all classes (a class missing from
+    the training fold gets probability 0)."""
+    proba = np.zeros((len(X), len(classes)))
+    proba[:, _columns(classes, est.classes_)] = est.predict_proba(X)
+    return _columns(classes, est.predict(X)), proba
 
 
 def cross_validate(
@@ -129,24 +135,21 @@ def cross_validate(
                 f"fold {i}: {k - len(train_classes)} class(es) absent from the training part"
             )
         pipe = make_pipeline(classifier, seed=seed, sampler=sampler, **params)
-        pipe.fit(X[tr], y_idx[tr])
+        pipe.fit(X[tr], y[tr])
         if "sampler" in pipe.named_steps:
             warnings_ += [
                 f"fold {i}: {w}" for w in getattr(pipe.named_steps["sampler"], "warnings_", [])
             ]
-        proba = _fold_proba(pipe, X[te], k)
-        pred = np.asarray(pipe.predict(X[te]), dtype=np.int64)
+        pred, proba = _fold_predict(pipe, X[te], classes)
         fold_metrics.append(classification_metrics(y_idx[te], pred, proba, classes))
         oof_proba[te], oof_pred[te], tested[te] = proba, pred, True
         fold_sizes.append(
             {"train": len(tr), "test": len(te), "test_groups": len(np.unique(groups[te]))}
         )
         for b, cfg in BASELINES.items():
-            dummy = DummyClassifier(random_state=seed, **cfg).fit(X[tr], y_idx[tr])
+            dummy = DummyClassifier(random_state=seed, **cfg).fit(X[tr], y[tr])
             base_metrics[b].append(
-                classification_metrics(
-                    y_idx[te], dummy.predict(X[te]), _fold_proba(dummy, X[te], k), classes
-                )
+                classification_metrics(y_idx[te], *_fold_predict(dummy, X[te], classes), classes)
             )
     if not fold_metrics:
         raise InputError("no fold could be evaluated (every training part had a single class)")

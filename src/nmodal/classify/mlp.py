@@ -65,7 +65,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron trained with Adam and cross-entropy, early-stopped.
 
     Parameters:
-        hidden_sizes: widths of the hidden layers.
+        hidden_sizes: widths of the hidden layers (an int: one hidden layer).
         dropout: dropout after each hidden layer.
         lr, weight_decay: Adam settings.
         batch_size: mini-batch size.
@@ -84,7 +84,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        hidden_sizes: tuple[int, ...] = (256,),
+        hidden_sizes: int | tuple[int, ...] = (256,),
         dropout: float = 0.1,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -107,7 +107,9 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         self.num_threads = num_threads
 
     def _build(self, input_dim: int, num_classes: int) -> nn.Sequential:
-        return build_mlp(input_dim, tuple(self.hidden_sizes), num_classes, float(self.dropout))
+        hidden = self.hidden_sizes
+        sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+        return build_mlp(input_dim, sizes, num_classes, float(self.dropout))
 
     def fit(self, X: Any, y: Any) -> TorchMLPClassifier:
         X = np.asarray(X, dtype=np.float32)

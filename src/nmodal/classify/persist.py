@@ -31,6 +31,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import SVC
 
 from nmodal.classify.estimators import SVMClassifier
 from nmodal.classify.mlp import TorchMLPClassifier
@@ -230,7 +231,8 @@ def load_classifier(path: str | Path) -> Any:
         arrays = _arrays(path)
         est = KNeighborsClassifier(**params).fit(arrays["fit_X"], classes[arrays["fit_y"]])
     elif kind == "mlp":
-        params["hidden_sizes"] = tuple(params["hidden_sizes"])
+        if isinstance(params["hidden_sizes"], list):
+            params["hidden_sizes"] = tuple(params["hidden_sizes"])
         est = TorchMLPClassifier(**params)
         state = {k.removeprefix("model."): torch.from_numpy(v) for k, v in _arrays(path).items()}
         est.model_ = est._build(n_features, len(classes))
@@ -240,6 +242,8 @@ def load_classifier(path: str | Path) -> Any:
     elif kind == "svm":
         est = SVMClassifier(**params)
         est.svc_ = _skops_load(path / SKOPS_FILE, kind)
+        if not isinstance(est.svc_, SVC):
+            raise InputError(f"{path / SKOPS_FILE}: holds a {type(est.svc_).__name__}, not an SVC")
         arrays = _arrays(path)
         cal = LogisticRegression(**fitted["calibrator_params"])
         cal.coef_, cal.intercept_ = arrays["calibrator.coef_"], arrays["calibrator.intercept_"]

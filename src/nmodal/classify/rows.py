@@ -109,28 +109,19 @@ def embedding_rows(
 def read_posts_table(path: str | Path) -> pd.DataFrame:
     """The posts table of a dataset directory (``posts.parquet``) or a Parquet/CSV file.
 
-    Uses :func:`nmodal.sources.posts.read_posts` when that module is present.
+    A directory is read with :func:`nmodal.sources.posts.read_posts`.
     """
     path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: posts table not found")
     if path.is_dir():
-        try:
-            from nmodal.sources.posts import read_posts  # type: ignore[import-not-found, unused-ignore]
-        except ImportError:
-            read_posts = None
-        if read_posts is not None:
-            posts = read_posts(path)
-            table = posts if isinstance(posts, pd.DataFrame) else pd.DataFrame(posts)
-        else:
-            file = path / "posts.parquet"
-            if not file.is_file():
-                raise InputError(f"{path}: no posts.parquet in this dataset directory")
-            table = pd.read_parquet(file)
+        from nmodal.sources.posts import read_posts
+
+        table = read_posts(path, absolute=False)
     elif path.suffix == ".parquet":
         table = pd.read_parquet(path)
     elif path.suffix == ".csv":
         table = pd.read_csv(path, dtype={"post_id": str})
-    elif not path.exists():
-        raise InputError(f"{path}: posts table not found")
     else:
         raise InputError(f"{path}: expected a dataset directory, a .parquet or a .csv file")
     if "post_id" not in table.columns:
@@ -218,7 +209,7 @@ def label_rows(
         no_date = np.asarray(dates.isna()) & keep
         dropped["no_date"] = int(no_date.sum())
         keep &= ~no_date
-        times = dates.to_numpy()[keep].astype("datetime64[ns]")
+        times = dates.dt.tz_convert(None).to_numpy()[keep].astype("datetime64[ns]")
     if by == "account":
         accounts = matched["account"]
         no_account = _missing(accounts) & keep
