@@ -1,0 +1,94 @@
+"""``nmodal search``: ranked posts for a text, a media file, or another post.
+
+A query artifact is compared with every post's artifacts in the *other* modalities and a
+post's score is the sum of those cosine similarities (``--collate mean``: their mean).
+
+Example:
+    nmodal search data/index --text "convoy on the highway" -k 10 --since 2024-01-01
+    nmodal search data/index --video clip.mp4 --account rybar --json
+    nmodal search data/index --post rybar/1234 --modality video
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from nmodal.cli._common import csv_list
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "search",
+        help="search an index by text, image, video, audio or post id",
+        description="Rank the posts of an index (nmodal index build) for one query.",
+    )
+    p.add_argument("index", type=Path, help="index directory")
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--text", help="a text query")
+    q.add_argument("--image", type=Path, help="an image file")
+    q.add_argument("--video", type=Path, help="a video file")
+    q.add_argument("--audio", type=Path, help="an audio file (or a video's audio track)")
+    q.add_argument("--post", metavar="POST_ID", help="more like this post (its artifacts are the query)")
+    p.add_argument("-k", type=int, default=20, help="number of posts (default 20)")
+    p.add_argument("--account", action="append", default=None,
+                   help="only posts of this account (repeatable or comma-separated)")
+    p.add_argument("--since", default=None, help="only posts on/after this date (YYYY-MM-DD or ISO)")
+    p.add_argument("--until", default=None, help="only posts on/before this date (inclusive)")
+    p.add_argument("--modality", type=csv_list, default=None,
+                   help="candidate modalities to match, e.g. video,image (default: all others)")
+    p.add_argument("--collate", choices=["sum", "mean"], default="sum",
+                   help="post score: sum (the paper) or mean of its pair similarities")
+    p.add_argument("--include-same", action="store_true",
+                   help="also match artifacts of the query's own modality")
+    p.add_argument("--model", type=Path, default=None,
+                   help="model directory (default: the one recorded in the index; must match)")
+    p.add_argument("--nprobe", type=int, default=None, help="IVF lists visited (approximate indexes)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from nmodal.index import Filters, PostIndex, QueryEncoder
+
+    index = PostIndex.open(args.index, nprobe=args.nprobe)
+    accounts = tuple(a for value in (args.account or []) for a in csv_list(value))
+    options: dict[str, Any] = {
+        "k": args.k,
+        "filters": Filters(accounts=accounts, since=args.since, until=args.until),
+        "modalities": args.modality,
+        "collation": args.collate,
+        "include_same": args.include_same,
+    }
+    if args.post is not None:
+        result = index.more_like_this(args.post, **options)
+    else:
+        kind = next(k for k in ("text", "image", "video", "audio") if getattr(args, k) is not None)
+        encoder = QueryEncoder.for_index(index.manifest, args.model)
+        vector = encoder.encode(kind, getattr(args, kind))
+        result = index.search([kind], vector, **options)
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2, default=str)
+        print()
+        return 0
+    print_table(result)
+    return 0
+
+
+def print_table(result: Any) -> None:
+    width = shutil.get_terminal_size((120, 20)).columns
+    exact = "exact" if result.exact else "approximate"
+    print(f"{len(result.hits)} posts ({result.collate} over {'/'.join(result.modalities)}, {exact})")
+    for hit in result.hits:
+        post = hit.post
+        date = (post.get("date") or "")[:16].replace("T", " ")
+        matched = " ".join(f"{m['artifact']}:{m['score']:.3f}" for m in hit.matches)
+        print(f"{hit.rank:>3}  {hit.score:7.3f}  {hit.post_id}  {post.get('account') or '-'}  {date}  [{matched}]")
+        text = " ".join(str(post.get("text") or "").split())
+        if text:
+            room = max(width - 7, 20)
+            print(f"       {text[:room - 1] + '…' if len(text) > room else text}")

@@ -1,0 +1,61 @@
+"""``nmodal serve``: the search API and web page for analysts (http://127.0.0.1:8000/).
+
+Example:
+    nmodal serve data/index                     # http://127.0.0.1:8000, API docs at /docs
+    nmodal serve data/index --port 9000 --max-upload-mb 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the search API and web page for an index",
+        description="Run an HTTP server with a search page (/) and a JSON API (/docs). "
+        "Binds 127.0.0.1 unless --host says otherwise.",
+    )
+    p.add_argument("index", type=Path, help="index directory (nmodal index build)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="model directory (default: the one recorded in the index; must match)")
+    p.add_argument("--max-upload-mb", type=float, default=50.0,
+                   help="largest query file accepted, in MB (default 50)")
+    p.add_argument("--nprobe", type=int, default=None, help="IVF lists visited (approximate indexes)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(handler=handle)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def handle(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from nmodal.index import PostIndex
+    from nmodal.serve import create_app
+
+    index = PostIndex.open(args.index, nprobe=args.nprobe)
+    app = create_app(index, model_dir=args.model, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024))
+    if not _is_loopback(args.host):
+        print(
+            f"nmodal serve: warning: binding {args.host}: the collection is reachable from other "
+            "machines, without authentication",
+            file=sys.stderr,
+        )
+    print(f"serving {index.num_posts} posts from {args.index} at http://{args.host}:{args.port}/ "
+          f"(API docs at /docs)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0

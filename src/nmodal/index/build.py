@@ -1,0 +1,328 @@
+"""Building a post index from a trained model and a feature store, and adding new posts.
+
+Only artifacts that are present in the store are embedded and indexed; a post with no
+artifact in any of the model's modalities is left out. Post metadata (account, date, text,
+media paths, labels) comes from the dataset's ``posts.parquet``.
+
+Example:
+    >>> build_index("runs/m1", "stores/s1", "data/telegram", "indexes/i1")  # doctest: +SKIP
+    PosixPath('indexes/i1')
+    >>> add_posts("indexes/i1", "runs/m1", "stores/s1-new")  # doctest: +SKIP
+    1200
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from nmodal.errors import InputError
+from nmodal.features import FeatureSet, read_featureset
+from nmodal.index import layout
+from nmodal.index.factory import (
+    FLAT_MAX_ARTIFACTS,
+    choose_factory,
+    default_nprobe,
+    is_exact,
+    new_index,
+    train_index,
+)
+
+#: standard posts-table columns kept in the index (label columns, i.e. any column the
+#: standard table does not define, are kept too, as strings)
+META_COLUMNS = (
+    "post_id", "source", "account", "date", "text", "media_type",
+    "image_path", "video_path", "audio_path", "duration",
+)  # fmt: skip
+STANDARD_COLUMNS = (
+    *META_COLUMNS, "message_id", "num_frames", "width", "height", "has_audio", "status",
+    "reason", "notes",
+)  # fmt: skip
+ADD_CHUNK = 65_536
+
+
+def read_posts_table(dataset_dir: str | Path) -> pd.DataFrame:
+    """The dataset's posts table, media paths as stored (relative to ``dataset_dir``)."""
+    from nmodal.sources.posts import read_posts
+
+    return read_posts(dataset_dir, absolute=False)
+
+
+def posts_metadata(post_ids: np.ndarray, dataset_dir: str | Path | None) -> pd.DataFrame:
+    """Metadata rows for ``post_ids`` in that order (empty fields for posts the table lacks)."""
+    frame = pd.DataFrame({"post_id": pd.array(np.asarray(post_ids, dtype=object), dtype="string")})
+    if dataset_dir is None:
+        return frame
+    table = read_posts_table(dataset_dir)
+    extra = [c for c in table.columns if c not in STANDARD_COLUMNS and not c.startswith("has_")]
+    table = table[[c for c in META_COLUMNS if c in table.columns] + extra].copy()
+    table["post_id"] = table["post_id"].astype("string")
+    table = table.drop_duplicates("post_id", keep="last")
+    if "date" in table:
+        table["date"] = pd.to_datetime(table["date"], utc=True, errors="coerce").dt.tz_localize(None)
+    for col in extra:
+        table[col] = table[col].map(_labels_json, na_action="ignore").astype("string")
+    merged = frame.merge(table, on="post_id", how="left")
+    missing = int((~frame["post_id"].isin(table["post_id"])).sum())
+    if missing:
+        warnings.warn(
+            f"{missing} indexed posts are not in {dataset_dir}/posts.parquet; they have no metadata",
+            stacklevel=2,
+        )
+    return merged
+
+
+def _labels_json(value: Any) -> str | None:
+    """A label cell as text: strings as they are, anything else (lists, maps) as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list) and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+        value = dict(value)  # Arrow map columns come back as lists of (key, value)
+    return json.dumps(value, default=str)
+
+
+def _load_model(model_dir: str | Path) -> Any:
+    from nmodal.model import NModalModel
+
+    return NModalModel.load(model_dir)
+
+
+def _check_store(model: Any, fs: FeatureSet, store_dir: Path) -> list[str]:
+    """The modalities model and store share; InputError if dims or encoders disagree."""
+    mods = [m for m in model.modalities if m in fs.features]
+    if not mods:
+        raise InputError(
+            f"{store_dir}: store modalities {fs.modalities} share none with the model's {model.modalities}"
+        )
+    for m in mods:
+        expected = model.config.input_dims[m]
+        if fs.features[m].shape[1] != expected:
+            raise InputError(
+                f"{store_dir}: modality {m!r} has {fs.features[m].shape[1]}-d features, "
+                f"the model expects {expected}-d"
+            )
+        trained = model.config.encoders.get(m) or {}
+        stored = fs.encoders.get(m) or {}
+        if trained.get("name") and stored.get("name") and trained["name"] != stored["name"]:
+            raise InputError(
+                f"{store_dir}: modality {m!r} was extracted with encoder {stored['name']!r}, "
+                f"the model was trained on {trained['name']!r}"
+            )
+    return mods
+
+
+def _embed(
+    model: Any, fs: FeatureSet, mods: Sequence[str], batch_size: int, progress: bool
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Post-aligned embeddings (zeros where absent) and presence masks of ``fs``."""
+    p = model.config.projection_dim
+    emb: dict[str, np.ndarray] = {}
+    present: dict[str, np.ndarray] = {}
+    bar = tqdm(total=sum(int(fs.present[m].sum()) for m in mods), desc="embed", unit="artifact",
+               disable=not progress, file=sys.stderr)
+    for m in mods:
+        rows = np.flatnonzero(fs.present[m])
+        out = np.zeros((fs.num_posts, p), dtype=np.float32)
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            out[chunk] = model.embed({m: fs.features[m][chunk]}, batch_size=batch_size)[m]
+            bar.update(len(chunk))
+        emb[m] = out
+        present[m] = fs.present[m].copy()
+    bar.close()
+    return emb, present
+
+
+def _add_vectors(index: Any, emb: np.ndarray, rows: np.ndarray, desc: str, progress: bool) -> None:
+    for start in tqdm(range(0, len(rows), ADD_CHUNK), desc=desc, unit="chunk",
+                      disable=not progress or len(rows) <= ADD_CHUNK, file=sys.stderr):
+        chunk = rows[start : start + ADD_CHUNK]
+        index.add_with_ids(np.ascontiguousarray(emb[chunk]), chunk.astype(np.int64))
+
+
+def _write_arrays(
+    directory: Path,
+    emb: Mapping[str, np.ndarray],
+    present: Mapping[str, np.ndarray],
+    indexes: Mapping[str, Any],
+    posts: pd.DataFrame,
+) -> None:
+    import faiss
+
+    for m in emb:
+        np.save(directory / layout.emb_file(m), np.ascontiguousarray(emb[m]), allow_pickle=False)
+        np.save(directory / layout.present_file(m), present[m], allow_pickle=False)
+        faiss.write_index(indexes[m], str(directory / layout.faiss_file(m)))
+        posts[f"has_{m}"] = present[m]
+    posts.to_parquet(directory / layout.POSTS_FILE, index=False)
+
+
+def build_index(
+    model_dir: str | Path,
+    store_dir: str | Path,
+    dataset_dir: str | Path | None,
+    out: str | Path,
+    factory: str | Mapping[str, str] | None = None,
+    nprobe: int | None = None,
+    overwrite: bool = False,
+    batch_size: int = 8192,
+    progress: bool = True,
+) -> Path:
+    """Embed every present artifact of ``store_dir`` with the model and write an index at ``out``.
+
+    ``factory`` overrides the FAISS factory string (one for all modalities or one per
+    modality); by default it is chosen by size (:func:`nmodal.index.factory.choose_factory`).
+    """
+    model_dir, store_dir, out = Path(model_dir), Path(store_dir), Path(out)
+    model = _load_model(model_dir)
+    fingerprint = layout.model_fingerprint(model_dir)
+    fs = read_featureset(store_dir)
+    mods = _check_store(model, fs, store_dir)
+    keep = np.zeros(fs.num_posts, dtype=bool)
+    for m in mods:
+        keep |= fs.present[m]
+    if not keep.any():
+        raise InputError(f"{store_dir}: no post has an artifact in {mods}")
+    fs = fs.subset(np.flatnonzero(keep)).select(mods)
+    posts = posts_metadata(fs.post_ids, dataset_dir)
+    emb, present = _embed(model, fs, mods, batch_size, progress)
+    total = sum(int(present[m].sum()) for m in mods)
+    p = model.config.projection_dim
+
+    def fill(tmp: Path) -> None:
+        indexes: dict[str, Any] = {}
+        info: dict[str, Any] = {}
+        for m in mods:
+            rows = np.flatnonzero(present[m])
+            if isinstance(factory, Mapping):
+                fac = factory.get(m) or choose_factory(len(rows), total, p)
+            else:
+                fac = factory or choose_factory(len(rows), total, p)
+            index = new_index(p, fac)
+            train_index(index, emb[m][rows])
+            _add_vectors(index, emb[m], rows, f"index {m}", progress)
+            indexes[m] = index
+            info[m] = {
+                "factory": fac,
+                "exact": is_exact(fac),
+                "count": len(rows),
+                "nprobe": nprobe if nprobe is not None else default_nprobe(fac),
+                "encoder": fs.encoders.get(m, {}),
+            }
+        _write_arrays(tmp, emb, present, indexes, posts)
+        layout.write_manifest(
+            tmp,
+            {
+                "format": layout.FORMAT,
+                "version": layout.VERSION,
+                "model": {"path": str(model_dir.resolve()), "fingerprint": fingerprint},
+                "store": str(store_dir.resolve()),
+                "dataset_dir": str(Path(dataset_dir).resolve()) if dataset_dir else None,
+                "projection_dim": p,
+                "num_posts": fs.num_posts,
+                "num_artifacts": total,
+                "modalities": info,
+            },
+        )
+
+    return layout.write_directory_atomically(out, fill, overwrite=overwrite)
+
+
+def add_posts(
+    index_dir: str | Path,
+    model_dir: str | Path,
+    store_dir: str | Path,
+    dataset_dir: str | Path | None = None,
+    batch_size: int = 8192,
+    progress: bool = True,
+) -> int:
+    """Add the posts of ``store_dir`` that the index lacks; returns how many were added.
+
+    Posts already indexed are skipped (their features are not re-read into the index). The
+    FAISS indexes keep their factory (and trained IVF centroids); with exact indexes the
+    result equals a full rebuild over the union of posts. The directory is rewritten
+    atomically.
+    """
+    import faiss
+
+    index_dir, model_dir, store_dir = Path(index_dir), Path(model_dir), Path(store_dir)
+    manifest = layout.read_manifest(index_dir)
+    layout.check_model(manifest, model_dir, index_dir)
+    mods = list(manifest["modalities"])
+    model = _load_model(model_dir)
+    fs = read_featureset(store_dir)
+    missing = [m for m in mods if m not in fs.features]
+    if missing:
+        raise InputError(f"{store_dir}: store lacks indexed modality {missing[0]!r}")
+    _check_store(model, fs, store_dir)
+    for m in mods:
+        old = manifest["modalities"][m].get("encoder") or {}
+        new = fs.encoders.get(m) or {}
+        if old.get("name") and new.get("name") and (old.get("name"), old.get("version")) != (
+            new.get("name"),
+            new.get("version"),
+        ):
+            raise InputError(
+                f"{store_dir}: modality {m!r} encoder {new.get('name')}/{new.get('version')} differs "
+                f"from the index's {old.get('name')}/{old.get('version')}"
+            )
+    old_posts = pd.read_parquet(index_dir / layout.POSTS_FILE)
+    is_new = ~np.isin(fs.post_ids, old_posts["post_id"].to_numpy(dtype=str))
+    has_any = np.zeros(fs.num_posts, dtype=bool)
+    for m in mods:
+        has_any |= fs.present[m]
+    new_rows = np.flatnonzero(is_new & has_any)
+    if not len(new_rows):
+        return 0
+    fs = fs.subset(new_rows).select(mods)
+    dataset = dataset_dir if dataset_dir is not None else manifest.get("dataset_dir")
+    new_posts = posts_metadata(fs.post_ids, dataset)
+    emb_new, present_new = _embed(model, fs, mods, batch_size, progress)
+    n_old = len(old_posts)
+    posts = pd.concat(
+        [old_posts.drop(columns=[c for c in old_posts if c.startswith("has_")]), new_posts],
+        ignore_index=True,
+    )
+
+    def fill(tmp: Path) -> None:
+        emb: dict[str, np.ndarray] = {}
+        present: dict[str, np.ndarray] = {}
+        indexes: dict[str, Any] = {}
+        for m in mods:
+            old_emb = np.load(index_dir / layout.emb_file(m), mmap_mode="r", allow_pickle=False)
+            emb[m] = np.concatenate([old_emb, emb_new[m]])
+            present[m] = np.concatenate(
+                [np.load(index_dir / layout.present_file(m), allow_pickle=False), present_new[m]]
+            )
+            index = faiss.read_index(str(index_dir / layout.faiss_file(m)))
+            rows = n_old + np.flatnonzero(present_new[m])
+            _add_vectors(index, emb[m], rows, f"add {m}", progress)
+            indexes[m] = index
+            info = manifest["modalities"][m]
+            info["count"] = int(present[m].sum())
+        _write_arrays(tmp, emb, present, indexes, posts)
+        manifest["num_posts"] = len(posts)
+        manifest["num_artifacts"] = sum(int(present[m].sum()) for m in mods)
+        layout.write_manifest(tmp, manifest)
+
+    layout.write_directory_atomically(index_dir, fill, overwrite=True)
+    if (
+        all(info["exact"] for info in manifest["modalities"].values())
+        and manifest["num_artifacts"] > FLAT_MAX_ARTIFACTS
+    ):
+        warnings.warn(
+            f"{index_dir} now holds {manifest['num_artifacts']} artifacts in exact indexes; "
+            "rebuild it (nmodal index build --overwrite) to switch to approximate ones",
+            stacklevel=2,
+        )
+    return len(new_rows)

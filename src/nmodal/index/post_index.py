@@ -1,0 +1,404 @@
+"""Searching a post index: candidates from FAISS, exact post scores, filters.
+
+How a search runs (see :mod:`nmodal.index.scoring` for the scoring rule):
+
+1. For every candidate modality ``m`` the query artifacts compared with ``m`` are searched
+   in ``m``'s FAISS index in one call, for ``k'`` candidates each (filters are applied inside
+   FAISS with an id selector).
+2. The union of candidate posts is scored exactly from the stored float32 embeddings: every
+   pair the post has counts, not only the pairs in which it was a hit.
+3. With exact (``Flat``) indexes the result is certified: if the k-th best score is at least
+   the best score an unlisted post could reach (from the last similarity of each cut-off
+   list) the top k is exact; otherwise ``k'`` grows (and beyond a quarter of the posts every
+   allowed post is scored directly). With approximate indexes one round is run and the
+   result says ``exact: false``.
+
+When filters leave at most ``dense_max`` posts, those posts are scored directly (exact).
+
+Example:
+    >>> index = PostIndex.open("idx")  # doctest: +SKIP
+    >>> result = index.more_like_this("chan1/42", k=10, filters=Filters(accounts=("chan1",)))
+    >>> [(h.post_id, round(h.score, 3)) for h in result.hits]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nmodal.errors import InputError
+from nmodal.index import layout
+from nmodal.index.factory import is_exact, set_nprobe
+from nmodal.index.scoring import (
+    COLLATIONS,
+    collate,
+    pair_similarities,
+    query_pairs,
+    top_k,
+    upper_bound,
+)
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_date(value: str | None, end: bool = False) -> pd.Timestamp | None:
+    """``"2024-03-01"`` -> a naive UTC timestamp; ``end=True`` makes a bare date inclusive."""
+    if value is None or str(value).strip() == "":
+        return None
+    text = str(value).strip()
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"date {text!r} is not a date (use YYYY-MM-DD or ISO 8601)") from exc
+    if ts is pd.NaT:
+        raise InputError(f"date {text!r} is not a date (use YYYY-MM-DD or ISO 8601)")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    if end and _DATE_ONLY.match(text):
+        ts = ts + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+    return ts
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict results to some accounts and/or a date range (inclusive; bare dates = whole day)."""
+
+    accounts: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+
+    def is_empty(self) -> bool:
+        return not self.accounts and self.since is None and self.until is None
+
+    def mask(self, accounts: np.ndarray, dates: np.ndarray) -> np.ndarray | None:
+        """Boolean mask over posts, or None when nothing is filtered."""
+        if self.is_empty():
+            return None
+        keep = np.ones(len(accounts), dtype=bool)
+        if self.accounts:
+            keep &= np.isin(accounts, np.asarray(self.accounts, dtype=object))
+        since, until = parse_date(self.since), parse_date(self.until, end=True)
+        if since is not None and until is not None and since > until:
+            raise InputError(f"--since {self.since} is after --until {self.until}")
+        if since is not None:
+            keep &= dates >= since.to_datetime64()
+        if until is not None:
+            keep &= dates <= until.to_datetime64()
+        return keep
+
+
+@dataclass
+class Hit:
+    rank: int
+    post_id: str
+    score: float
+    #: the pairs that made the score: query artifact modality, matched artifact modality, cosine
+    matches: list[dict[str, Any]]
+    post: dict[str, Any]
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    query: list[str]
+    modalities: list[str]
+    collate: str
+    exact: bool
+    candidates: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or (np.isscalar(value) and pd.isna(value)) or value is pd.NA:
+        return None
+    if isinstance(value, pd.Timestamp):
+        # dates are stored as naive UTC
+        return (value.tz_localize("UTC") if value.tzinfo is None else value).isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+class PostIndex:
+    """An opened post index (read-only, thread-safe for concurrent searches)."""
+
+    #: scored directly (no FAISS) when filters leave at most this many posts
+    dense_max: int = 50_000
+
+    def __init__(
+        self,
+        directory: Path,
+        manifest: dict[str, Any],
+        posts: pd.DataFrame,
+        emb: dict[str, np.ndarray],
+        present: dict[str, np.ndarray],
+        indexes: dict[str, Any],
+    ) -> None:
+        self.directory = directory
+        self.manifest = manifest
+        self.posts = posts
+        self.emb = emb
+        self.present = present
+        self.indexes = indexes
+        self.modalities: list[str] = list(manifest["modalities"])
+        self.post_ids = posts["post_id"].to_numpy(dtype=object)
+        self._row_of = pd.Index(self.post_ids)
+        self.accounts = (
+            posts["account"].astype(object).to_numpy() if "account" in posts else np.full(len(posts), None)
+        )
+        dates = pd.to_datetime(posts["date"], utc=True, errors="coerce") if "date" in posts else None
+        self.dates = (
+            dates.dt.tz_localize(None).to_numpy("datetime64[ns]")
+            if dates is not None
+            else np.full(len(posts), np.datetime64("NaT"), dtype="datetime64[ns]")
+        )
+        self.exact = {m: is_exact(info["factory"]) for m, info in manifest["modalities"].items()}
+
+    # ------------------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, directory: str | Path, nprobe: int | None = None, mmap: bool = True) -> PostIndex:
+        """Open an index directory; embeddings are memory-mapped unless ``mmap=False``."""
+        import faiss
+
+        directory = Path(directory)
+        manifest = layout.read_manifest(directory)
+        posts = pd.read_parquet(directory / layout.POSTS_FILE)
+        emb: dict[str, np.ndarray] = {}
+        present: dict[str, np.ndarray] = {}
+        indexes: dict[str, Any] = {}
+        for m, info in manifest["modalities"].items():
+            try:
+                emb[m] = np.load(
+                    directory / layout.emb_file(m), mmap_mode="r" if mmap else None, allow_pickle=False
+                )
+                present[m] = np.load(directory / layout.present_file(m), allow_pickle=False)
+                indexes[m] = faiss.read_index(str(directory / layout.faiss_file(m)))
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise InputError(f"{directory}: index files of modality {m!r} unreadable ({exc})") from exc
+            if emb[m].shape[0] != len(posts) or present[m].shape != (len(posts),):
+                raise InputError(f"{directory}: files of modality {m!r} do not match posts.parquet")
+            if indexes[m].ntotal != int(present[m].sum()):
+                raise InputError(
+                    f"{directory}: {layout.faiss_file(m)} holds {indexes[m].ntotal} vectors, "
+                    f"expected {int(present[m].sum())}"
+                )
+            set_nprobe(indexes[m], nprobe if nprobe is not None else info.get("nprobe"))
+        return cls(directory, manifest, posts, emb, present, indexes)
+
+    @property
+    def num_posts(self) -> int:
+        return len(self.post_ids)
+
+    @property
+    def dataset_dir(self) -> Path | None:
+        d = self.manifest.get("dataset_dir")
+        return Path(d) if d else None
+
+    def row_of(self, post_id: str) -> int:
+        loc = self._row_of.get_indexer([post_id])[0]
+        if loc < 0:
+            raise KeyError(post_id)
+        return int(loc)
+
+    # ------------------------------------------------------------------------------ metadata
+
+    def post(self, row: int) -> dict[str, Any]:
+        """Metadata of post number ``row`` as JSON-ready values."""
+        rec = self.posts.iloc[row].to_dict()
+        out: dict[str, Any] = {}
+        for key, value in rec.items():
+            if key.startswith("has_"):
+                continue
+            out[key] = _json_value(value)
+        out["artifacts"] = [m for m in self.modalities if bool(self.present[m][row])]
+        return out
+
+    def accounts_list(self) -> list[str]:
+        values = pd.Series(self.accounts).dropna().astype(str)
+        return sorted(values.unique().tolist())
+
+    # ------------------------------------------------------------------------------ search
+
+    def search(
+        self,
+        query_modalities: Sequence[str],
+        vectors: np.ndarray,
+        k: int = 20,
+        filters: Filters | None = None,
+        modalities: Sequence[str] | None = None,
+        collation: str = "sum",
+        include_same: bool = False,
+        exclude: Sequence[int] = (),
+        candidates: int | None = None,
+    ) -> SearchResult:
+        """Rank posts for query artifacts ``vectors`` (``(J, p)``, L2-normalised) of ``query_modalities``.
+
+        ``modalities`` restricts the candidate modalities (default: all indexed);
+        ``exclude`` lists post numbers never returned (the query post of "more like this");
+        ``candidates`` is ``k'`` per list (default ``max(4k, 100)``).
+        """
+        vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        qmods = list(query_modalities)
+        if vectors.shape != (len(qmods), self.projection_dim):
+            raise InputError(
+                f"query vectors of shape {vectors.shape}, expected ({len(qmods)}, {self.projection_dim})"
+            )
+        if collation not in COLLATIONS:
+            raise InputError(f"unknown collation {collation!r}; choose one of {COLLATIONS}")
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
+        cands = list(modalities) if modalities else list(self.modalities)
+        unknown = [m for m in cands if m not in self.modalities]
+        if unknown:
+            raise InputError(f"unknown modality {unknown[0]!r}; this index has {self.modalities}")
+        pairs = query_pairs(qmods, cands, include_same=include_same)
+        if not pairs:
+            raise InputError(
+                f"nothing to search: a {'+'.join(qmods)} query is compared with other modalities "
+                f"only, and the candidate modalities are {cands}"
+            )
+        allowed = (filters or Filters()).mask(self.accounts, self.dates)
+        excluded = np.asarray(list(exclude), dtype=np.int64)
+        if allowed is not None and excluded.size:
+            allowed = allowed.copy()
+            allowed[excluded] = False
+        n_allowed = self.num_posts if allowed is None else int(allowed.sum())
+
+        if allowed is not None and n_allowed <= self.dense_max:
+            rows, scores, sims, labels = self._score_dense(vectors, pairs, allowed, collation)
+            exact, n_cand = True, int(len(rows))
+        else:
+            rows, scores, sims, labels, exact, n_cand = self._score_candidates(
+                vectors, pairs, allowed, excluded, k, collation, candidates
+            )
+        best = top_k(scores, k, tiebreak=rows)
+        hits = []
+        for rank, pos in enumerate(best, start=1):
+            row = int(rows[pos])
+            matches = [
+                {"query": qmods[j], "artifact": m, "score": float(sims[pos, c])}
+                for c, (j, m) in enumerate(labels)
+                if not np.isnan(sims[pos, c])
+            ]
+            matches.sort(key=lambda d: -d["score"])
+            hits.append(
+                Hit(rank, str(self.post_ids[row]), float(scores[pos]), matches, self.post(row))
+            )
+        return SearchResult(hits, qmods, list(pairs), collation, exact, n_cand)
+
+    def more_like_this(
+        self,
+        post_id: str,
+        k: int = 20,
+        filters: Filters | None = None,
+        modalities: Sequence[str] | None = None,
+        collation: str = "sum",
+        include_same: bool = False,
+        candidates: int | None = None,
+    ) -> SearchResult:
+        """Posts like ``post_id``: its artifacts are the query; the post itself is excluded."""
+        try:
+            row = self.row_of(post_id)
+        except KeyError:
+            raise InputError(f"post {post_id!r} is not in index {self.directory}") from None
+        qmods = [m for m in self.modalities if self.present[m][row]]
+        vectors = np.stack([np.asarray(self.emb[m][row], dtype=np.float32) for m in qmods])
+        result = self.search(
+            qmods,
+            vectors,
+            k=k,
+            filters=filters,
+            modalities=modalities,
+            collation=collation,
+            include_same=include_same,
+            exclude=[row],
+            candidates=candidates,
+        )
+        result.extra["post_id"] = post_id
+        return result
+
+    @property
+    def projection_dim(self) -> int:
+        return int(self.manifest["projection_dim"])
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _score_dense(
+        self,
+        vectors: np.ndarray,
+        pairs: Mapping[str, np.ndarray],
+        allowed: np.ndarray | None,
+        collation: str,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str]]]:
+        rows = np.arange(self.num_posts) if allowed is None else np.flatnonzero(allowed)
+        sims, labels = pair_similarities(
+            None if allowed is None else rows, vectors, pairs, self.emb, self.present
+        )
+        return rows, collate(sims, collation), sims, labels
+
+    def _score_candidates(
+        self,
+        vectors: np.ndarray,
+        pairs: Mapping[str, np.ndarray],
+        allowed: np.ndarray | None,
+        excluded: np.ndarray,
+        k: int,
+        collation: str,
+        candidates: int | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str]], bool, int]:
+        import faiss
+
+        all_exact = all(self.exact[m] for m in pairs)
+        kp = int(candidates) if candidates else max(4 * k, 100)
+        kp += len(excluded)
+        bitmap = None if allowed is None else np.packbits(allowed, bitorder="little")
+        while True:
+            found: list[np.ndarray] = []
+            thresholds: list[float] = []
+            for m, js in pairs.items():
+                index = self.indexes[m]
+                kk = min(kp, int(index.ntotal))
+                if kk == 0:
+                    continue
+                params = None
+                if bitmap is not None:
+                    sel = faiss.IDSelectorBitmap(bitmap)
+                    ivf = faiss.try_extract_index_ivf(index)
+                    if ivf is not None:
+                        params = faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nprobe)
+                    else:
+                        params = faiss.SearchParameters(sel=sel)
+                dist, ids = index.search(vectors[js], kk, params=params)
+                found.append(ids[ids >= 0])
+                full = ids[:, -1] >= 0
+                thresholds.extend(dist[full, -1].tolist())
+            rows = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+            if excluded.size:
+                rows = rows[~np.isin(rows, excluded)]
+            sims, labels = pair_similarities(rows, vectors, pairs, self.emb, self.present)
+            scores = collate(sims, collation)
+            if not all_exact:
+                return rows, scores, sims, labels, False, int(len(rows))
+            finite = np.sort(scores[np.isfinite(scores)])[::-1]
+            bound = upper_bound(thresholds, collation)
+            if (len(finite) >= k and finite[k - 1] >= bound) or not thresholds:
+                return rows, scores, sims, labels, True, int(len(rows))
+            kp *= 4
+            if kp >= self.num_posts // 4:
+                if allowed is None and excluded.size:
+                    allowed = np.ones(self.num_posts, dtype=bool)
+                    allowed[excluded] = False
+                drows, dscores, dsims, dlabels = self._score_dense(vectors, pairs, allowed, collation)
+                return drows, dscores, dsims, dlabels, True, int(len(drows))

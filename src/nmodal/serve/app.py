@@ -1,0 +1,273 @@
+"""The HTTP API and web page for analysts (FastAPI; OpenAPI docs at ``/docs``).
+
+Endpoints (all JSON unless noted):
+
+- ``GET /api/health``: liveness and index size.
+- ``GET /api/info``: modalities, accounts, limits (what the web page needs).
+- ``GET /api/search?text=...``: posts matching a text query.
+- ``POST /api/search/file``: posts matching an uploaded image/video/audio file (multipart
+  field ``file``, optional ``kind``); size-limited, type-checked by magic bytes.
+- ``GET /api/similar?post_id=...``: "more like this": the post's artifacts are the query.
+- ``GET /api/post?post_id=...``: one post's metadata.
+- ``GET /api/media?post_id=...&kind=image``: the post's media file (only from inside the
+  dataset directory); ``GET /api/thumbnail?post_id=...``: a JPEG thumbnail.
+- ``GET /``: the single-page web UI (static files shipped in the package, no CDN).
+
+Search endpoints share the filters ``k``, ``account`` (repeatable), ``since``, ``until``,
+``modality`` (comma-separated candidate modalities), ``collate`` (``sum``/``mean``).
+
+Example:
+    >>> app = create_app("indexes/i1")  # doctest: +SKIP
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from nmodal import __version__
+from nmodal.errors import InputError, MediaError
+from nmodal.index import Filters, PostIndex, QueryEncoder, SearchResult
+from nmodal.index.query import EncoderSource, EncoderUnavailableError
+from nmodal.serve.media import resolve_inside, thumbnail
+from nmodal.serve.uploads import SUFFIX, BodySizeLimit, declared_family, sniff
+
+STATIC_DIR = Path(__file__).parent / "static"
+DEFAULT_MAX_UPLOAD = 50 * 1024 * 1024
+MEDIA_KINDS = ("image", "video", "audio")
+#: multipart framing around the file is allowed on top of the file size limit
+MULTIPART_SLACK = 64 * 1024
+
+
+class SearchParams:
+    """The filters every search endpoint accepts."""
+
+    def __init__(
+        self,
+        k: Annotated[int, Query(ge=1, le=500, description="number of posts to return")] = 20,
+        account: Annotated[list[str] | None, Query(description="only these accounts (repeatable)")] = None,
+        since: Annotated[str | None, Query(description="only posts on/after this date (YYYY-MM-DD or ISO)")] = None,
+        until: Annotated[str | None, Query(description="only posts on/before this date (inclusive)")] = None,
+        modality: Annotated[
+            str | None, Query(description="candidate modalities to match, comma-separated (default: all)")
+        ] = None,
+        collate: Annotated[str, Query(pattern="^(sum|mean)$", description="post score: sum or mean of pair similarities")] = "sum",
+        include_same: Annotated[bool, Query(description="also match artifacts of the query's own modality")] = False,
+    ) -> None:
+        self.k = k
+        accounts = [a.strip() for value in (account or []) for a in value.split(",") if a.strip()]
+        self.filters = Filters(accounts=tuple(accounts), since=since or None, until=until or None)
+        self.modalities = [m.strip() for m in (modality or "").split(",") if m.strip()] or None
+        self.collate = collate
+        self.include_same = include_same
+
+
+def _result_json(index: PostIndex, result: SearchResult) -> dict[str, Any]:
+    out = result.to_dict()
+    for hit in out["hits"]:
+        post = hit["post"]
+        post["urls"] = _post_urls(post)
+    out["total_posts"] = index.num_posts
+    return out
+
+
+def _post_urls(post: dict[str, Any]) -> dict[str, str]:
+    from urllib.parse import quote
+
+    pid = quote(str(post["post_id"]), safe="")
+    urls: dict[str, str] = {}
+    for kind in MEDIA_KINDS:
+        if post.get(f"{kind}_path"):
+            urls[kind] = f"/api/media?post_id={pid}&kind={kind}"
+    if post.get("image_path") or post.get("video_path"):
+        urls["thumbnail"] = f"/api/thumbnail?post_id={pid}"
+    return urls
+
+
+def create_app(
+    index: PostIndex | str | Path,
+    *,
+    model_dir: str | Path | None = None,
+    encoder_source: EncoderSource | None = None,
+    query_encoder: QueryEncoder | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+) -> FastAPI:
+    """The FastAPI app serving ``index``.
+
+    Queries by text or file are encoded lazily (first use) with the index's model (or
+    ``model_dir``, fingerprint-checked) and the encoders from ``encoder_source`` (default: the
+    encoder registry). Searches by post id need neither.
+    """
+    idx = index if isinstance(index, PostIndex) else PostIndex.open(index)
+    encoder = query_encoder or QueryEncoder.for_index(idx.manifest, model_dir, encoder_source)
+    app = FastAPI(
+        title="nmodal search",
+        version=__version__,
+        description="Search social-media posts by text, image, video, audio or by another post.",
+    )
+    app.state.index = idx
+    app.state.encoder = encoder
+    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes + MULTIPART_SLACK)
+
+    @app.exception_handler(EncoderUnavailableError)
+    async def _unavailable(request: Request, exc: EncoderUnavailableError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(InputError)
+    async def _bad_input(request: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(MediaError)
+    async def _bad_media(request: Request, exc: MediaError) -> JSONResponse:
+        return JSONResponse({"detail": f"cannot decode the file: {exc.reason}"}, status_code=422)
+
+    def row_or_404(post_id: str) -> int:
+        try:
+            return idx.row_of(post_id)
+        except KeyError:
+            raise HTTPException(404, f"post {post_id!r} is not in the index") from None
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "posts": idx.num_posts, "modalities": idx.modalities}
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "posts": idx.num_posts,
+            "modalities": idx.modalities,
+            "query_kinds": ["text", *[m for m in MEDIA_KINDS if m in idx.modalities]],
+            "accounts": idx.accounts_list(),
+            "max_upload_bytes": max_upload_bytes,
+            "index": {m: {"factory": i["factory"], "count": i["count"]} for m, i in idx.manifest["modalities"].items()},
+        }
+
+    @app.get("/api/search")
+    def search_text(
+        text: Annotated[str, Query(min_length=1, max_length=10_000, description="the text query")],
+        params: Annotated[SearchParams, Depends()],
+    ) -> dict[str, Any]:
+        vec = encoder.encode("text", text)
+        result = idx.search(
+            ["text"], vec, k=params.k, filters=params.filters, modalities=params.modalities,
+            collation=params.collate, include_same=params.include_same,
+        )
+        return _result_json(idx, result)
+
+    @app.post("/api/search/file")
+    def search_file(
+        file: Annotated[UploadFile, File(description="an image, video or audio file")],
+        params: Annotated[SearchParams, Depends()],
+        kind: Annotated[str | None, Form(description="image, video or audio (default: from the file)")] = None,
+    ) -> dict[str, Any]:
+        size = file.size if file.size is not None else _size_of(file)
+        if size > max_upload_bytes:
+            raise HTTPException(413, f"file larger than the limit of {max_upload_bytes} bytes")
+        if size == 0:
+            raise HTTPException(400, "empty file")
+        file.file.seek(0)
+        head = file.file.read(64)
+        file.file.seek(0)
+        found = sniff(head)
+        name = file.filename or "upload"
+        if found is None:
+            raise HTTPException(415, f"{name}: unsupported or unrecognised file type (not an image, video or audio file)")
+        fmt, kinds = found
+        family = declared_family(file.content_type)
+        if family is not None and family not in kinds:
+            raise HTTPException(
+                415, f"{name}: declared as {file.content_type} but the content is {fmt} ({'/'.join(kinds)})"
+            )
+        if kind is not None and kind not in kinds:
+            raise HTTPException(415, f"{name}: a {fmt} file cannot be used as a {kind} query")
+        chosen = kind or (family if family in kinds else kinds[0])
+        if chosen not in idx.modalities:
+            raise HTTPException(400, f"this index has no {chosen} modality (it has {idx.modalities})")
+        with tempfile.TemporaryDirectory(prefix="nmodal-upload-") as tmp:
+            path = Path(tmp) / f"query{SUFFIX.get(fmt, '')}"
+            with path.open("wb") as fh:
+                shutil.copyfileobj(file.file, fh, 1 << 20)
+            vec = encoder.encode(chosen, path)
+        result = idx.search(
+            [chosen], vec, k=params.k, filters=params.filters, modalities=params.modalities,
+            collation=params.collate, include_same=params.include_same,
+        )
+        out = _result_json(idx, result)
+        out["upload"] = {"name": name, "format": fmt, "kind": chosen, "bytes": size}
+        return out
+
+    @app.get("/api/similar")
+    def similar(
+        post_id: Annotated[str, Query(description="the post to find more like")],
+        params: Annotated[SearchParams, Depends()],
+    ) -> dict[str, Any]:
+        row_or_404(post_id)
+        result = idx.more_like_this(
+            post_id, k=params.k, filters=params.filters, modalities=params.modalities,
+            collation=params.collate, include_same=params.include_same,
+        )
+        out = _result_json(idx, result)
+        out["query_post"] = {**idx.post(idx.row_of(post_id))}
+        out["query_post"]["urls"] = _post_urls(out["query_post"])
+        return out
+
+    @app.get("/api/post")
+    def post(post_id: Annotated[str, Query()]) -> dict[str, Any]:
+        detail = idx.post(row_or_404(post_id))
+        detail["urls"] = _post_urls(detail)
+        return detail
+
+    def media_path(post_id: str, kind: str) -> Path:
+        detail = idx.post(row_or_404(post_id))
+        value = detail.get(f"{kind}_path")
+        if not value:
+            raise HTTPException(404, f"post {post_id!r} has no {kind} file")
+        root = idx.dataset_dir
+        if root is None:
+            raise HTTPException(404, "this index records no dataset directory")
+        try:
+            return resolve_inside(root, str(value))
+        except PermissionError:
+            raise HTTPException(403, f"the {kind} path of post {post_id!r} is outside the collection") from None
+        except FileNotFoundError:
+            raise HTTPException(404, f"the {kind} file of post {post_id!r} is missing") from None
+
+    @app.get("/api/media", response_class=FileResponse)
+    def media(
+        post_id: Annotated[str, Query()],
+        kind: Annotated[str, Query(pattern="^(image|video|audio)$")],
+    ) -> FileResponse:
+        return FileResponse(media_path(post_id, kind))
+
+    @app.get("/api/thumbnail", response_class=Response)
+    def thumb(post_id: Annotated[str, Query()]) -> Response:
+        detail = idx.post(row_or_404(post_id))
+        kind = "image" if detail.get("image_path") else "video"
+        path = media_path(post_id, kind)
+        try:
+            data = thumbnail(path, kind)
+        except MediaError as exc:
+            raise HTTPException(422, exc.reason) from None
+        return Response(data, media_type="image/jpeg", headers={"cache-control": "max-age=3600"})
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _size_of(file: UploadFile) -> int:
+    file.file.seek(0, 2)
+    size = file.file.tell()
+    file.file.seek(0)
+    return int(size)
