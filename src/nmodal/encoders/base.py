@@ -86,6 +86,9 @@ class Encoder(abc.ABC):
                 f"encoder {self.name!r}: unknown setting(s) {sorted(unknown)}"
             )
         self.runtime: dict[str, Any] = {k: v for k, v in runtime.items() if v is not None}
+        #: facts derived while loading (normalisation constants, frame count, ...): recorded
+        #: in the provenance for the reader, not passed back to the constructor
+        self.details: dict[str, Any] = {}
 
     @property
     @abc.abstractmethod
@@ -101,13 +104,15 @@ class Encoder(abc.ABC):
         return {}
 
     def provenance(self) -> dict[str, Any]:
-        """Name, version and settings: enough to rebuild this encoder (see :func:`from_provenance`)."""
+        """Name, version and settings (the constructor's arguments): enough to rebuild this
+        encoder with :func:`from_provenance`; ``details`` adds what loading derived."""
         return {
             "name": self.name,
             "version": self.version,
             "modality": self.modality,
             "dim": self.dim,
             "settings": dict(self.settings),
+            "details": dict(self.details),
             "packages": self.packages(),
         }
 

@@ -80,7 +80,9 @@ def _load(kind: str, model_path: str, device: torch.device, dtype: torch.dtype, 
     key = (kind, model_path, str(device), str(dtype), tuple(sorted(overrides.items())))
     with _LOCK:
         if key not in _MODELS:
-            cls = getattr(_transformers(), kind)
+            transformers = _transformers()
+            cls = getattr(transformers, kind)
+            transformers.utils.logging.disable_progress_bar()  # nmodal shows its own progress
             try:
                 model = cls.from_pretrained(model_path, **overrides)
             except (OSError, ValueError) as exc:
@@ -116,12 +118,15 @@ class _HFEncoder(Encoder):
     default_model = ""
     default_batch = 16
 
-    def __init__(self, model_path: str | None, pooling: str, dtype: str, extra: dict[str, Any], **runtime: Any) -> None:
+    def __init__(
+        self, model_path: str | None, pooling: str, dtype: str, extra: dict[str, Any], details: dict[str, Any], **runtime: Any
+    ) -> None:
         model_path = str(model_path or self.default_model)
         super().__init__(
             settings={"model_path": model_path, "pooling": pooling, "dtype": canonical_dtype(dtype), **extra},
             **runtime,
         )
+        self.details.update(details)
         set_num_threads(self.runtime.get("num_threads"))
         self.device = resolve_device(self.runtime.get("device"))
         self.torch_dtype = resolve_dtype(dtype)
@@ -160,7 +165,7 @@ class DistilBertText(_HFEncoder):
         self, model_path: str | None = None, pooling: str = "cls", dtype: str = "float32", max_length: int = 512, **runtime: Any
     ) -> None:
         _check_pooling(pooling, ("cls", "mean"), "distilbert")
-        super().__init__(model_path, pooling, dtype, {"max_length": int(max_length)}, **runtime)
+        super().__init__(model_path, pooling, dtype, {"max_length": int(max_length)}, {}, **runtime)
         path = self.settings["model_path"]
         self.model = _load(self.model_kind, path, self.device, self.torch_dtype)
         with _LOCK:
@@ -206,21 +211,21 @@ class ViTMAEImage(_HFEncoder):
         _check_pooling(pooling, ("cls", "mean"), "vit-mae")
         path = str(model_path or self.default_model)
         pre = _preprocessor_config(path)
-        extra = {
+        details = {
             "mean": list(pre.get("image_mean", IMAGENET_MEAN)),
             "std": list(pre.get("image_std", IMAGENET_STD)),
             "mask_ratio": 0.0,
         }
-        super().__init__(path, pooling, dtype, extra, **runtime)
+        super().__init__(path, pooling, dtype, {}, details, **runtime)
         self.model = _load(self.model_kind, path, self.device, self.torch_dtype, mask_ratio=0.0)
         size = self.model.config.image_size
         self.input_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
     def hidden_states(self, pictures: list[np.ndarray]) -> torch.Tensor:
         """Last hidden layer ``(N, 1 + patches, hidden)``, every patch kept, in patch order."""
-        x = images_to_tensor(pictures, self.input_size, self.settings["mean"], self.settings["std"])
+        x = images_to_tensor(pictures, self.input_size, self.details["mean"], self.details["std"])
         x = x.to(self.device, self.torch_dtype)
-        n_patches = self.model.embeddings.num_patches
+        n_patches = self.model.embeddings.patch_embeddings.num_patches
         # ascending noise = identity permutation: no random shuffling of the patches
         noise = torch.arange(n_patches, device=self.device, dtype=torch.float32).expand(len(x), -1)
         with torch.inference_mode():
@@ -283,25 +288,21 @@ class VideoMAEVideo(_HFEncoder):
             raise InputError(f"videomae: resize must be 'squash' or 'crop', got {resize!r}")
         path = str(model_path or self.default_model)
         pre = _preprocessor_config(path)
-        extra = {
-            "mean": list(pre.get("image_mean", IMAGENET_MEAN)),
-            "std": list(pre.get("image_std", IMAGENET_STD)),
-            "resize": resize,
-        }
-        super().__init__(path, pooling, dtype, extra, **runtime)
+        details = {"mean": list(pre.get("image_mean", IMAGENET_MEAN)), "std": list(pre.get("image_std", IMAGENET_STD))}
+        super().__init__(path, pooling, dtype, {"resize": resize}, details, **runtime)
         self.model = _load(self.model_kind, path, self.device, self.torch_dtype)
         size = self.model.config.image_size
         self.size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.input_size = self.size if resize == "squash" else None
         self.num_frames = int(self.model.config.num_frames)
-        self.settings["num_frames"] = self.num_frames
+        self.details["num_frames"] = self.num_frames
 
     def _run(self, clips: list[np.ndarray]) -> np.ndarray:
         clips = [resample_frames(c, self.num_frames) for c in clips]
         if self.settings["resize"] == "crop":
             clips = [center_crop_resize(c, self.size) for c in clips]
         frames = [f for c in clips for f in c]
-        x = images_to_tensor(frames, self.size, self.settings["mean"], self.settings["std"])
+        x = images_to_tensor(frames, self.size, self.details["mean"], self.details["std"])
         x = x.view(len(clips), self.num_frames, *x.shape[1:]).to(self.device, self.torch_dtype)
         with torch.inference_mode():
             hidden = self.model(pixel_values=x).last_hidden_state
@@ -334,8 +335,8 @@ class Wav2Vec2Audio(_HFEncoder):
         _check_pooling(pooling, ("mean",), "wav2vec2")
         path = str(model_path or self.default_model)
         pre = _preprocessor_config(path)
-        extra = {"do_normalize": bool(pre.get("do_normalize", True)), "sample_rate": 16000}
-        super().__init__(path, pooling, dtype, extra, **runtime)
+        details = {"do_normalize": bool(pre.get("do_normalize", True)), "sample_rate": 16000}
+        super().__init__(path, pooling, dtype, {}, details, **runtime)
         self.model = _load(self.model_kind, path, self.device, self.torch_dtype)
         self.batched = getattr(self.model.config, "feat_extract_norm", "group") == "layer"
 
@@ -344,7 +345,7 @@ class Wav2Vec2Audio(_HFEncoder):
         x = torch.zeros(len(clips), int(lengths.max()))
         mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
         x[mask] = torch.from_numpy(np.concatenate(clips).astype(np.float32))
-        if self.settings["do_normalize"]:  # per clip, over its own samples (the feature extractor's way)
+        if self.details["do_normalize"]:  # per clip, over its own samples (the feature extractor's way)
             n = lengths.clamp_min(1).to(torch.float32)[:, None]
             mean = x.sum(dim=1, keepdim=True) / n
             var = ((x - mean).square() * mask).sum(dim=1, keepdim=True) / n

@@ -136,9 +136,9 @@ class AdaptiveBatcher:
             try:
                 outputs.append(fn(chunk))
             except Exception as exc:
-                if not is_out_of_memory(exc) or self.batch_size == 1:
+                if not is_out_of_memory(exc) or len(chunk) == 1:
                     raise
-                self.batch_size = max(1, self.batch_size // 2)
+                self.batch_size = max(1, len(chunk) // 2)
                 log.warning("out of memory: batch size reduced to %d", self.batch_size)
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()

@@ -214,6 +214,12 @@ def _decode_isolated(job: PostJob, spec: DecodeSpec, ctx: Any) -> Decoded:
             return alone.submit(decode_post, job, spec).result()
         except BrokenProcessPool:
             pass
+    if not _workers_start(ctx):
+        raise InputError(
+            "decoding worker processes cannot start (is the calling script importable? "
+            "code run from stdin cannot start workers); pass workers=0 (--workers 0) to "
+            "decode in this process"
+        )
     out = Decoded(job.post_id)
     if "text" in spec.modalities and job.text and str(job.text).strip():
         out.items["text"] = str(job.text)
@@ -224,6 +230,18 @@ def _decode_isolated(job: PostJob, spec: DecodeSpec, ctx: Any) -> Decoded:
                  "reason": "the decoder process crashed on this post", "path": job.video_path or job.image_path or job.audio_path}
             )  # fmt: skip
     return out
+
+
+def _noop() -> bool:
+    return True
+
+
+def _workers_start(ctx: Any) -> bool:
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        try:
+            return bool(pool.submit(_noop).result())
+        except BrokenProcessPool:
+            return False
 
 
 class ShardEncoder:
