@@ -167,17 +167,31 @@ def load_efficientnet_lite0(device: torch.device) -> EfficientNetLite0:
         return net
 
 
+def _lite_size(size: int) -> tuple[int, int]:
+    """``size`` -> ``(size, size)``; the network is fully convolutional, 224 is its training size."""
+    if not 32 <= int(size) <= 1024:
+        raise InputError(f"efficientnet-lite0: size must be between 32 and 1024, got {size}")
+    return (int(size), int(size))
+
+
 class _LiteFeatures:
     """Batched EfficientNet-Lite0 features of uint8 pictures."""
 
-    def __init__(self, device: str | None, batch_size: int, num_threads: int | None) -> None:
+    def __init__(
+        self,
+        device: str | None,
+        batch_size: int,
+        num_threads: int | None,
+        size: tuple[int, int] = LITE_SIZE,
+    ) -> None:
         set_num_threads(num_threads)
         self.device = resolve_device(device)
         self.net = load_efficientnet_lite0(self.device)
         self.batcher = AdaptiveBatcher(batch_size)
+        self.size = size
 
     def _run(self, pictures: list[np.ndarray]) -> np.ndarray:
-        x = images_to_tensor(pictures, LITE_SIZE, LITE_MEAN, LITE_STD).to(self.device)
+        x = images_to_tensor(pictures, self.size, LITE_MEAN, LITE_STD).to(self.device)
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
@@ -195,10 +209,14 @@ class EfficientNetLite0Image(Encoder):
     version = "1"
     input_size = LITE_SIZE
 
-    def __init__(self, **runtime: Any) -> None:
-        super().__init__(settings={}, **runtime)
+    def __init__(self, size: int = LITE_SIZE[0], **runtime: Any) -> None:
+        # ``size``: pictures are resized to size x size (default 224, the training size;
+        # smaller is faster for small media); recorded in the settings only when not 224
+        self.input_size = _lite_size(size)
+        super().__init__(settings={} if size == LITE_SIZE[0] else {"size": int(size)}, **runtime)
         self._features = _LiteFeatures(
-            self.runtime.get("device"), self.runtime.get("batch_size", 32), self.runtime.get("num_threads")
+            self.runtime.get("device"), self.runtime.get("batch_size", 32), self.runtime.get("num_threads"),
+            self.input_size,
         )
 
     @property
@@ -254,13 +272,20 @@ class EfficientNetLite0Frames(Encoder):
     version = "1"
     input_size = LITE_SIZE
 
-    def __init__(self, stats: Sequence[str] = ("mean", "absdiff"), **runtime: Any) -> None:
+    def __init__(
+        self, stats: Sequence[str] = ("mean", "absdiff"), size: int = LITE_SIZE[0], **runtime: Any
+    ) -> None:
         stats = list(stats)
         if not stats or any(s not in VIDEO_STATS for s in stats):
             raise InputError(f"video stats must be a non-empty subset of {VIDEO_STATS}, got {stats}")
-        super().__init__(settings={"stats": stats}, **runtime)
+        self.input_size = _lite_size(size)  # as for the image encoder
+        settings: dict[str, Any] = {"stats": stats}
+        if size != LITE_SIZE[0]:
+            settings["size"] = int(size)
+        super().__init__(settings=settings, **runtime)
         self._features = _LiteFeatures(
-            self.runtime.get("device"), self.runtime.get("batch_size", 32), self.runtime.get("num_threads")
+            self.runtime.get("device"), self.runtime.get("batch_size", 32), self.runtime.get("num_threads"),
+            self.input_size,
         )
 
     @property
