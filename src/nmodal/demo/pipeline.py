@@ -1,0 +1,624 @@
+"""``nmodal demo``: corpus -> ingest -> extract -> protocol runs -> classifiers -> report.
+
+Every step writes its output under ``DIR`` and is skipped when that output exists, so an
+interrupted demo resumes (``--resume``) where it stopped::
+
+    DIR/demo.json             the settings (a resumed run must use the same ones)
+    DIR/corpus/               clips + manifest.jsonl            (nmodal.demo.corpus)
+    DIR/dataset/posts.parquet the ingested posts               (nmodal ingest manifest)
+    DIR/features/             the offline encoders' features   (nmodal extract)
+    DIR/runs/<run>.json       one protocol run (N trials)      (nmodal protocol)
+    DIR/models/<model>/       trial 1's model, for the examples, map and classifiers
+    DIR/showcase.json         2-D map and example retrievals
+    DIR/classify/<task>.json  stance / provenance cross-validation
+    DIR/results.json, DIR/report.html, DIR/report.md, DIR/figures/, DIR/thumbs/
+
+The protocol is the paper's: N trials, each a fresh split and a fresh training run; a
+test population of 100 posts that share **no emoji concept** with the training posts
+(split grouped by concept), every artifact of every test post queried against the other
+modalities. triCLIP (text, image, video; CLIP loss), triTRIP (the published triplet
+settings: soft margin, cyclic negatives, x0.001, summed) and quadCLIP (+ audio).
+
+Example:
+    >>> out = run_demo("demo-out", DemoConfig(posts=60, trials=1, epochs=2))  # doctest: +SKIP
+    >>> out.results["retrieval"]["triCLIP"]["1"]                               # doctest: +SKIP
+    {'mean': 0.31, 'std': 0.0, 'n': 1}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nmodal.errors import InputError, OutputExistsError
+
+DEFAULT_POSTS = 400
+TEST_SIZE = 100
+RECALL_KS = tuple(range(1, TEST_SIZE + 1))
+HEADLINE_KS = ("1", "5", "10", "25")
+TRI = ("text", "image", "video")
+QUAD = ("text", "image", "video", "audio")
+# the authors' published triplet settings (DESIGN.md): soft margin, Euclidean distance,
+# the next post in the batch as the negative, summed and scaled by 0.001
+TRIPLET_LOSS: dict[str, Any] = {
+    "name": "triplet",
+    "margin": None,
+    "distance": "euclidean",
+    "negatives": "cyclic",
+    "alpha": 0.001,
+    "reduction": "sum",
+}
+CLIP_LOSS: dict[str, Any] = {"name": "clip"}
+FAMILIES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "triCLIP": (TRI, CLIP_LOSS),
+    "triTRIP": (TRI, TRIPLET_LOSS),
+    "quadCLIP": (QUAD, CLIP_LOSS),
+}
+SWEEP_EPOCHS = (1, 10)
+SWEEP_DIMS = (64, 128, 512, 768)
+CLASSIFIERS = ("nb", "rf", "svm", "knn", "mlp")
+STATE_FILE = "demo.json"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes and switches of a demo run (defaults fit 10 minutes on a 2-core CPU)."""
+
+    posts: int = DEFAULT_POSTS
+    trials: int = 5
+    epochs: int = 50
+    test_size: int | None = None  # default: 100, or half the posts for tiny runs
+    seed: int = 0
+    workers: int = 2
+    sweeps: bool = True  # the extra runs of Tables 2, 4 and 5 (epochs 1/10, projection dims)
+    real_assets: bool = True
+    progress: bool = True
+
+    @property
+    def population(self) -> int:
+        """The test population of every trial."""
+        return self.test_size if self.test_size is not None else min(TEST_SIZE, self.posts // 2)
+
+    def check(self) -> None:
+        if self.posts < 20:
+            raise InputError(f"--posts must be at least 20, got {self.posts}")
+        if not 2 <= self.population <= self.posts - 10:
+            raise InputError(
+                f"--test-size {self.population} must be between 2 and --posts - 10 "
+                f"({self.posts - 10})"
+            )
+        if self.trials < 1 or self.epochs < 1:
+            raise InputError("--trials and --epochs must be >= 1")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that decide the outputs (a resumed run must match them)."""
+        d = asdict(self)
+        for k in ("workers", "progress"):
+            d.pop(k)
+        d["test_size"] = self.population
+        return d
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    family: str
+    epochs: int
+    dim: int
+    main: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.family}-e{self.epochs}-d{self.dim}"
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return FAMILIES[self.family][0]
+
+    @property
+    def loss(self) -> dict[str, Any]:
+        return dict(FAMILIES[self.family][1])
+
+
+@dataclass
+class DemoOutput:
+    out_dir: Path
+    results: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def plan_runs(cfg: DemoConfig) -> list[RunSpec]:
+    """The protocol runs of a demo: the three models at ``cfg.epochs`` and 256-d, plus
+    (``sweeps``) each at 1 and 10 epochs (Tables 2, 5) and triCLIP at other dims (Table 4)."""
+    runs = [RunSpec(f, cfg.epochs, 256, True) for f in FAMILIES]
+    if cfg.sweeps:
+        runs += [
+            RunSpec(f, e, 256, False) for e in SWEEP_EPOCHS if e != cfg.epochs for f in FAMILIES
+        ]
+        runs += [RunSpec("triCLIP", cfg.epochs, d, False) for d in SWEEP_DIMS]
+    return runs
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+class _Steps:
+    """Runs named steps, skipping those whose output exists; keeps their timings."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.timings: dict[str, float | str] = {}
+
+    def run(self, name: str, output: Path, fn: Callable[..., Any], *args: Any) -> None:
+        if output.exists():
+            self.log(f"[demo] {name}: done already ({output})")
+            self.timings[name] = "skipped (done)"
+            return
+        self.log(f"[demo] {name} ...")
+        start = time.perf_counter()
+        fn(*args)
+        seconds = time.perf_counter() - start
+        self.timings[name] = seconds
+        self.log(f"[demo] {name}: {seconds:.1f} s -> {output}")
+
+
+def _check_state(out: Path, cfg: DemoConfig, resume: bool) -> None:
+    state = out / STATE_FILE
+    if state.is_file():
+        if not resume:
+            raise OutputExistsError(
+                f"{out}: holds a demo already; pass --resume to continue it, or choose another --out"
+            )
+        old = _read_json(state).get("settings", {})
+        if old != cfg.identity():
+            diff = {k: (old.get(k), v) for k, v in cfg.identity().items() if old.get(k) != v}
+            raise InputError(
+                f"{out}: the demo there used other settings (old, new): {diff}; "
+                "use the same options or another --out"
+            )
+    elif out.exists() and any(out.iterdir()):
+        raise OutputExistsError(f"{out}: exists and is not a demo folder; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(state, {"format": "nmodal-demo", "settings": cfg.identity()})
+
+
+# ------------------------------------------------------------------------------ steps
+
+
+def _ingest(corpus_manifest: Path, dataset: Path, progress: bool) -> None:
+    from nmodal.sources import FilterConfig, ingest, read_manifest
+
+    tmp = dataset.with_name(f".{dataset.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    result = ingest(read_manifest(corpus_manifest), tmp, FilterConfig(), progress=progress)
+    if result.summary["kept"] < 2:
+        raise InputError(f"{corpus_manifest}: the filter kept {result.summary['kept']} posts")
+    shutil.rmtree(dataset, ignore_errors=True)
+    os.replace(tmp, dataset)
+
+
+def _concept_groups(posts: Any, post_ids: np.ndarray) -> np.ndarray:
+    table = posts.set_index("post_id")
+    return table.loc[post_ids, "concept_id"].astype(int).to_numpy()
+
+
+def _summ(values: Sequence[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()), "std": float(a.std()), "n": len(a)}
+
+
+def slim_run(spec: RunSpec, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a :func:`run_protocol` result the report and ``results.json`` keep."""
+    trials = raw["trials"]
+    recall = raw["recall"]
+    ks = sorted(int(k) for k in recall)
+    by_query: dict[str, Any] = {}
+    for m in trials[0]["report"]["by_query_modality"]:
+        by_query[m] = {
+            k: _summ([t["report"]["by_query_modality"][m][k] for t in trials]) for k in HEADLINE_KS
+        }
+    return {
+        "name": spec.family,
+        "family": spec.family,
+        "key": spec.key,
+        "main": spec.main,
+        "modalities": list(spec.modalities),
+        "loss": spec.loss,
+        "epochs": spec.epochs,
+        "dim": spec.dim,
+        "batch_size": raw["config"]["batch_size"],
+        "trials": raw["num_trials"],
+        "test_size": raw["test_size"],
+        "train_posts": round(float(np.mean([t["sizes"]["train"] for t in trials]))),
+        "sizes": [t["sizes"] for t in trials],
+        "recall": {k: recall[k] for k in HEADLINE_KS if k in recall},
+        "curve": {
+            "ks": ks,
+            "mean": [recall[str(k)]["mean"] for k in ks],
+            "std": [recall[str(k)]["std"] for k in ks],
+        },
+        "by_query_modality": by_query,
+        "restricted": {
+            name: {k: rec[k] for k in HEADLINE_KS if k in rec}
+            for name, rec in raw.get("restricted", {}).items()
+        },
+        "mean_rank": _summ([t["report"]["mean_rank"] for t in trials]),
+        "best_epoch": [t["best_epoch"] for t in trials],
+        "histories": [t["history"] for t in trials],
+        "train_seconds": raw["train_seconds"],
+    }
+
+
+def _train_config(spec: RunSpec, seed: int, progress: bool = False) -> Any:
+    from nmodal.model import HeadConfig
+    from nmodal.train import TrainConfig
+
+    return TrainConfig(
+        modalities=list(spec.modalities),
+        loss=spec.loss,
+        head=HeadConfig(projection_dim=spec.dim),
+        epochs=spec.epochs,
+        batch_size=128,
+        seed=seed,
+        device="cpu",
+    )
+
+
+def _protocol_run(spec: RunSpec, fs: Any, groups: np.ndarray, cfg: DemoConfig, path: Path) -> None:
+    from nmodal.evaluation import run_protocol
+
+    raw = run_protocol(
+        fs.select(list(spec.modalities)),
+        _train_config(spec, cfg.seed),
+        trials=cfg.trials,
+        test_size=cfg.population,
+        groups=groups,
+        eval_modalities=[("text", "image")] if spec.family.startswith("tri") else (),
+        ks=RECALL_KS[: cfg.population],
+        seed=cfg.seed,
+        progress=False,
+    )
+    _write_json(path, slim_run(spec, raw))
+
+
+def _showcase_model(
+    spec: RunSpec, fs: Any, groups: np.ndarray, cfg: DemoConfig, path: Path
+) -> None:
+    """Trial 1's training run again (same split and seed, hence the same model), saved."""
+    from nmodal.train import split_posts, train_model
+
+    sub = fs.select(list(spec.modalities))
+    split = split_posts(
+        sub.num_posts, test_size=cfg.population, val_fraction=0.1, seed=cfg.seed, groups=groups
+    )
+    result = train_model(
+        sub.subset(split.train),
+        _train_config(spec, cfg.seed),
+        val=sub.subset(split.val) if len(split.val) >= 2 else None,
+        progress=False,
+    )
+    result.model.config.extra["demo"] = {
+        "test_post_ids": sub.post_ids[split.test].tolist(),
+        "train_post_ids": sub.post_ids[split.train].tolist(),
+        "val_post_ids": sub.post_ids[split.val].tolist(),
+        "note": "trial 1 of the demo protocol; the test posts were never trained on",
+    }
+    result.model.save(path, overwrite=True)
+
+
+def _scores(emb: Mapping[str, np.ndarray], query_mod: str, query_row: int) -> np.ndarray:
+    """Every post's score for one query: sum of cosines to its other-modality artifacts."""
+    others = sum(emb[m] for m in emb if m != query_mod)
+    return np.asarray(others @ emb[query_mod][query_row])
+
+
+def _thumbnail(video: Path, dest: Path) -> str:
+    from PIL import Image
+
+    from nmodal.media import sample_video
+
+    if not dest.exists():
+        image = sample_video(video, 16, seed=0).image
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).resize((96, 96), Image.Resampling.BICUBIC).save(dest)
+    return str(dest.relative_to(dest.parent.parent))
+
+
+def _showcase(out: Path, fs: Any, posts: Any, cfg: DemoConfig, path: Path) -> None:
+    from sklearn.manifold import TSNE
+
+    from nmodal.model import NModalModel
+
+    table = posts.set_index("post_id")
+    rng = np.random.default_rng(cfg.seed)
+    examples: list[dict[str, Any]] = []
+    emap: dict[str, Any] = {}
+    for family, queries in (("triCLIP", ("text", "image", "video")), ("quadCLIP", ("audio",))):
+        model = NModalModel.load(out / "models" / family)
+        test_ids = np.asarray(model.config.extra["demo"]["test_post_ids"])
+        sub = fs.subset(_positions(fs.post_ids, test_ids))
+        emb = model.embed({m: sub.features[m] for m in model.modalities})
+        if family == "triCLIP":
+            points = np.concatenate([emb[m] for m in model.modalities])
+            perplexity = min(30.0, (len(points) - 1) / 3)
+            xy = TSNE(2, perplexity=perplexity, init="pca", random_state=cfg.seed).fit_transform(
+                points
+            )
+            emap = {
+                "points": np.round(xy, 3).tolist(),
+                "modality": [m for m in model.modalities for _ in range(len(test_ids))],
+                "account": [
+                    str(table.at[p, "account"]) for _ in model.modalities for p in test_ids
+                ],
+                "caption": (
+                    f"t-SNE (perplexity {perplexity:.0f}, PCA init) of the {model.config.projection_dim}-d "
+                    f"triCLIP embeddings of the {len(test_ids)} test posts of trial 1 "
+                    f"({len(points)} artifacts: text, image, video). The model never saw these posts "
+                    "nor their emoji concepts. Left: artifacts of one post should sit together "
+                    "across modalities; right: the same points coloured by the post's account."
+                ),
+            }
+        for q in queries:
+            i = int(rng.integers(len(test_ids)))
+            scores = _scores(emb, q, i)
+            order = np.argsort(-scores, kind="stable")[:5]
+            qid = str(test_ids[i])
+            query: dict[str, Any] = {"post_id": qid, "modality": q}
+            if q == "text":
+                query["text"] = str(table.at[qid, "text"])
+            elif q in ("image", "video"):
+                query["thumbnail"] = _thumbnail(
+                    Path(table.at[qid, "video_path"]), out / "thumbs" / f"{qid}.png"
+                )
+            else:
+                query["text"] = f"(spoken track of the clip: “{table.at[qid, 'text']}”)"
+            rank_of_own = int((scores > scores[i]).sum()) + 1
+            examples.append(
+                {
+                    "model": family,
+                    "query": query,
+                    "hits": [
+                        {
+                            "rank": r + 1,
+                            "post_id": str(test_ids[j]),
+                            "score": float(scores[j]),
+                            "correct": bool(j == i),
+                            "text": str(table.at[str(test_ids[j]), "text"]),
+                            "thumbnail": _thumbnail(
+                                Path(table.at[str(test_ids[j]), "video_path"]),
+                                out / "thumbs" / f"{test_ids[j]}.png",
+                            ),
+                        }
+                        for r, j in enumerate(order.tolist())
+                    ],
+                    "caption": (
+                        f"{family}, trial 1 model; query: the {q} of post {qid} "
+                        f"(concept {table.at[qid, 'concept']}, account {table.at[qid, 'account']}); "
+                        f"its own post ranks #{rank_of_own} of {len(test_ids)}."
+                    ),
+                }
+            )
+    _write_json(path, {"embedding_map": emap, "examples": examples})
+
+
+def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    index = {p: i for i, p in enumerate(ids.tolist())}
+    return np.asarray([index[p] for p in wanted.tolist()])
+
+
+def _classify(task: str, out: Path, fs: Any, posts: Any, cfg: DemoConfig, path: Path) -> None:
+    from nmodal.classify import DISPLAY_NAMES, cross_validate, embedding_rows, label_rows
+    from nmodal.model import NModalModel
+
+    model = NModalModel.load(out / "models" / "triCLIP")
+    rows = embedding_rows(model, fs.select(list(model.modalities)))
+    label = "stance" if task == "stance" else "account"
+    data = label_rows(rows, posts, label=label, by="post")
+    groups = _concept_groups(posts, data.post_ids)
+    smote = task == "provenance"
+    results = {}
+    for clf in CLASSIFIERS:
+        res = cross_validate(
+            data.X, data.y, groups, classifier=clf, folds=5, smote=smote, seed=cfg.seed
+        )
+        results[DISPLAY_NAMES.get(clf, clf)] = res
+    title = (
+        "Stance (living vs made accounts)"
+        if task == "stance"
+        else f"Account provenance ({len(set(data.y))} accounts)"
+    )
+    caption = (
+        f"Rows: the triCLIP (trial 1 model) embeddings of every artifact (text, image, video) of all "
+        f"{fs.num_posts} posts, {len(data.y)} rows; 5-fold cross-validation grouped by emoji concept, so "
+        "test folds hold concepts (and posts) unseen in training folds"
+        + ("; SMOTE on the training folds only (accounts are imbalanced)." if smote else ".")
+    )
+    _write_json(path, {"title": title, "caption": caption, "results": results})
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def run_demo(
+    out_dir: str | Path,
+    cfg: DemoConfig | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> DemoOutput:
+    """Run (or resume) the whole demo into ``out_dir``; returns the results dict."""
+    cfg = cfg or DemoConfig()
+    cfg.check()
+    out = Path(out_dir)
+    _check_state(out, cfg, resume)
+    started = time.perf_counter()
+    steps = _Steps(log)
+
+    from nmodal.demo.corpus import INFO, SIZE, generate_corpus
+
+    corpus = out / "corpus"
+    corpus_done = corpus / INFO
+    if corpus_done.is_file() and not _read_json(corpus_done).get("complete"):
+        corpus_done.unlink()  # interrupted: generate_corpus resumes clip by clip
+    steps.run(
+        "corpus",
+        corpus_done,
+        generate_corpus,
+        corpus,
+        cfg.posts,
+        cfg.seed,
+        cfg.workers,
+        cfg.real_assets,
+        cfg.progress,
+    )
+    corpus_meta = _read_json(corpus_done)
+    dataset = out / "dataset"
+    steps.run(
+        "ingest",
+        dataset / "posts.parquet",
+        lambda: _ingest(corpus / "manifest.jsonl", dataset, cfg.progress),
+    )
+
+    from nmodal.features import read_featureset
+    from nmodal.features.extract import extract_features
+    from nmodal.features.store import read_manifest as read_store_manifest
+
+    features = out / "features"
+
+    def extract() -> None:
+        # the clips are SIZE x SIZE: encode frames at that size rather than upscaled to 224
+        native = {"size": SIZE}
+        extract_features(
+            dataset,
+            features,
+            encoders="offline",
+            modalities=QUAD,
+            settings={"image": native, "video": native},
+            progress=cfg.progress,
+        )
+
+    features_done = features / "manifest.json"
+    if features_done.is_file() and not read_store_manifest(features).get("complete"):
+        extract()  # resumes the shards that are missing
+    steps.run("extract", features_done, extract)
+
+    from nmodal.sources import read_posts
+
+    posts = read_posts(dataset, absolute=True, status="kept")
+    fs = read_featureset(features)
+    keep = fs.complete(QUAD)
+    if not keep.all():
+        log(f"[demo] {int((~keep).sum())} posts lack a modality (see {features}); left out")
+        fs = fs.subset(np.flatnonzero(keep))
+    groups = _concept_groups(posts, fs.post_ids)
+
+    specs = plan_runs(cfg)
+    for spec in specs:
+        path = out / "runs" / f"{spec.key}.json"
+        steps.run(f"protocol {spec.key}", path, _protocol_run, spec, fs, groups, cfg, path)
+    for family in ("triCLIP", "quadCLIP"):
+        path = out / "models" / family
+        spec = RunSpec(family, cfg.epochs, 256, True)
+        steps.run(f"model {family}", path, _showcase_model, spec, fs, groups, cfg, path)
+    path = out / "showcase.json"
+    steps.run("map and examples", path, _showcase, out, fs, posts, cfg, path)
+    for task in ("stance", "provenance"):
+        path = out / "classify" / f"{task}.json"
+        steps.run(f"classify {task}", path, _classify, task, out, fs, posts, cfg, path)
+
+    runs = [_read_json(out / "runs" / f"{s.key}.json") for s in specs]
+    showcase = _read_json(out / "showcase.json")
+    classifiers = {t: _read_json(out / "classify" / f"{t}.json") for t in ("stance", "provenance")}
+    results = _assemble(cfg, corpus_meta, fs, runs, showcase, classifiers, steps.timings)
+    results["timings"]["total (this invocation)"] = time.perf_counter() - started
+
+    from nmodal.report import render_report
+
+    _write_json(out / "results.json", results)
+    files = render_report(results, out)
+    log(f"[demo] done in {time.perf_counter() - started:.0f} s")
+    for name, p in (("report", files.html), ("markdown", files.markdown), ("results", out / "results.json"),
+                    ("models", out / "models"), ("features", features), ("corpus", corpus)):  # fmt: skip
+        log(f"[demo] {name:9s} {p}")
+    for family in FAMILIES:
+        r = results["retrieval"][family]
+        log(
+            f"[demo] {family:9s} "
+            + "  ".join(f"R@{k} {100 * r[k]['mean']:5.1f}%" for k in HEADLINE_KS)
+        )
+    return DemoOutput(
+        out,
+        results,
+        {"html": files.html, "markdown": files.markdown, "results": out / "results.json"},
+    )
+
+
+def _assemble(
+    cfg: DemoConfig,
+    corpus_meta: Mapping[str, Any],
+    fs: Any,
+    runs: Sequence[Mapping[str, Any]],
+    showcase: Mapping[str, Any],
+    classifiers: Mapping[str, Any],
+    timings: Mapping[str, Any],
+) -> dict[str, Any]:
+    mains = {r["family"]: r for r in runs if r["main"]}
+    encoders = {
+        m: f"{fs.encoders.get(m, {}).get('name', '?')} ({fs.features[m].shape[1]}-d)"
+        for m in fs.modalities
+    }
+    return {
+        "title": "nmodal demo: N-modal CLIP on a multilingual emoji corpus",
+        "subtitle": (
+            f"{fs.num_posts} generated posts (text in 14 languages, H.264 clip, spoken AAC track), "
+            f"{corpus_meta.get('num_concepts', '?')} emoji concepts in {len(corpus_meta.get('accounts', []))} "
+            f"accounts; triCLIP, triTRIP and quadCLIP trained with the paper's protocol "
+            f"({cfg.trials} trials, test population {cfg.population}, test concepts unseen in training)."
+        ),
+        "settings": cfg.identity(),
+        "summary": {
+            "posts (after the paper's filter)": fs.num_posts,
+            "emoji concepts": corpus_meta.get("num_concepts"),
+            "accounts": ", ".join(corpus_meta.get("accounts", [])),
+            "assets": corpus_meta.get("assets"),
+            "encoders (offline set)": encoders,
+            "trials": cfg.trials,
+            "epochs": cfg.epochs,
+            "test population": cfg.population,
+            "batch size": 128,
+            "projection dim": 256,
+            "seed": cfg.seed,
+        },
+        "warnings": list(corpus_meta.get("warnings", [])),
+        "population": cfg.population,
+        "retrieval": {f: mains[f]["recall"] for f in FAMILIES if f in mains},
+        "runs": list(runs),
+        "embedding_map": showcase.get("embedding_map", {}),
+        "examples": showcase.get("examples", []),
+        "classifiers": dict(classifiers),
+        "timings": dict(timings),
+    }

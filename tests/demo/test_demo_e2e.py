@@ -1,0 +1,134 @@
+"""``nmodal demo`` end to end at a tiny size, resume, and its refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nmodal.cli import main
+from nmodal.demo.pipeline import FAMILIES, DemoConfig, plan_runs
+
+KS = ("1", "5", "10", "25")
+
+
+def test_plan_runs_covers_the_paper_tables() -> None:
+    keys = [r.key for r in plan_runs(DemoConfig(epochs=50))]
+    assert keys[:3] == ["triCLIP-e50-d256", "triTRIP-e50-d256", "quadCLIP-e50-d256"]
+    assert "triTRIP-e1-d256" in keys and "quadCLIP-e10-d256" in keys
+    assert {"triCLIP-e50-d64", "triCLIP-e50-d768"} <= set(keys)
+    assert len(keys) == len(set(keys))
+    assert [r.key for r in plan_runs(DemoConfig(epochs=10, sweeps=False))] == [
+        "triCLIP-e10-d256",
+        "triTRIP-e10-d256",
+        "quadCLIP-e10-d256",
+    ]
+    assert DemoConfig(posts=60).population == 30 and DemoConfig(posts=1000).population == 100
+
+
+def test_bad_sizes_are_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path / "d"), "--posts", "10"]) == 1
+    assert "--posts must be at least 20" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "d"), "--posts", "50", "--test-size", "45"]) == 1
+    assert "--test-size 45" in capsys.readouterr().err
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.txt").write_text("not a demo")
+    assert main(["demo", "--out", str(other), "--posts", "60"]) == 1
+    assert "not a demo folder" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    args = ["demo", "--out", str(out), "--posts", "60", "--trials", "1", "--epochs", "2"]
+    assert main([*args, "--no-progress"]) == 0
+    return out
+
+
+def _recall_ok(r: dict[str, Any]) -> None:
+    assert set(KS) <= set(r)
+    means = [r[k]["mean"] for k in KS]
+    assert all(0.0 <= m <= 1.0 for m in means)
+    assert means == sorted(means)  # recall@K never decreases with K
+    assert all(r[k]["std"] >= 0 for k in KS)
+
+
+@pytest.mark.slow
+def test_demo_writes_results_report_and_models(demo_dir: Path) -> None:
+    results = json.loads((demo_dir / "results.json").read_text())
+    assert set(results["retrieval"]) == set(FAMILIES)
+    for family in FAMILIES:
+        _recall_ok(results["retrieval"][family])
+    # the held-out population is 30 posts here (half of 60): chance R@1 is 1/30
+    assert results["population"] == 30
+    assert results["retrieval"]["triCLIP"]["25"]["mean"] > 25 / 30 - 0.2
+    keys = {r["key"] for r in results["runs"]}
+    assert {s.key for s in plan_runs(DemoConfig(posts=60, trials=1, epochs=2))} == keys
+    for run in results["runs"]:
+        assert run["test_size"] == 30 and len(run["curve"]["ks"]) == 30
+        assert run["histories"] and len(run["histories"][0]) == run["epochs"]
+    for task in ("stance", "provenance"):
+        res = results["classifiers"][task]["results"]
+        assert set(res) == {"Naive Bayes", "Random Forest", "SVM", "KNN", "MLP"}
+        for r in res.values():
+            assert 0 <= r["accuracy"]["mean"] <= 1 and "roc_curve" in r
+    assert len(results["embedding_map"]["points"]) == 3 * 30
+    assert {e["query"]["modality"] for e in results["examples"]} == {
+        "text",
+        "image",
+        "video",
+        "audio",
+    }
+    html = (demo_dir / "report.html").read_text()
+    assert "Table 2" in html and "Table 5" in html and "data:image/png;base64," in html
+    assert (demo_dir / "report.md").read_text().startswith("# nmodal demo")
+    for family in ("triCLIP", "quadCLIP"):
+        assert (demo_dir / "models" / family / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_test_posts_share_no_concept_with_training_posts(demo_dir: Path) -> None:
+    from nmodal.model import NModalModel
+    from nmodal.sources import read_posts
+
+    concept = read_posts(demo_dir / "dataset", status="kept").set_index("post_id")["concept_id"]
+    split = NModalModel.load(demo_dir / "models" / "triCLIP").config.extra["demo"]
+    test = set(concept[split["test_post_ids"]].astype(int))
+    seen = set(concept[split["train_post_ids"] + split["val_post_ids"]].astype(int))
+    assert len(split["test_post_ids"]) == 30 and len(test) > 5 and len(seen) > 5
+    assert test.isdisjoint(seen)
+
+
+@pytest.mark.slow
+def test_showcase_model_is_trial_one_and_resume_skips_every_step(
+    demo_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nmodal.evaluation import evaluate_model
+    from nmodal.features import read_featureset
+    from nmodal.model import NModalModel
+
+    results = json.loads((demo_dir / "results.json").read_text())
+    model = NModalModel.load(demo_dir / "models" / "triCLIP")
+    fs = read_featureset(demo_dir / "features")
+    index = {p: i for i, p in enumerate(fs.post_ids.tolist())}
+    test = fs.subset([index[p] for p in model.config.extra["demo"]["test_post_ids"]])
+    recall = evaluate_model(model, test.select(["text", "image", "video"]))["recall"]
+    main_run = next(r for r in results["runs"] if r["key"] == "triCLIP-e2-d256")
+    for k in KS:
+        assert np.isclose(recall[k], main_run["recall"][k]["mean"])
+
+    args = ["demo", "--out", str(demo_dir), "--posts", "60", "--trials", "1", "--epochs", "2"]
+    assert main([*args, "--no-progress"]) == 1  # exists, no --resume
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args, "--no-progress", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "corpus: done already" in out and "extract: done already" in out
+    assert " ..." not in out.replace("done already", "")  # no step ran again
+    again = json.loads((demo_dir / "results.json").read_text())
+    assert again["retrieval"] == results["retrieval"]
+    assert main([*args[:-1], "3", "--resume"]) == 1
+    assert "other settings" in capsys.readouterr().err
