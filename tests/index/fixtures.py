@@ -34,9 +34,15 @@ class Collection:
 
 
 def make_collection(
-    root: Path, num_posts: int = 240, seed: int = 0, missing_rate: float = 0.25, id_offset: int = 0
+    root: Path,
+    num_posts: int = 240,
+    seed: int = 0,
+    missing_rate: float = 0.25,
+    id_offset: int = 0,
+    with_videos: bool = False,
 ) -> Collection:
-    """Write a store, an untrained model, and a dataset dir (posts.parquet + a few images)."""
+    """Write a store, an untrained model, and a dataset dir (posts.parquet + a few images,
+    and with ``with_videos`` a few real MP4 clips)."""
     root.mkdir(parents=True, exist_ok=True)
     fs = make_synthetic(
         num_posts,
@@ -67,7 +73,16 @@ def make_collection(
     rng = np.random.default_rng(seed + 1)
     ids = fs.post_ids
     image_paths: list[str | None] = []
+    video_paths: list[str | None] = []
     for i, pid in enumerate(ids):
+        if with_videos and fs.present["video"][i] and i % 25 == 3:
+            from mediafixtures import write_video
+
+            rel = f"media/{pid}.mp4"
+            write_video(dataset / rel, num_frames=30)
+            video_paths.append(rel)
+        else:
+            video_paths.append(None)
         if fs.present["image"][i] and i % 10 == 0:
             rel = f"media/{pid}.png"
             colour = tuple(int(c) for c in rng.integers(0, 255, 3))
@@ -82,7 +97,7 @@ def make_collection(
             "date": pd.Timestamp("2024-01-01", tz="UTC")
             + pd.to_timedelta(np.arange(num_posts) + id_offset, unit="D"),
             "text": [f"post number {i + id_offset} about topic {(i + id_offset) % 7}" for i in range(num_posts)],
-            "video_path": [None] * num_posts,
+            "video_path": video_paths,
             "image_path": image_paths,
             "audio_path": [None] * num_posts,
             "status": ["kept"] * num_posts,

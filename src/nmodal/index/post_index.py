@@ -135,6 +135,10 @@ class PostIndex:
 
     #: scored directly (no FAISS) when filters leave at most this many posts
     dense_max: int = 50_000
+    #: OpenMP threads FAISS uses per search call (set for the calling thread only). One query
+    #: is too small to share: on a busy 2-core machine 2 threads made a 2k-vector search 90x
+    #: slower than 1; concurrent requests already run in parallel threads.
+    search_threads: int = 1
 
     def __init__(
         self,
@@ -164,6 +168,13 @@ class PostIndex:
             else np.full(len(posts), np.datetime64("NaT"), dtype="datetime64[ns]")
         )
         self.exact = {m: is_exact(info["factory"]) for m, info in manifest["modalities"].items()}
+        # metadata as plain object arrays (None for missing): per-hit lookups stay cheap
+        self._meta: dict[str, np.ndarray] = {}
+        for col in posts.columns:
+            if col.startswith("has_") or col == "date":
+                continue
+            values = posts[col].astype(object)
+            self._meta[col] = values.where(values.notna(), None).to_numpy(dtype=object)
 
     # ------------------------------------------------------------------------------ opening
 
@@ -215,13 +226,11 @@ class PostIndex:
     # ------------------------------------------------------------------------------ metadata
 
     def post(self, row: int) -> dict[str, Any]:
-        """Metadata of post number ``row`` as JSON-ready values."""
-        rec = self.posts.iloc[row].to_dict()
-        out: dict[str, Any] = {}
-        for key, value in rec.items():
-            if key.startswith("has_"):
-                continue
-            out[key] = _json_value(value)
+        """Metadata of post number ``row`` as JSON-ready values (dates ISO 8601, UTC)."""
+        out: dict[str, Any] = {col: _json_value(values[row]) for col, values in self._meta.items()}
+        if "date" in self.posts:
+            date = self.dates[row]
+            out["date"] = None if np.isnat(date) else pd.Timestamp(date).tz_localize("UTC").isoformat()
         out["artifacts"] = [m for m in self.modalities if bool(self.present[m][row])]
         return out
 
@@ -349,6 +358,25 @@ class PostIndex:
         return rows, collate(sims, collation), sims, labels
 
     def _score_candidates(
+        self,
+        vectors: np.ndarray,
+        pairs: Mapping[str, np.ndarray],
+        allowed: np.ndarray | None,
+        excluded: np.ndarray,
+        k: int,
+        collation: str,
+        candidates: int | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str]], bool, int]:
+        import faiss
+
+        previous_threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(self.search_threads)
+        try:
+            return self._candidate_rounds(vectors, pairs, allowed, excluded, k, collation, candidates)
+        finally:
+            faiss.omp_set_num_threads(previous_threads)
+
+    def _candidate_rounds(
         self,
         vectors: np.ndarray,
         pairs: Mapping[str, np.ndarray],

@@ -50,6 +50,8 @@ def registry_encoder_source(modality: str, provenance: Mapping[str, Any]) -> Sup
         )
     try:
         return from_provenance(provenance)
+    except InputError as exc:  # e.g. an encoder name this installation does not know
+        raise EncoderUnavailableError(f"cannot build the {modality} encoder: {exc}") from exc
     except ImportError as exc:
         raise EncoderUnavailableError(
             f"encoder {provenance.get('name')!r} for {modality} is not installed here ({exc})"

@@ -1,0 +1,70 @@
+"""A real uvicorn server on 127.0.0.1 (random free port) serving a tiny index."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from index.fixtures import Collection, fake_encoder_source, make_collection
+from nmodal.index import build_index
+from nmodal.serve import create_app
+
+MAX_UPLOAD = 256 * 1024
+
+
+@dataclass
+class Server:
+    url: str
+    collection: Collection
+    index_dir: Path
+
+
+def run_server(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Start ``app`` on a socket bound to 127.0.0.1:0 in a thread; returns its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", limit_concurrency=None))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def served_collection(tmp_path_factory: pytest.TempPathFactory) -> tuple[Collection, Path]:
+    col = make_collection(tmp_path_factory.mktemp("served"), num_posts=200, seed=7, with_videos=True)
+    out = build_index(col.model, col.store, col.dataset, col.root / "index", progress=False)
+    return col, out
+
+
+@pytest.fixture(scope="session")
+def server(served_collection: tuple[Collection, Path]) -> Iterator[Server]:
+    col, index_dir = served_collection
+    app = create_app(index_dir, encoder_source=fake_encoder_source, max_upload_bytes=MAX_UPLOAD)
+    uv, thread, url = run_server(app)
+    try:
+        yield Server(url, col, index_dir)
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c

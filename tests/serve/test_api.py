@@ -1,0 +1,364 @@
+"""The HTTP API against a real uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from index.fixtures import fake_encoder_source, make_collection
+from mediafixtures import write_audio, write_image, write_truncated, write_video
+from nmodal.index import Filters, PostIndex, QueryEncoder, build_index
+from nmodal.serve import create_app
+from serve.conftest import MAX_UPLOAD, Server, run_server
+
+
+@pytest.fixture(scope="module")
+def library(server: Server) -> tuple[PostIndex, QueryEncoder]:
+    index = PostIndex.open(server.index_dir)
+    return index, QueryEncoder.for_index(index.manifest, encoder_source=fake_encoder_source)
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    uv, thread, url = run_server(app)
+    try:
+        yield url
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+
+
+def ids_scores(result: Any) -> tuple[list[str], list[float]]:
+    if isinstance(result, dict):
+        return [h["post_id"] for h in result["hits"]], [h["score"] for h in result["hits"]]
+    return [h.post_id for h in result.hits], [h.score for h in result.hits]
+
+
+def raw_get(url: str, target: str) -> tuple[int, bytes]:
+    """GET ``target`` byte for byte (no client-side normalisation of ``..`` or escapes)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+def test_health_info_and_docs(client: httpx.Client, library):
+    index, _ = library
+    assert client.get("/api/health").json() == {
+        "status": "ok", "posts": index.num_posts, "modalities": ["text", "image", "video"]
+    }
+    info = client.get("/api/info").json()
+    assert info["accounts"] == ["alpha", "bravo", "charlie", "delta"]
+    assert info["max_upload_bytes"] == MAX_UPLOAD
+    assert info["query_kinds"] == ["text", "image", "video"]
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/search", "/api/search/file", "/api/similar", "/api/post", "/api/media"} <= set(paths)
+
+
+def test_text_search_equals_library(client: httpx.Client, library):
+    index, encoder = library
+    query = "tanks on the bridge"
+    got = client.get("/api/search", params={"text": query, "k": 12}).json()
+    want = index.search(["text"], encoder.encode("text", query), k=12)
+    assert ids_scores(got)[0] == ids_scores(want)[0]
+    np.testing.assert_allclose(ids_scores(got)[1], ids_scores(want)[1], rtol=1e-6)
+    assert got["exact"] is True
+    assert got["modalities"] == ["image", "video"]
+    hit = got["hits"][0]
+    assert {"rank", "post_id", "score", "matches", "post"} <= set(hit)
+    assert {"account", "date", "text", "artifacts", "urls"} <= set(hit["post"])
+
+
+def test_filters_over_http(client: httpx.Client, library):
+    index, encoder = library
+    query = "night strike"
+    vec = encoder.encode("text", query)
+    params: list[tuple[str, str | int]] = [
+        ("text", query), ("k", 7), ("account", "alpha"), ("account", "bravo,delta"),
+        ("since", "2024-02-01"), ("until", "2024-05-31"), ("modality", "video"), ("collate", "mean"),
+    ]  # fmt: skip
+    got = client.get("/api/search", params=params).json()
+    want = index.search(
+        ["text"], vec, k=7, modalities=["video"], collation="mean",
+        filters=Filters(accounts=("alpha", "bravo", "delta"), since="2024-02-01", until="2024-05-31"),
+    )  # fmt: skip
+    assert ids_scores(got)[0] == ids_scores(want)[0]
+    for hit in got["hits"]:
+        assert hit["post"]["account"] in ("alpha", "bravo", "delta")
+        assert "2024-02-01" <= hit["post"]["date"][:10] <= "2024-05-31"
+        assert {m["artifact"] for m in hit["matches"]} == {"video"}
+
+
+def test_bad_requests_get_clear_4xx(client: httpx.Client):
+    r = client.get("/api/search", params={"text": "x", "since": "yesterday-ish"})
+    assert r.status_code == 400 and "not a date" in r.json()["detail"]
+    assert client.get("/api/search", params={"text": "x", "k": 0}).status_code == 422
+    assert client.get("/api/search", params={"text": "x", "collate": "max"}).status_code == 422
+    assert client.get("/api/search").status_code == 422
+    r = client.get("/api/search", params={"text": "x", "modality": "text"})
+    assert r.status_code == 400 and "nothing to search" in r.json()["detail"]
+    r = client.get("/api/similar", params={"post_id": "no-such-post"})
+    assert r.status_code == 404
+    assert client.get("/api/post", params={"post_id": "../../etc/passwd"}).status_code == 404
+
+
+def test_similar_and_post_detail(client: httpx.Client, library):
+    index, _ = library
+    got = client.get("/api/similar", params={"post_id": "post-00004", "k": 9}).json()
+    want = index.more_like_this("post-00004", k=9)
+    assert ids_scores(got)[0] == ids_scores(want)[0]
+    assert "post-00004" not in ids_scores(got)[0]
+    assert got["query_post"]["post_id"] == "post-00004"
+    detail = client.get("/api/post", params={"post_id": "post-00010"}).json()
+    assert detail["account"] == "charlie"
+    assert detail["date"] == "2024-01-11T00:00:00+00:00"
+    assert detail["stance"] == "pro"
+    assert detail["urls"]["image"] == "/api/media?post_id=post-00010&kind=image"
+
+
+def test_media_and_thumbnails(client: httpx.Client, server: Server):
+    dataset = server.collection.dataset
+    r = client.get("/api/media", params={"post_id": "post-00010", "kind": "image"})
+    assert r.status_code == 200
+    assert r.content == (dataset / "media/post-00010.png").read_bytes()
+    thumb = client.get("/api/thumbnail", params={"post_id": "post-00010"})
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(thumb.content)).size == (40, 30)
+    video_post = next(p.stem for p in (dataset / "media").glob("*.mp4"))
+    r = client.get("/api/thumbnail", params={"post_id": video_post})
+    assert r.status_code == 200
+    assert Image.open(io.BytesIO(r.content)).size == (64, 48)
+    assert client.get("/api/media", params={"post_id": video_post, "kind": "video"}).status_code == 200
+    assert client.get("/api/media", params={"post_id": "post-00011", "kind": "image"}).status_code == 404
+    assert client.get("/api/media", params={"post_id": "post-00010", "kind": "passwd"}).status_code == 422
+
+
+def test_path_traversal_is_refused(tmp_path: Path):
+    """Media paths leading outside the dataset dir (.., absolute, symlink) are never served."""
+    col = make_collection(tmp_path / "c", num_posts=60, seed=9)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret")
+    (col.dataset / "media" / "link.png").symlink_to(secret)
+    posts = pd.read_parquet(col.dataset / "posts.parquet")
+    evil = {
+        "post-00001": "../secret.txt",
+        "post-00002": "media/../../secret.txt",
+        "post-00003": str(secret),
+        "post-00004": "media/link.png",
+        "post-00006": "/etc/passwd",
+    }
+    for pid, path in evil.items():
+        posts.loc[posts["post_id"] == pid, "image_path"] = path
+    posts.to_parquet(col.dataset / "posts.parquet", index=False)
+    index_dir = build_index(col.model, col.store, col.dataset, tmp_path / "idx", progress=False)
+    with serving(create_app(index_dir, encoder_source=fake_encoder_source)) as url, httpx.Client(base_url=url) as c:
+        for pid in evil:
+            for endpoint in ("/api/media", "/api/thumbnail"):
+                r = c.get(endpoint, params={"post_id": pid, "kind": "image"})
+                assert r.status_code == 403, (pid, endpoint)
+                assert b"secret" not in r.content and b"root:" not in r.content
+        assert c.get("/api/media", params={"post_id": "post-00010", "kind": "image"}).status_code == 200
+        for target in (
+            "/static/../../../../etc/passwd",
+            "/static/..%2f..%2f..%2f..%2fetc%2fpasswd",
+            "/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+            "/static/..%5c..%5cpyproject.toml",
+            "/../../etc/passwd",
+            "/api/media?post_id=..%2F..%2Fetc%2Fpasswd&kind=image",
+        ):
+            status, body = raw_get(url, target)
+            assert status in (400, 403, 404), target
+            assert b"root:" not in body
+        status, body = raw_get(url, "/static/app.js")
+        assert status == 200 and b"textContent" in body
+
+
+def test_upload_image_equals_library(client: httpx.Client, library, tmp_path: Path):
+    index, encoder = library
+    path = write_image(tmp_path / "query.png", index=3)
+    r = client.post("/api/search/file", params={"k": 6}, files={"file": ("q.png", path.read_bytes(), "image/png")})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["upload"] == {"name": "q.png", "format": "png", "kind": "image", "bytes": path.stat().st_size}
+    want = index.search(["image"], encoder.encode("image", path), k=6)
+    assert ids_scores(got)[0] == ids_scores(want)[0]
+    assert got["modalities"] == ["text", "video"]
+
+
+def test_upload_video(client: httpx.Client, tmp_path: Path):
+    path = write_video(tmp_path / "clip.mp4", num_frames=40)
+    files = {"file": ("clip.mp4", path.read_bytes(), "video/mp4")}
+    r = client.post("/api/search/file", files=files, data={"kind": "video"})
+    assert r.status_code == 200, r.text
+    assert r.json()["upload"]["kind"] == "video"
+    assert r.json()["modalities"] == ["text", "image"]
+
+
+def test_upload_rejections(client: httpx.Client, tmp_path: Path):
+    png = write_image(tmp_path / "q.png").read_bytes()
+
+    def post(name: str, content: bytes, ctype: str, **data: str) -> httpx.Response:
+        return client.post("/api/search/file", files={"file": (name, content, ctype)}, data=data)
+
+    r = post("notes.txt", b"just some words, no media here", "text/plain")
+    assert r.status_code == 415 and "unrecognised" in r.json()["detail"]
+    r = post("q.png", png, "video/mp4")
+    assert r.status_code == 415 and "declared as video/mp4" in r.json()["detail"]
+    r = post("q.png", png, "image/png", kind="audio")
+    assert r.status_code == 415
+    r = post("empty.png", b"", "image/png")
+    assert r.status_code == 400
+    broken = write_truncated(write_image(tmp_path / "big.png", width=640, height=480), tmp_path / "t.png", 0.3)
+    r = post("t.png", broken.read_bytes(), "image/png")
+    assert r.status_code == 422 and "cannot decode" in r.json()["detail"]
+    garbage_mp4 = b"\x00\x00\x00\x18ftypisom" + os.urandom(2000)
+    r = post("x.mp4", garbage_mp4, "video/mp4")
+    assert r.status_code == 422
+    wav = write_audio(tmp_path / "a.wav", seconds=1.0).read_bytes()
+    r = post("a.wav", wav, "audio/wav")
+    assert r.status_code == 400 and "no audio modality" in r.json()["detail"]
+    # a file named .png with octet-stream type is judged by its bytes
+    assert post("q.bin", png, "application/octet-stream").status_code == 200
+
+
+def test_oversized_uploads_are_refused(client: httpx.Client):
+    big = b"\x89PNG\r\n\x1a\n" + b"\x00" * (MAX_UPLOAD + 100_000)
+    r = client.post("/api/search/file", files={"file": ("big.png", big, "image/png")})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # multipart without Content-Length: counted while streaming
+        yield (
+            b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n\x89PNG\r\n\x1a\n"
+        )
+        for _ in range(40):
+            yield b"\x00" * 32_768
+        yield b"\r\n--XyZ--\r\n"
+
+    r = client.post(
+        "/api/search/file", content=chunks(), headers={"content-type": "multipart/form-data; boundary=XyZ"}
+    )
+    assert r.status_code == 413
+    # a body just under the limit is parsed normally (and is a broken PNG)
+    ok = b"\x89PNG\r\n\x1a\n" + b"\x00" * (MAX_UPLOAD - 100)
+    r = client.post("/api/search/file", files={"file": ("ok.png", ok, "image/png")})
+    assert r.status_code == 422
+    assert client.get("/api/health").status_code == 200
+
+
+def test_without_encoders_text_is_503_but_posts_work(served_collection, tmp_path: Path):
+    _, index_dir = served_collection
+    with serving(create_app(index_dir)) as url, httpx.Client(base_url=url) as c:
+        r = c.get("/api/search", params={"text": "hello"})
+        assert r.status_code == 503 and "synthetic" in r.json()["detail"]
+        assert c.get("/api/similar", params={"post_id": "post-00001"}).status_code == 200
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def listening_addresses(port: int) -> list[str]:
+    """IPv4 addresses listening on ``port`` (from /proc/net/tcp; LISTEN state is 0A)."""
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        address, hexport = fields[1].split(":")
+        if int(hexport, 16) == port and fields[3] == "0A":
+            found.append(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+@pytest.mark.slow
+def test_cli_serve_binds_loopback(served_collection):
+    _, index_dir = served_collection
+    port = free_port()
+    command = "import sys; from nmodal.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", command, "serve", str(index_dir), "--port", str(port), "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(proc.stderr.read().decode() if proc.stderr else "no output") from None
+                time.sleep(0.2)
+        assert r.json()["status"] == "ok"
+        r = httpx.get(f"http://127.0.0.1:{port}/api/similar", params={"post_id": "post-00002", "k": 3})
+        assert r.status_code == 200 and len(r.json()["hits"]) == 3
+        assert listening_addresses(port) == ["127.0.0.1"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_load_50_clients_2000_requests(server: Server):
+    """50 concurrent clients, 2,000 mixed requests over loopback: zero errors."""
+    ids = PostIndex.open(server.index_dir).post_ids.tolist()
+    rng = np.random.default_rng(0)
+    plan: list[tuple[str, dict[str, Any]]] = []
+    for i in range(2000):
+        kind = i % 4
+        if kind == 0:
+            plan.append(("/api/search", {"text": f"query {rng.integers(50)}", "k": 20}))
+        elif kind == 1:
+            plan.append(("/api/similar", {"post_id": ids[rng.integers(len(ids))], "k": 10}))
+        elif kind == 2:
+            plan.append(("/api/search", {"text": "convoy", "account": "alpha", "since": "2024-03-01"}))
+        else:
+            plan.append(("/api/post", {"post_id": ids[rng.integers(len(ids))]}))
+
+    async def run() -> tuple[list[int], list[str]]:
+        statuses: list[int] = []
+        errors: list[str] = []
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        for item in plan:
+            queue.put_nowait(item)
+        limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as c:
+
+            async def worker() -> None:
+                while not queue.empty():
+                    path, params = queue.get_nowait()
+                    try:
+                        r = await c.get(path, params=params)
+                        statuses.append(r.status_code)
+                        if r.status_code != 200:
+                            errors.append(f"{path} {r.status_code} {r.text[:200]}")
+                    except httpx.HTTPError as exc:
+                        errors.append(f"{path} {type(exc).__name__}: {exc}")
+
+            await asyncio.gather(*(worker() for _ in range(50)))
+        return statuses, errors
+
+    statuses, errors = asyncio.run(run())
+    assert errors == []
+    assert len(statuses) == 2000 and set(statuses) == {200}
