@@ -2,11 +2,12 @@
 
 Two stages, both ``map_batches``:
 
-1. **decode** (CPU tasks, one core each): posts -> decoded artifacts, exactly as the local
+1. **decode** (CPU tasks, one core each, ``decode_batch``): posts -> decoded artifacts, exactly as the local
    workers do (:func:`nmodal.features.decode.decode_post`);
 2. **encode** (an actor pool; ``num_gpus=1`` per actor when the cluster has GPUs): each actor
-   rebuilds the encoders from their provenance (so custom encoders must be importable and
-   registered on the workers) and turns a batch into feature rows.
+   imports the modules that define the encoders (so a custom encoder's module must be
+   importable on the workers, e.g. through Ray's ``runtime_env``), rebuilds the encoders
+   from their provenance and turns a batch into feature rows.
 
 The driver keeps Ray's output in input order (``preserve_order``), gathers the rows of each
 shard and writes shards with the same :class:`~nmodal.features.store.StoreWriter` as a
@@ -19,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -40,33 +42,32 @@ _EMPTY = {
 }
 
 
-class DecodeBatch:
+def decode_batch(batch: dict[str, np.ndarray], spec: DecodeSpec) -> dict[str, Any]:
     """Stage 1: a batch of post rows -> decoded artifacts (``<m>``, ``has_<m>``, ``errors``)."""
-
-    def __init__(self, spec: DecodeSpec) -> None:
-        init_worker()
-        self.spec = spec
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        n = len(batch["post_id"])
-        cols = ("post_id", "text", "video_path", "image_path", "audio_path")
-        jobs = [PostJob(*(_none(batch[c][i]) for c in cols)) for i in range(n)]  # type: ignore[arg-type]
-        decoded = [decode_post(job, self.spec) for job in jobs]
-        out: dict[str, Any] = {"post_id": batch["post_id"], "row": batch["row"]}
-        out["errors"] = np.array([json.dumps(d.errors) for d in decoded], dtype=object)
-        for m in self.spec.modalities:
-            out[f"has_{m}"] = np.array([m in d.items for d in decoded], dtype=bool)
-            if m == "text":
-                out["text"] = np.array([d.items.get("text", "") for d in decoded], dtype=object)
-            else:
-                out[m] = [d.items.get(m, _EMPTY[m]()) for d in decoded]
-        return out
+    init_worker()
+    n = len(batch["post_id"])
+    cols = ("post_id", "text", "video_path", "image_path", "audio_path")
+    jobs = [PostJob(*(_none(batch[c][i]) for c in cols)) for i in range(n)]  # type: ignore[arg-type]
+    decoded = [decode_post(job, spec) for job in jobs]
+    out: dict[str, Any] = {"post_id": batch["post_id"], "row": batch["row"]}
+    out["errors"] = np.array([json.dumps(d.errors) for d in decoded], dtype=object)
+    for m in spec.modalities:
+        out[f"has_{m}"] = np.array([m in d.items for d in decoded], dtype=bool)
+        if m == "text":
+            out["text"] = np.array([d.items.get("text", "") for d in decoded], dtype=object)
+        else:
+            out[m] = [d.items.get(m, _EMPTY[m]()) for d in decoded]
+    return out
 
 
 class EncodeBatch:
     """Stage 2 (actor): decoded artifacts -> ``feat_<m>`` (n, dim), ``ok_<m>``, ``errors``."""
 
-    def __init__(self, provenance: Mapping[str, Mapping[str, Any]], runtime: Mapping[str, Any]) -> None:
+    def __init__(
+        self, provenance: Mapping[str, Mapping[str, Any]], runtime: Mapping[str, Any], modules: Sequence[str] = ()
+    ) -> None:
+        for module in modules:  # where the encoder classes are defined (registers them here)
+            importlib.import_module(module)
         self.encoders: dict[str, Encoder] = {m: from_provenance(p, **runtime) for m, p in provenance.items()}
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +88,10 @@ class EncodeBatch:
             out[f"feat_{m}"] = features[m]
             out[f"ok_{m}"] = present[m]
         return out
+
+
+def _spread() -> dict[str, Any]:
+    return {"scheduling_strategy": "SPREAD"}
 
 
 def _none(value: Any) -> Any:
@@ -129,16 +134,23 @@ def extract_with_ray(
         gpus = float(ray.cluster_resources().get("GPU", 0))
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
+        ctx.enable_progress_bars = False  # nmodal shows its own
         runtime = {"device": "cuda"} if gpus else {"device": "cpu"}
         ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // ENCODE_BATCH))
+        # decode tasks spread over the nodes, encoders in their own actors (a remote-args
+        # function also keeps Ray from fusing the two stages into one)
         ds = ds.map_batches(
-            DecodeBatch, fn_constructor_kwargs={"spec": spec}, batch_size=8, num_cpus=1,
-            concurrency=(1, max(1, int(ray.cluster_resources().get("CPU", 1)) - 1)),
-        )  # fmt: skip
+            decode_batch, fn_kwargs={"spec": spec}, batch_size=8, num_cpus=1, ray_remote_args_fn=_spread
+        )
         ds = ds.map_batches(
             EncodeBatch,
-            fn_constructor_kwargs={"provenance": {m: e.provenance() for m, e in encs.items()}, "runtime": runtime},
-            batch_size=ENCODE_BATCH, concurrency=encode_actors, num_gpus=1 if gpus else 0,
+            fn_constructor_kwargs={
+                "provenance": {m: e.provenance() for m, e in encs.items()},
+                "runtime": runtime,
+                "modules": sorted({type(e).__module__ for e in encs.values()}),
+            },
+            batch_size=ENCODE_BATCH, compute=ray.data.ActorPoolStrategy(size=encode_actors),
+            num_gpus=1 if gpus else 0,
         )  # fmt: skip
         _collect(writer, pending, ds, list(encs), stats, progress)
     finally:

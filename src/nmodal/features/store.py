@@ -185,6 +185,8 @@ class StoreWriter:
                     f"{path}: a feature store made with different {', '.join(diff)} is there; "
                     "pass --overwrite (overwrite=True) to replace it, or choose another --out"
                 )
+            for leftover in path.glob(".*.tmp"):  # from a run killed while writing
+                leftover.unlink(missing_ok=True)
             return manifest
         if path.exists() and any(path.iterdir()):
             if not overwrite:

@@ -1,0 +1,105 @@
+"""``nmodal extract``: posts table + media -> feature store (resumable; ``--ray`` to scale out)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from nmodal.errors import InputError
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "extract",
+        help="encode the posts' text/image/video/audio with frozen encoders into a feature store",
+        description=(
+            "Read DATASET_DIR/posts.parquet (from `nmodal ingest`), decode the kept posts' media "
+            "in worker processes, encode each modality with a frozen encoder and write a sharded "
+            "feature store. Interrupted runs resume where they stopped (rerun the same command); "
+            "a finished store is left as it is. Broken files are recorded in STORE_DIR/errors.jsonl "
+            "and the artifact is marked absent.\n\n"
+            "encoder sets: offline (no network; e5-small text, EfficientNet-Lite0 image and frames, "
+            "log-mel audio) and paper (distilbert-multilingual, ViT-MAE, VideoMAE, wav2vec2 via "
+            "transformers; hub names or --model-path MODALITY=DIR).\n\n"
+            "example: nmodal extract data/ds --out data/features --encoders offline "
+            "--modalities text,image,video"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="directory with posts.parquet")
+    p.add_argument("--out", type=Path, required=True, metavar="STORE_DIR", help="feature store directory")
+    p.add_argument("--encoders", default="offline", help="encoder set: offline (default) or paper")
+    p.add_argument(
+        "--modalities", type=_csv, default=["text", "image", "video"],
+        help="comma-separated, from text,image,video,audio (default: text,image,video)",
+    )  # fmt: skip
+    p.add_argument(
+        "--model-path", action="append", default=[], metavar="MODALITY=DIR",
+        help="weights for one modality's encoder: a local save_pretrained directory or hub name (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--shard-size", type=int, default=1024, help="posts per shard (default 1024)")
+    p.add_argument("--workers", type=int, default=None, help="decoding processes (default: cores - 1; 0 = none)")
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, ...")
+    p.add_argument("--batch-size", type=int, default=None, help="encoder batch size (halves on out-of-memory)")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="stored feature dtype")
+    p.add_argument("--num-frames", type=int, default=16, help="frames sampled per video (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the held-out image frame choice")
+    p.add_argument("--audio-seconds", type=float, default=30.0, help="longest audio used (default 30 s)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N kept posts (a trial run)")
+    p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
+    p.add_argument("--ray", action="store_true", help="run as a Ray Data pipeline (pip install 'nmodal[ray]')")
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local one)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def model_paths(items: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        modality, sep, path = item.partition("=")
+        if not sep or not modality.strip() or not path.strip():
+            raise InputError(f"--model-path expects MODALITY=DIR, got {item!r}")
+        out[modality.strip()] = {"model_path": path.strip()}
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from nmodal.features.extract import extract_features
+
+    result = extract_features(
+        args.dataset,
+        args.out,
+        encoders=args.encoders,
+        modalities=args.modalities,
+        settings=model_paths(args.model_path) or None,
+        shard_size=args.shard_size,
+        workers=args.workers,
+        device=args.device,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        num_frames=args.num_frames,
+        seed=args.seed,
+        audio_seconds=args.audio_seconds,
+        limit=args.limit,
+        overwrite=args.overwrite,
+        use_ray=args.ray,
+        ray_address=args.ray_address,
+        progress=not args.no_progress,
+    )
+    s = result.stats
+    if result.already_complete:
+        print(f"feature store already complete ({result.num_posts} posts): {result.store}")
+        return 0
+    print(
+        f"extracted {s.posts} posts in {s.seconds:.1f} s ({s.posts_per_second:.2f} posts/s"
+        + (f", {s.posts_skipped} already done" if s.posts_skipped else "")
+        + f"); {s.errors} artifact errors"
+        + (f" (see {result.store / 'errors.jsonl'})" if s.errors else "")
+    )
+    print(f"feature store: {result.store}")
+    return 0
