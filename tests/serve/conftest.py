@@ -54,7 +54,11 @@ def served_collection(tmp_path_factory: pytest.TempPathFactory) -> tuple[Collect
 
 @pytest.fixture(scope="session")
 def server(served_collection: tuple[Collection, Path]) -> Iterator[Server]:
+    import torch
+
     col, index_dir = served_collection
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as `nmodal serve` does: one thread per query
     app = create_app(index_dir, encoder_source=fake_encoder_source, max_upload_bytes=MAX_UPLOAD)
     uv, thread, url = run_server(app)
     try:
@@ -62,6 +66,7 @@ def server(served_collection: tuple[Collection, Path]) -> Iterator[Server]:
     finally:
         uv.should_exit = True
         thread.join(timeout=10)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture

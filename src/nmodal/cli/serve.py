@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=float, default=50.0,
                    help="largest query file accepted, in MB (default 50)")
     p.add_argument("--nprobe", type=int, default=None, help="IVF lists visited (approximate indexes)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads per query for the encoders and FAISS (default 1: concurrent "
+                   "requests already run in parallel; small per-query work is slower split up)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(handler=handle)
 
@@ -47,7 +50,11 @@ def handle(args: argparse.Namespace) -> int:
     from nmodal.index import PostIndex
     from nmodal.serve import create_app
 
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
     index = PostIndex.open(args.index, nprobe=args.nprobe)
+    index.search_threads = max(1, args.threads)
     app = create_app(index, model_dir=args.model, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024))
     if not _is_loopback(args.host):
         print(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,19 +114,24 @@ class SearchResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready dict (hits' ``matches`` and ``post`` are the same objects, not copies)."""
+        return {
+            "hits": [vars(hit).copy() for hit in self.hits],
+            "query": list(self.query),
+            "modalities": list(self.modalities),
+            "collate": self.collate,
+            "exact": self.exact,
+            "candidates": self.candidates,
+            "extra": dict(self.extra),
+        }
 
 
-def _json_value(value: Any) -> Any:
-    if value is None or (np.isscalar(value) and pd.isna(value)) or value is pd.NA:
-        return None
-    if isinstance(value, pd.Timestamp):
-        # dates are stored as naive UTC
-        return (value.tz_localize("UTC") if value.tzinfo is None else value).isoformat()
+def _plain(value: Any) -> Any:
+    """A metadata cell (already None when missing) as a JSON-ready Python value."""
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
     return value
 
 
@@ -169,6 +174,7 @@ class PostIndex:
         )
         self.exact = {m: is_exact(info["factory"]) for m, info in manifest["modalities"].items()}
         # metadata as plain object arrays (None for missing): per-hit lookups stay cheap
+        self._has_date = "date" in posts
         self._meta: dict[str, np.ndarray] = {}
         for col in posts.columns:
             if col.startswith("has_") or col == "date":
@@ -218,8 +224,9 @@ class PostIndex:
         return Path(d) if d else None
 
     def row_of(self, post_id: str) -> int:
-        loc = self._row_of.get_indexer([post_id])[0]
-        if loc < 0:
+        """Post number of ``post_id``; KeyError if it is not indexed."""
+        loc = self._row_of.get_loc(post_id)
+        if not isinstance(loc, (int, np.integer)):
             raise KeyError(post_id)
         return int(loc)
 
@@ -227,11 +234,21 @@ class PostIndex:
 
     def post(self, row: int) -> dict[str, Any]:
         """Metadata of post number ``row`` as JSON-ready values (dates ISO 8601, UTC)."""
-        out: dict[str, Any] = {col: _json_value(values[row]) for col, values in self._meta.items()}
-        if "date" in self.posts:
-            date = self.dates[row]
-            out["date"] = None if np.isnat(date) else pd.Timestamp(date).tz_localize("UTC").isoformat()
-        out["artifacts"] = [m for m in self.modalities if bool(self.present[m][row])]
+        return self.posts_at(np.array([row]))[0]
+
+    def posts_at(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        """Metadata of several posts at once (one vectorised pass per column)."""
+        columns = {col: [_plain(v) for v in values[rows]] for col, values in self._meta.items()}
+        if self._has_date:
+            dates = self.dates[rows]
+            text = np.datetime_as_string(dates, unit="s", timezone="UTC")
+            columns["date"] = [None if nat else str(t) for nat, t in zip(np.isnat(dates), text, strict=True)]
+        has = np.stack([self.present[m][rows] for m in self.modalities], axis=1).tolist()
+        out = []
+        for i, flags in enumerate(has):
+            rec = {col: values[i] for col, values in columns.items()}
+            rec["artifacts"] = [m for m, f in zip(self.modalities, flags, strict=True) if f]
+            out.append(rec)
         return out
 
     def accounts_list(self) -> list[str]:
@@ -293,18 +310,20 @@ class PostIndex:
                 vectors, pairs, allowed, excluded, k, collation, candidates
             )
         best = top_k(scores, k, tiebreak=rows)
+        best_rows = rows[best]
+        metadata = self.posts_at(best_rows)
         hits = []
-        for rank, pos in enumerate(best, start=1):
-            row = int(rows[pos])
+        for rank, (row, score, pair_sims, post) in enumerate(
+            zip(best_rows.tolist(), scores[best].tolist(), sims[best].tolist(), metadata, strict=True),
+            start=1,
+        ):
             matches = [
-                {"query": qmods[j], "artifact": m, "score": float(sims[pos, c])}
-                for c, (j, m) in enumerate(labels)
-                if not np.isnan(sims[pos, c])
+                {"query": qmods[j], "artifact": m, "score": v}
+                for (j, m), v in zip(labels, pair_sims, strict=True)
+                if v == v  # not NaN: the post has this artifact
             ]
             matches.sort(key=lambda d: -d["score"])
-            hits.append(
-                Hit(rank, str(self.post_ids[row]), float(scores[pos]), matches, self.post(row))
-            )
+            hits.append(Hit(rank, str(self.post_ids[row]), score, matches, post))
         return SearchResult(hits, qmods, list(pairs), collation, exact, n_cand)
 
     def more_like_this(
