@@ -96,7 +96,10 @@ def make_collection(
             "account": [ACCOUNTS[(i + id_offset) % len(ACCOUNTS)] for i in range(num_posts)],
             "date": pd.Timestamp("2024-01-01", tz="UTC")
             + pd.to_timedelta(np.arange(num_posts) + id_offset, unit="D"),
-            "text": [f"post number {i + id_offset} about topic {(i + id_offset) % 7}" for i in range(num_posts)],
+            "text": [
+                f"post number {i + id_offset} about topic {(i + id_offset) % 7}"
+                for i in range(num_posts)
+            ],
             "video_path": video_paths,
             "image_path": image_paths,
             "audio_path": [None] * num_posts,
@@ -140,7 +143,9 @@ def brute_force_scores(
     return np.where(count > 0, total, -np.inf)
 
 
-def reference_embeddings(col: Collection) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+def reference_embeddings(
+    col: Collection,
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Post ids, embeddings (every row, present or not) and presence, straight from store + model."""
     from nmodal.features import read_featureset
 
@@ -170,7 +175,9 @@ class FakeEncoder:
                 rows.append(self._vector(item.encode()))
             else:
                 arr = np.asarray(item)
-                stats = np.round(arr.reshape(-1, arr.shape[-1]).mean(axis=0) if arr.ndim > 1 else [arr.mean()], 2)
+                stats = np.round(
+                    arr.reshape(-1, arr.shape[-1]).mean(axis=0) if arr.ndim > 1 else [arr.mean()], 2
+                )
                 rows.append(self._vector(np.asarray(stats, np.float64).tobytes()))
         return np.stack(rows)
 

@@ -40,7 +40,9 @@ def test_index_files_are_not_pickles(exact_index: Path):
 
 def test_build_refuses_existing_output(collection: Collection, exact_index: Path):
     with pytest.raises(OutputExistsError):
-        build_index(collection.model, collection.store, collection.dataset, exact_index, progress=False)
+        build_index(
+            collection.model, collection.store, collection.dataset, exact_index, progress=False
+        )
 
 
 def test_failed_write_leaves_old_directory_intact(tmp_path: Path):
@@ -71,9 +73,17 @@ def test_choose_factory_by_size():
 def test_approximate_index_recall(tmp_path: Path):
     """IVF+SQ8 finds most of the exact top 10; probing every list finds (nearly) all."""
     col = make_collection(tmp_path / "c", num_posts=2000, seed=4)
-    exact = PostIndex.open(build_index(col.model, col.store, col.dataset, tmp_path / "x", progress=False))
+    exact = PostIndex.open(
+        build_index(col.model, col.store, col.dataset, tmp_path / "x", progress=False)
+    )
     approx_dir = build_index(
-        col.model, col.store, col.dataset, tmp_path / "a", factory="IVF16,SQ8", nprobe=4, progress=False
+        col.model,
+        col.store,
+        col.dataset,
+        tmp_path / "a",
+        factory="IVF16,SQ8",
+        nprobe=4,
+        progress=False,
     )
     ids, emb, present = reference_embeddings(col)
     rows = np.flatnonzero(present["text"])[:60]
@@ -90,7 +100,9 @@ def test_approximate_index_recall(tmp_path: Path):
             # scores of what is returned are exact post scores, not quantised ones
             ref = brute_force_scores(emb, present, ["text"], q, MODALITIES)
             for h in got.hits:
-                assert h.score == pytest.approx(ref[int(np.flatnonzero(ids == h.post_id)[0])], abs=1e-5)
+                assert h.score == pytest.approx(
+                    ref[int(np.flatnonzero(ids == h.post_id)[0])], abs=1e-5
+                )
         recalls[nprobe] = float(np.mean(hits))
     assert recalls[16] >= 0.98
     assert recalls[4] >= 0.7
@@ -116,14 +128,22 @@ def test_incremental_add_equals_full_rebuild(tmp_path: Path):
     for pid in ("post-00003", "post-00120", "post-00149"):
         ra, rb = a.more_like_this(pid, k=10), b.more_like_this(pid, k=10)
         assert [h.post_id for h in ra.hits] == [h.post_id for h in rb.hits]
-        np.testing.assert_allclose([h.score for h in ra.hits], [h.score for h in rb.hits], atol=1e-6)
+        np.testing.assert_allclose(
+            [h.score for h in ra.hits], [h.score for h in rb.hits], atol=1e-6
+        )
 
 
 def test_mismatched_model_is_refused(collection: Collection, exact_index: Path, tmp_path: Path):
     other = tmp_path / "other-model"
     cfg = NModalModel.load(collection.model).config
-    NModalModel(ModelConfig(modalities=cfg.modalities, input_dims=cfg.input_dims,
-                            head=HeadConfig(projection_dim=16), encoders=cfg.encoders)).save(other)
+    NModalModel(
+        ModelConfig(
+            modalities=cfg.modalities,
+            input_dims=cfg.input_dims,
+            head=HeadConfig(projection_dim=16),
+            encoders=cfg.encoders,
+        )
+    ).save(other)
     assert model_fingerprint(other) != model_fingerprint(collection.model)
     with pytest.raises(InputError, match="fingerprint"):
         add_posts(exact_index, other, collection.store, progress=False)
@@ -177,16 +197,45 @@ def test_cli_build_add_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     fs = read_featureset(col.store)
     part = write_featureset(tmp_path / "part", fs.subset(np.arange(80)))
     out = tmp_path / "idx"
-    argv = ["index", "build", "--model", str(col.model), "--store", str(part), "--posts", str(col.dataset), "--out", str(out)]
+    argv = [
+        "index",
+        "build",
+        "--model",
+        str(col.model),
+        "--store",
+        str(part),
+        "--posts",
+        str(col.dataset),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     assert f"-> {out}" in capsys.readouterr().out
     assert main(argv) == 1  # exists
     assert "exists" in capsys.readouterr().err
-    assert main(["index", "add", str(out), "--model", str(col.model), "--store", str(col.store)]) == 0
+    assert (
+        main(["index", "add", str(out), "--model", str(col.model), "--store", str(col.store)]) == 0
+    )
     assert "added 40 new posts" in capsys.readouterr().out
 
-    assert main(["search", str(out), "--post", "post-00010", "-k", "5", "--account", "alpha,charlie",
-                 "--since", "2024-01-15", "--json"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                str(out),
+                "--post",
+                "post-00010",
+                "-k",
+                "5",
+                "--account",
+                "alpha,charlie",
+                "--since",
+                "2024-01-15",
+                "--json",
+            ]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     lib = PostIndex.open(out).more_like_this("post-00010", k=5)
     assert printed["exact"] is True
@@ -210,10 +259,14 @@ def test_missing_metadata_is_warned(collection: Collection, tmp_path: Path):
     empty.mkdir()
     import pandas as pd
 
-    pd.DataFrame({"post_id": ["post-00000"], "status": ["kept"]}).to_parquet(empty / "posts.parquet")
+    pd.DataFrame({"post_id": ["post-00000"], "status": ["kept"]}).to_parquet(
+        empty / "posts.parquet"
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = build_index(collection.model, collection.store, empty, tmp_path / "idx", progress=False)
+        out = build_index(
+            collection.model, collection.store, empty, tmp_path / "idx", progress=False
+        )
     assert any("no metadata" in str(w.message) for w in caught)
     index = PostIndex.open(out)
     assert index.post(index.row_of("post-00001"))["account"] is None

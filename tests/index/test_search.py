@@ -51,7 +51,9 @@ def test_exact_search_equals_brute_force(index, reference, modality, collation):
         ref = brute_force_scores(emb, present, [modality], q, MODALITIES, how=collation)
         want_ids, want_scores = expected_top(ref, ids, 15)
         assert [h.post_id for h in result.hits] == want_ids
-        np.testing.assert_allclose([h.score for h in result.hits], want_scores, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            [h.score for h in result.hits], want_scores, rtol=1e-5, atol=1e-5
+        )
         assert result.exact
         assert modality not in result.modalities
 
@@ -111,12 +113,16 @@ def test_more_like_this_equals_brute_force(index, reference, include_same):
         qmods = [m for m in MODALITIES if present[m][row]]
         vectors = np.stack([emb[m][row] for m in qmods])
         result = index.more_like_this(ids[row], k=12, include_same=include_same)
-        ref = brute_force_scores(emb, present, qmods, vectors, MODALITIES, include_same=include_same)
+        ref = brute_force_scores(
+            emb, present, qmods, vectors, MODALITIES, include_same=include_same
+        )
         allowed = np.ones(len(ids), bool)
         allowed[row] = False
         want_ids, want_scores = expected_top(ref, ids, 12, allowed)
         assert [h.post_id for h in result.hits] == want_ids
-        np.testing.assert_allclose([h.score for h in result.hits], want_scores, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            [h.score for h in result.hits], want_scores, rtol=1e-5, atol=1e-5
+        )
         assert ids[row] not in [h.post_id for h in result.hits]
     with pytest.raises(InputError, match="not in index"):
         index.more_like_this("no-such-post")
@@ -183,3 +189,19 @@ def test_k_larger_than_collection(index, reference):
     q = queries(reference, "text")[0]
     result = index.search(["text"], q, k=10_000)
     assert len(result.hits) == len({h.post_id for h in result.hits}) <= index.num_posts
+
+
+def test_in_memory_index_equals_disk_index(index, reference):
+    """index_from_embeddings (benchmarks) searches exactly like a built index directory."""
+    from nmodal.index.build import index_from_embeddings
+
+    mem = index_from_embeddings(
+        {m: np.asarray(index.emb[m]) for m in MODALITIES},
+        index.present,
+        post_ids=index.post_ids,
+        factory="Flat",
+    )
+    for q in queries(reference, "video", seed=5):
+        a, b = mem.search(["video"], q, k=10), index.search(["video"], q, k=10)
+        assert [h.post_id for h in a.hits] == [h.post_id for h in b.hits]
+        np.testing.assert_allclose([h.score for h in a.hits], [h.score for h in b.hits], atol=1e-6)

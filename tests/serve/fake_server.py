@@ -12,11 +12,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-import uvicorn  # noqa: E402
+import torch
+import uvicorn
 
-from index.fixtures import fake_encoder_source  # noqa: E402
-from nmodal.serve import create_app  # noqa: E402
+from index.fixtures import fake_encoder_source
+from nmodal.serve import create_app
 
 
 def main() -> None:

@@ -64,7 +64,9 @@ def raw_get(url: str, target: str) -> tuple[int, bytes]:
 def test_health_info_and_docs(client: httpx.Client, library):
     index, _ = library
     assert client.get("/api/health").json() == {
-        "status": "ok", "posts": index.num_posts, "modalities": ["text", "image", "video"]
+        "status": "ok",
+        "posts": index.num_posts,
+        "modalities": ["text", "image", "video"],
     }
     info = client.get("/api/info").json()
     assert info["accounts"] == ["alpha", "bravo", "charlie", "delta"]
@@ -72,7 +74,9 @@ def test_health_info_and_docs(client: httpx.Client, library):
     assert info["query_kinds"] == ["text", "image", "video"]
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/api/search", "/api/search/file", "/api/similar", "/api/post", "/api/media"} <= set(paths)
+    assert {"/api/search", "/api/search/file", "/api/similar", "/api/post", "/api/media"} <= set(
+        paths
+    )
 
 
 def test_text_search_equals_library(client: httpx.Client, library):
@@ -148,9 +152,17 @@ def test_media_and_thumbnails(client: httpx.Client, server: Server):
     r = client.get("/api/thumbnail", params={"post_id": video_post})
     assert r.status_code == 200
     assert Image.open(io.BytesIO(r.content)).size == (64, 48)
-    assert client.get("/api/media", params={"post_id": video_post, "kind": "video"}).status_code == 200
-    assert client.get("/api/media", params={"post_id": "post-00011", "kind": "image"}).status_code == 404
-    assert client.get("/api/media", params={"post_id": "post-00010", "kind": "passwd"}).status_code == 422
+    assert (
+        client.get("/api/media", params={"post_id": video_post, "kind": "video"}).status_code == 200
+    )
+    assert (
+        client.get("/api/media", params={"post_id": "post-00011", "kind": "image"}).status_code
+        == 404
+    )
+    assert (
+        client.get("/api/media", params={"post_id": "post-00010", "kind": "passwd"}).status_code
+        == 422
+    )
 
 
 def test_path_traversal_is_refused(tmp_path: Path):
@@ -171,13 +183,19 @@ def test_path_traversal_is_refused(tmp_path: Path):
         posts.loc[posts["post_id"] == pid, "image_path"] = path
     posts.to_parquet(col.dataset / "posts.parquet", index=False)
     index_dir = build_index(col.model, col.store, col.dataset, tmp_path / "idx", progress=False)
-    with serving(create_app(index_dir, encoder_source=fake_encoder_source)) as url, httpx.Client(base_url=url) as c:
+    with (
+        serving(create_app(index_dir, encoder_source=fake_encoder_source)) as url,
+        httpx.Client(base_url=url) as c,
+    ):
         for pid in evil:
             for endpoint in ("/api/media", "/api/thumbnail"):
                 r = c.get(endpoint, params={"post_id": pid, "kind": "image"})
                 assert r.status_code == 403, (pid, endpoint)
                 assert b"secret" not in r.content and b"root:" not in r.content
-        assert c.get("/api/media", params={"post_id": "post-00010", "kind": "image"}).status_code == 200
+        assert (
+            c.get("/api/media", params={"post_id": "post-00010", "kind": "image"}).status_code
+            == 200
+        )
         for target in (
             "/static/../../../../etc/passwd",
             "/static/..%2f..%2f..%2f..%2fetc%2fpasswd",
@@ -196,10 +214,19 @@ def test_path_traversal_is_refused(tmp_path: Path):
 def test_upload_image_equals_library(client: httpx.Client, library, tmp_path: Path):
     index, encoder = library
     path = write_image(tmp_path / "query.png", index=3)
-    r = client.post("/api/search/file", params={"k": 6}, files={"file": ("q.png", path.read_bytes(), "image/png")})
+    r = client.post(
+        "/api/search/file",
+        params={"k": 6},
+        files={"file": ("q.png", path.read_bytes(), "image/png")},
+    )
     assert r.status_code == 200, r.text
     got = r.json()
-    assert got["upload"] == {"name": "q.png", "format": "png", "kind": "image", "bytes": path.stat().st_size}
+    assert got["upload"] == {
+        "name": "q.png",
+        "format": "png",
+        "kind": "image",
+        "bytes": path.stat().st_size,
+    }
     want = index.search(["image"], encoder.encode("image", path), k=6)
     assert ids_scores(got)[0] == ids_scores(want)[0]
     assert got["modalities"] == ["text", "video"]
@@ -228,7 +255,9 @@ def test_upload_rejections(client: httpx.Client, tmp_path: Path):
     assert r.status_code == 415
     r = post("empty.png", b"", "image/png")
     assert r.status_code == 400
-    broken = write_truncated(write_image(tmp_path / "big.png", width=640, height=480), tmp_path / "t.png", 0.3)
+    broken = write_truncated(
+        write_image(tmp_path / "big.png", width=640, height=480), tmp_path / "t.png", 0.3
+    )
     r = post("t.png", broken.read_bytes(), "image/png")
     assert r.status_code == 422 and "cannot decode" in r.json()["detail"]
     garbage_mp4 = b"\x00\x00\x00\x18ftypisom" + os.urandom(2000)
@@ -256,7 +285,9 @@ def test_oversized_uploads_are_refused(client: httpx.Client):
         yield b"\r\n--XyZ--\r\n"
 
     r = client.post(
-        "/api/search/file", content=chunks(), headers={"content-type": "multipart/form-data; boundary=XyZ"}
+        "/api/search/file",
+        content=chunks(),
+        headers={"content-type": "multipart/form-data; boundary=XyZ"},
     )
     assert r.status_code == 413
     # a body just under the limit is parsed normally (and is a broken PNG)
@@ -308,10 +339,14 @@ def test_cli_serve_binds_loopback(served_collection):
                 break
             except httpx.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(proc.stderr.read().decode() if proc.stderr else "no output") from None
+                    raise AssertionError(
+                        proc.stderr.read().decode() if proc.stderr else "no output"
+                    ) from None
                 time.sleep(0.2)
         assert r.json()["status"] == "ok"
-        r = httpx.get(f"http://127.0.0.1:{port}/api/similar", params={"post_id": "post-00002", "k": 3})
+        r = httpx.get(
+            f"http://127.0.0.1:{port}/api/similar", params={"post_id": "post-00002", "k": 3}
+        )
         assert r.status_code == 200 and len(r.json()["hits"]) == 3
         assert listening_addresses(port) == ["127.0.0.1"]
     finally:
@@ -340,7 +375,9 @@ def server_process(index_dir: Path) -> Iterator[str]:
                 break
             except httpx.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(proc.stderr.read().decode() if proc.stderr else "") from None
+                    raise AssertionError(
+                        proc.stderr.read().decode() if proc.stderr else ""
+                    ) from None
                 time.sleep(0.2)
         yield url
     finally:
@@ -362,7 +399,9 @@ def test_load_50_clients_2000_requests(served_collection):
         elif kind == 1:
             plan.append(("/api/similar", {"post_id": ids[rng.integers(len(ids))], "k": 10}))
         elif kind == 2:
-            plan.append(("/api/search", {"text": "convoy", "account": "alpha", "since": "2024-03-01"}))
+            plan.append(
+                ("/api/search", {"text": "convoy", "account": "alpha", "since": "2024-03-01"})
+            )
         else:
             plan.append(("/api/post", {"post_id": ids[rng.integers(len(ids))]}))
 

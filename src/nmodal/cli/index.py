@@ -25,25 +25,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b = sub.add_parser("build", help="build a new index")
     b.add_argument("--model", type=Path, required=True, help="trained model directory")
     b.add_argument("--store", type=Path, required=True, help="feature store directory")
-    b.add_argument("--posts", type=Path, default=None, metavar="DATASET_DIR",
-                   help="dataset directory with posts.parquet (account, date, text, media)")
+    b.add_argument(
+        "--posts",
+        type=Path,
+        default=None,
+        metavar="DATASET_DIR",
+        help="dataset directory with posts.parquet (account, date, text, media)",
+    )
     b.add_argument("--out", type=Path, required=True, help="index directory to write")
-    b.add_argument("--factory", default=None,
-                   help="FAISS factory string for every modality, e.g. Flat, IVF1024,SQ8, "
-                   "IVF4096,PQ32 (default: exact Flat up to 1M artifacts, IVF above)")
-    b.add_argument("--nprobe", type=int, default=None,
-                   help="IVF lists visited per query (default: about nlist/64, at least 8)")
+    b.add_argument(
+        "--factory",
+        default=None,
+        help="FAISS factory string for every modality, e.g. Flat, IVF1024,SQ8, "
+        "IVF4096,PQ32 (default: exact Flat up to 1M artifacts, IVF above)",
+    )
+    b.add_argument(
+        "--nprobe",
+        type=int,
+        default=None,
+        help="IVF lists visited per query (default: about nlist/64, at least 8)",
+    )
     b.add_argument("--batch-size", type=int, default=8192)
     b.add_argument("--overwrite", action="store_true", help="replace an existing index")
     b.set_defaults(handler=handle_build)
 
     a = sub.add_parser("add", help="add the posts of a store that the index lacks")
     a.add_argument("index", type=Path, help="index directory")
-    a.add_argument("--model", type=Path, required=True,
-                   help="the model the index was built with (checked by fingerprint)")
+    a.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="the model the index was built with (checked by fingerprint)",
+    )
     a.add_argument("--store", type=Path, required=True, help="feature store with new posts")
-    a.add_argument("--posts", type=Path, default=None, metavar="DATASET_DIR",
-                   help="dataset directory of the new posts (default: the index's)")
+    a.add_argument(
+        "--posts",
+        type=Path,
+        default=None,
+        metavar="DATASET_DIR",
+        help="dataset directory of the new posts (default: the index's)",
+    )
     a.add_argument("--batch-size", type=int, default=8192)
     a.set_defaults(handler=handle_add)
 

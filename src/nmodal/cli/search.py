@@ -33,21 +33,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--image", type=Path, help="an image file")
     q.add_argument("--video", type=Path, help="a video file")
     q.add_argument("--audio", type=Path, help="an audio file (or a video's audio track)")
-    q.add_argument("--post", metavar="POST_ID", help="more like this post (its artifacts are the query)")
+    q.add_argument(
+        "--post", metavar="POST_ID", help="more like this post (its artifacts are the query)"
+    )
     p.add_argument("-k", type=int, default=20, help="number of posts (default 20)")
-    p.add_argument("--account", action="append", default=None,
-                   help="only posts of this account (repeatable or comma-separated)")
-    p.add_argument("--since", default=None, help="only posts on/after this date (YYYY-MM-DD or ISO)")
+    p.add_argument(
+        "--account",
+        action="append",
+        default=None,
+        help="only posts of this account (repeatable or comma-separated)",
+    )
+    p.add_argument(
+        "--since", default=None, help="only posts on/after this date (YYYY-MM-DD or ISO)"
+    )
     p.add_argument("--until", default=None, help="only posts on/before this date (inclusive)")
-    p.add_argument("--modality", type=csv_list, default=None,
-                   help="candidate modalities to match, e.g. video,image (default: all others)")
-    p.add_argument("--collate", choices=["sum", "mean"], default="sum",
-                   help="post score: sum (the paper) or mean of its pair similarities")
-    p.add_argument("--include-same", action="store_true",
-                   help="also match artifacts of the query's own modality")
-    p.add_argument("--model", type=Path, default=None,
-                   help="model directory (default: the one recorded in the index; must match)")
-    p.add_argument("--nprobe", type=int, default=None, help="IVF lists visited (approximate indexes)")
+    p.add_argument(
+        "--modality",
+        type=csv_list,
+        default=None,
+        help="candidate modalities to match, e.g. video,image (default: all others)",
+    )
+    p.add_argument(
+        "--collate",
+        choices=["sum", "mean"],
+        default="sum",
+        help="post score: sum (the paper) or mean of its pair similarities",
+    )
+    p.add_argument(
+        "--include-same",
+        action="store_true",
+        help="also match artifacts of the query's own modality",
+    )
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="model directory (default: the one recorded in the index; must match)",
+    )
+    p.add_argument(
+        "--nprobe", type=int, default=None, help="IVF lists visited (approximate indexes)"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=handle)
 
@@ -82,13 +107,17 @@ def handle(args: argparse.Namespace) -> int:
 def print_table(result: Any) -> None:
     width = shutil.get_terminal_size((120, 20)).columns
     exact = "exact" if result.exact else "approximate"
-    print(f"{len(result.hits)} posts ({result.collate} over {'/'.join(result.modalities)}, {exact})")
+    print(
+        f"{len(result.hits)} posts ({result.collate} over {'/'.join(result.modalities)}, {exact})"
+    )
     for hit in result.hits:
         post = hit.post
         date = (post.get("date") or "")[:16].replace("T", " ")
         matched = " ".join(f"{m['artifact']}:{m['score']:.3f}" for m in hit.matches)
-        print(f"{hit.rank:>3}  {hit.score:7.3f}  {hit.post_id}  {post.get('account') or '-'}  {date}  [{matched}]")
+        print(
+            f"{hit.rank:>3}  {hit.score:7.3f}  {hit.post_id}  {post.get('account') or '-'}  {date}  [{matched}]"
+        )
         text = " ".join(str(post.get("text") or "").split())
         if text:
             room = max(width - 7, 20)
-            print(f"       {text[:room - 1] + '…' if len(text) > room else text}")
+            print(f"       {text[: room - 1] + '…' if len(text) > room else text}")

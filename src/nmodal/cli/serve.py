@@ -23,15 +23,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("index", type=Path, help="index directory (nmodal index build)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--model", type=Path, default=None,
-                   help="model directory (default: the one recorded in the index; must match)")
-    p.add_argument("--max-upload-mb", type=float, default=50.0,
-                   help="largest query file accepted, in MB (default 50)")
-    p.add_argument("--nprobe", type=int, default=None, help="IVF lists visited (approximate indexes)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads per query for the encoders and FAISS (default 1: concurrent "
-                   "requests already run in parallel; small per-query work is slower split up)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="model directory (default: the one recorded in the index; must match)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=50.0,
+        help="largest query file accepted, in MB (default 50)",
+    )
+    p.add_argument(
+        "--nprobe", type=int, default=None, help="IVF lists visited (approximate indexes)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads per query for the encoders and FAISS (default 1: concurrent "
+        "requests already run in parallel; small per-query work is slower split up)",
+    )
+    p.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
     p.set_defaults(handler=handle)
 
 
@@ -45,24 +61,28 @@ def _is_loopback(host: str) -> bool:
 
 
 def handle(args: argparse.Namespace) -> int:
+    import torch
     import uvicorn
 
     from nmodal.index import PostIndex
     from nmodal.serve import create_app
 
-    import torch
-
     torch.set_num_threads(max(1, args.threads))
     index = PostIndex.open(args.index, nprobe=args.nprobe)
     index.search_threads = max(1, args.threads)
-    app = create_app(index, model_dir=args.model, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024))
+    app = create_app(
+        index, model_dir=args.model, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024)
+    )
     if not _is_loopback(args.host):
         print(
             f"nmodal serve: warning: binding {args.host}: the collection is reachable from other "
             "machines, without authentication",
             file=sys.stderr,
         )
-    print(f"serving {index.num_posts} posts from {args.index} at http://{args.host}:{args.port}/ "
-          f"(API docs at /docs)", file=sys.stderr)
+    print(
+        f"serving {index.num_posts} posts from {args.index} at http://{args.host}:{args.port}/ "
+        f"(API docs at /docs)",
+        file=sys.stderr,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

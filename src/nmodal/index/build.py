@@ -33,8 +33,10 @@ from nmodal.index.factory import (
     default_nprobe,
     is_exact,
     new_index,
+    set_nprobe,
     train_index,
 )
+from nmodal.index.post_index import PostIndex
 
 #: standard posts-table columns kept in the index (label columns, i.e. any column the
 #: standard table does not define, are kept too, as strings)
@@ -67,7 +69,9 @@ def posts_metadata(post_ids: np.ndarray, dataset_dir: str | Path | None) -> pd.D
     table["post_id"] = table["post_id"].astype("string")
     table = table.drop_duplicates("post_id", keep="last")
     if "date" in table:
-        table["date"] = pd.to_datetime(table["date"], utc=True, errors="coerce").dt.tz_localize(None)
+        table["date"] = pd.to_datetime(table["date"], utc=True, errors="coerce").dt.tz_localize(
+            None
+        )
     for col in extra:
         table[col] = table[col].map(_labels_json, na_action="ignore").astype("string")
     merged = frame.merge(table, on="post_id", how="left")
@@ -128,8 +132,13 @@ def _embed(
     p = model.config.projection_dim
     emb: dict[str, np.ndarray] = {}
     present: dict[str, np.ndarray] = {}
-    bar = tqdm(total=sum(int(fs.present[m].sum()) for m in mods), desc="embed", unit="artifact",
-               disable=not progress, file=sys.stderr)
+    bar = tqdm(
+        total=sum(int(fs.present[m].sum()) for m in mods),
+        desc="embed",
+        unit="artifact",
+        disable=not progress,
+        file=sys.stderr,
+    )
     for m in mods:
         rows = np.flatnonzero(fs.present[m])
         out = np.zeros((fs.num_posts, p), dtype=np.float32)
@@ -144,10 +153,70 @@ def _embed(
 
 
 def _add_vectors(index: Any, emb: np.ndarray, rows: np.ndarray, desc: str, progress: bool) -> None:
-    for start in tqdm(range(0, len(rows), ADD_CHUNK), desc=desc, unit="chunk",
-                      disable=not progress or len(rows) <= ADD_CHUNK, file=sys.stderr):
+    for start in tqdm(
+        range(0, len(rows), ADD_CHUNK),
+        desc=desc,
+        unit="chunk",
+        disable=not progress or len(rows) <= ADD_CHUNK,
+        file=sys.stderr,
+    ):
         chunk = rows[start : start + ADD_CHUNK]
         index.add_with_ids(np.ascontiguousarray(emb[chunk]), chunk.astype(np.int64))
+
+
+def build_faiss(
+    emb: np.ndarray, present: np.ndarray, factory: str, progress: bool = False, desc: str = "index"
+) -> Any:
+    """A trained FAISS index of the present rows of ``emb`` (ids = post numbers)."""
+    rows = np.flatnonzero(present)
+    index = new_index(emb.shape[1], factory)
+    train_index(index, emb, rows)
+    _add_vectors(index, emb, rows, desc, progress)
+    return index
+
+
+def index_from_embeddings(
+    emb: Mapping[str, np.ndarray],
+    present: Mapping[str, np.ndarray] | None = None,
+    post_ids: Sequence[str] | np.ndarray | None = None,
+    posts: pd.DataFrame | None = None,
+    factory: str | None = None,
+    nprobe: int | None = None,
+    progress: bool = False,
+) -> PostIndex:
+    """An in-memory :class:`PostIndex` over ready-made L2-normalised embeddings (no model).
+
+    For experiments and benchmarks; it cannot encode raw queries (search with vectors).
+
+    Example:
+        >>> idx = index_from_embeddings({"text": t, "video": v}, factory="IVF256,SQ8")  # doctest: +SKIP
+        >>> idx.search(["text"], t[:1], k=10).hits[0].post_id  # doctest: +SKIP
+    """
+    mods = list(emb)
+    n = len(emb[mods[0]])
+    pres = {m: np.ones(n, bool) if present is None else np.asarray(present[m], bool) for m in mods}
+    ids = np.asarray(post_ids if post_ids is not None else [str(i) for i in range(n)], dtype=object)
+    table = posts.copy() if posts is not None else pd.DataFrame({"post_id": ids})
+    total = sum(int(p.sum()) for p in pres.values())
+    dim = int(emb[mods[0]].shape[1])
+    indexes: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+    for m in mods:
+        fac = factory or choose_factory(int(pres[m].sum()), total, dim)
+        indexes[m] = build_faiss(emb[m], pres[m], fac, progress, desc=f"index {m}")
+        info[m] = {
+            "factory": fac,
+            "exact": is_exact(fac),
+            "count": int(pres[m].sum()),
+            "nprobe": nprobe if nprobe is not None else default_nprobe(fac),
+            "encoder": {},
+        }
+        set_nprobe(indexes[m], info[m]["nprobe"])
+    manifest = {
+        "format": layout.FORMAT, "version": layout.VERSION, "model": None, "dataset_dir": None,
+        "projection_dim": dim, "num_posts": n, "num_artifacts": total, "modalities": info,
+    }  # fmt: skip
+    return PostIndex(Path("<memory>"), manifest, table, dict(emb), pres, indexes)
 
 
 def _write_arrays(
@@ -208,10 +277,7 @@ def build_index(
                 fac = factory.get(m) or choose_factory(len(rows), total, p)
             else:
                 fac = factory or choose_factory(len(rows), total, p)
-            index = new_index(p, fac)
-            train_index(index, emb[m][rows])
-            _add_vectors(index, emb[m], rows, f"index {m}", progress)
-            indexes[m] = index
+            indexes[m] = build_faiss(emb[m], present[m], fac, progress, desc=f"index {m}")
             info[m] = {
                 "factory": fac,
                 "exact": is_exact(fac),
@@ -268,9 +334,14 @@ def add_posts(
     for m in mods:
         old = manifest["modalities"][m].get("encoder") or {}
         new = fs.encoders.get(m) or {}
-        if old.get("name") and new.get("name") and (old.get("name"), old.get("version")) != (
-            new.get("name"),
-            new.get("version"),
+        if (
+            old.get("name")
+            and new.get("name")
+            and (old.get("name"), old.get("version"))
+            != (
+                new.get("name"),
+                new.get("version"),
+            )
         ):
             raise InputError(
                 f"{store_dir}: modality {m!r} encoder {new.get('name')}/{new.get('version')} differs "

@@ -63,29 +63,34 @@ def new_index(dim: int, factory: str) -> Any:
     try:
         index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
-        raise InputError(f"FAISS factory string {factory!r} is not valid for dim {dim}: {exc}") from exc
+        raise InputError(
+            f"FAISS factory string {factory!r} is not valid for dim {dim}: {exc}"
+        ) from exc
     if faiss.try_extract_index_ivf(index) is None and not isinstance(index, faiss.IndexIDMap):
         index = faiss.IndexIDMap(index)
     return index
 
 
-def train_index(index: Any, vectors: np.ndarray, seed: int = 0) -> None:
-    """Train ``index`` (a no-op for Flat) on a random sample of ``vectors``."""
+def train_index(index: Any, emb: np.ndarray, rows: np.ndarray, seed: int = 0) -> None:
+    """Train ``index`` (a no-op for Flat) on a random sample of ``emb[rows]``.
+
+    Only the sample is copied: ``emb`` may be a memory map far larger than memory.
+    """
     if index.is_trained:
         return
     import faiss
 
     ivf = faiss.try_extract_index_ivf(index)
-    per = TRAIN_PER_LIST * (ivf.nlist if ivf is not None else 256)
-    size = min(len(vectors), per, TRAIN_MAX)
-    if ivf is not None and len(vectors) < ivf.nlist:
+    if ivf is not None and len(rows) < ivf.nlist:
         raise InputError(
             f"index with {ivf.nlist} IVF lists needs at least that many vectors to train; "
-            f"got {len(vectors)} (choose a smaller nlist with --factory)"
+            f"got {len(rows)} (choose a smaller nlist with --factory)"
         )
+    per = TRAIN_PER_LIST * (ivf.nlist if ivf is not None else 256)
+    size = min(len(rows), per, TRAIN_MAX)
     rng = np.random.default_rng(seed)
-    sample = vectors if size == len(vectors) else vectors[np.sort(rng.choice(len(vectors), size, replace=False))]
-    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    sample = rows if size == len(rows) else np.sort(rng.choice(rows, size, replace=False))
+    index.train(np.ascontiguousarray(emb[sample], dtype=np.float32))
 
 
 def default_nprobe(factory: str) -> int | None:

@@ -135,6 +135,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _filter_params(index: Any, bitmap: np.ndarray | None) -> tuple[Any, Any]:
+    """FAISS search parameters restricting ``index`` to the ids set in ``bitmap`` (None: all).
+
+    Returns the selector too: it must outlive the search.
+    """
+    if bitmap is None:
+        return None, None
+    import faiss
+
+    lib: Any = faiss  # the Python wrappers take numpy arrays and keywords; the stubs do not
+    selector = lib.IDSelectorBitmap(bitmap)
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        return lib.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe), selector
+    return lib.SearchParameters(sel=selector), selector
+
+
 class PostIndex:
     """An opened post index (read-only, thread-safe for concurrent searches)."""
 
@@ -164,9 +181,13 @@ class PostIndex:
         self.post_ids = posts["post_id"].to_numpy(dtype=object)
         self._row_of = pd.Index(self.post_ids)
         self.accounts = (
-            posts["account"].astype(object).to_numpy() if "account" in posts else np.full(len(posts), None)
+            posts["account"].astype(object).to_numpy()
+            if "account" in posts
+            else np.full(len(posts), None)
         )
-        dates = pd.to_datetime(posts["date"], utc=True, errors="coerce") if "date" in posts else None
+        dates = (
+            pd.to_datetime(posts["date"], utc=True, errors="coerce") if "date" in posts else None
+        )
         self.dates = (
             dates.dt.tz_localize(None).to_numpy("datetime64[ns]")
             if dates is not None
@@ -198,12 +219,16 @@ class PostIndex:
         for m, info in manifest["modalities"].items():
             try:
                 emb[m] = np.load(
-                    directory / layout.emb_file(m), mmap_mode="r" if mmap else None, allow_pickle=False
+                    directory / layout.emb_file(m),
+                    mmap_mode="r" if mmap else None,
+                    allow_pickle=False,
                 )
                 present[m] = np.load(directory / layout.present_file(m), allow_pickle=False)
                 indexes[m] = faiss.read_index(str(directory / layout.faiss_file(m)))
             except (OSError, ValueError, RuntimeError) as exc:
-                raise InputError(f"{directory}: index files of modality {m!r} unreadable ({exc})") from exc
+                raise InputError(
+                    f"{directory}: index files of modality {m!r} unreadable ({exc})"
+                ) from exc
             if emb[m].shape[0] != len(posts) or present[m].shape != (len(posts),):
                 raise InputError(f"{directory}: files of modality {m!r} do not match posts.parquet")
             if indexes[m].ntotal != int(present[m].sum()):
@@ -242,7 +267,9 @@ class PostIndex:
         if self._has_date:
             dates = self.dates[rows]
             text = np.datetime_as_string(dates, unit="s", timezone="UTC")
-            columns["date"] = [None if nat else str(t) for nat, t in zip(np.isnat(dates), text, strict=True)]
+            columns["date"] = [
+                None if nat else str(t) for nat, t in zip(np.isnat(dates), text, strict=True)
+            ]
         has = np.stack([self.present[m][rows] for m in self.modalities], axis=1).tolist()
         out = []
         for i, flags in enumerate(has):
@@ -304,7 +331,7 @@ class PostIndex:
 
         if allowed is not None and n_allowed <= self.dense_max:
             rows, scores, sims, labels = self._score_dense(vectors, pairs, allowed, collation)
-            exact, n_cand = True, int(len(rows))
+            exact, n_cand = True, len(rows)
         else:
             rows, scores, sims, labels, exact, n_cand = self._score_candidates(
                 vectors, pairs, allowed, excluded, k, collation, candidates
@@ -314,7 +341,13 @@ class PostIndex:
         metadata = self.posts_at(best_rows)
         hits = []
         for rank, (row, score, pair_sims, post) in enumerate(
-            zip(best_rows.tolist(), scores[best].tolist(), sims[best].tolist(), metadata, strict=True),
+            zip(
+                best_rows.tolist(),
+                scores[best].tolist(),
+                sims[best].tolist(),
+                metadata,
+                strict=True,
+            ),
             start=1,
         ):
             matches = [
@@ -391,7 +424,9 @@ class PostIndex:
         previous_threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(self.search_threads)
         try:
-            return self._candidate_rounds(vectors, pairs, allowed, excluded, k, collation, candidates)
+            return self._candidate_rounds(
+                vectors, pairs, allowed, excluded, k, collation, candidates
+            )
         finally:
             faiss.omp_set_num_threads(previous_threads)
 
@@ -405,8 +440,6 @@ class PostIndex:
         collation: str,
         candidates: int | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str]], bool, int]:
-        import faiss
-
         all_exact = all(self.exact[m] for m in pairs)
         kp = int(candidates) if candidates else max(4 * k, 100)
         kp += len(excluded)
@@ -419,14 +452,7 @@ class PostIndex:
                 kk = min(kp, int(index.ntotal))
                 if kk == 0:
                     continue
-                params = None
-                if bitmap is not None:
-                    sel = faiss.IDSelectorBitmap(bitmap)
-                    ivf = faiss.try_extract_index_ivf(index)
-                    if ivf is not None:
-                        params = faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nprobe)
-                    else:
-                        params = faiss.SearchParameters(sel=sel)
+                params, _selector = _filter_params(index, bitmap)
                 dist, ids = index.search(vectors[js], kk, params=params)
                 found.append(ids[ids >= 0])
                 full = ids[:, -1] >= 0
@@ -437,15 +463,17 @@ class PostIndex:
             sims, labels = pair_similarities(rows, vectors, pairs, self.emb, self.present)
             scores = collate(sims, collation)
             if not all_exact:
-                return rows, scores, sims, labels, False, int(len(rows))
+                return rows, scores, sims, labels, False, len(rows)
             finite = np.sort(scores[np.isfinite(scores)])[::-1]
             bound = upper_bound(thresholds, collation)
             if (len(finite) >= k and finite[k - 1] >= bound) or not thresholds:
-                return rows, scores, sims, labels, True, int(len(rows))
+                return rows, scores, sims, labels, True, len(rows)
             kp *= 4
             if kp >= self.num_posts // 4:
                 if allowed is None and excluded.size:
                     allowed = np.ones(self.num_posts, dtype=bool)
                     allowed[excluded] = False
-                drows, dscores, dsims, dlabels = self._score_dense(vectors, pairs, allowed, collation)
-                return drows, dscores, dsims, dlabels, True, int(len(drows))
+                drows, dscores, dsims, dlabels = self._score_dense(
+                    vectors, pairs, allowed, collation
+                )
+                return drows, dscores, dsims, dlabels, True, len(drows)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from nmodal.errors import InputError
+from nmodal.errors import InputError, MediaError
 from nmodal.index import layout
 
 QUERY_KINDS = ("text", "image", "video", "audio")
@@ -43,7 +43,9 @@ def registry_encoder_source(modality: str, provenance: Mapping[str, Any]) -> Sup
     try:
         from nmodal.encoders import from_provenance
     except ImportError as exc:
-        raise EncoderUnavailableError(f"encoding {modality} queries needs nmodal.encoders ({exc})") from exc
+        raise EncoderUnavailableError(
+            f"encoding {modality} queries needs nmodal.encoders ({exc})"
+        ) from exc
     if not provenance or not provenance.get("name"):
         raise EncoderUnavailableError(
             f"the index records no encoder for modality {modality!r}; cannot encode such queries"
@@ -58,8 +60,10 @@ def registry_encoder_source(modality: str, provenance: Mapping[str, Any]) -> Sup
         ) from exc
 
 
-def load_query_input(kind: str, payload: str | Path, settings: Mapping[str, Any] | None = None) -> Any:
-    """The raw artifact for the encoder: text as is; a media file decoded with :mod:`nmodal.media`.
+def load_query_input(kind: str, payload: str | Path, encoder: Any = None) -> Any:
+    """The raw artifact for the encoder: text as is; a media file decoded exactly as feature
+    extraction decodes a post's file (:func:`nmodal.features.decode.decode_post`: same frame
+    sampling, size limits, audio length, and the encoder's input size).
 
     Broken or unsupported files raise :class:`nmodal.errors.MediaError`.
     """
@@ -73,27 +77,31 @@ def load_query_input(kind: str, payload: str | Path, settings: Mapping[str, Any]
     path = Path(payload)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    import nmodal.media as media
+    from nmodal.features.decode import DecodeSpec, PostJob, decode_post
 
-    if kind == "image":
-        return media.load_image(path)
-    if kind == "video":
-        num_frames = int((settings or {}).get("num_frames", 16))
-        return media.sample_video(path, num_frames=num_frames).frames
-    return media.load_audio(path)
+    size = getattr(encoder, "input_size", None)
+    spec = DecodeSpec(
+        modalities=(kind,),
+        video_size=size if kind == "video" else None,
+        image_size=size if kind == "image" else None,
+    )
+    slots = {f"{m}_path": str(path) if m == kind else None for m in ("video", "image", "audio")}
+    decoded = decode_post(PostJob(post_id="query", text=None, **slots), spec)
+    if kind not in decoded.items:
+        error = (
+            decoded.errors[0] if decoded.errors else {"reason": "nothing to decode", "stage": kind}
+        )
+        raise MediaError(str(path), str(error["reason"]), str(error.get("stage", kind)))
+    return decoded.items[kind]
 
 
 def encode_query(
-    kind: str,
-    payload: str | Path,
-    encoders: Mapping[str, SupportsEncode],
-    model: Any,
-    settings: Mapping[str, Any] | None = None,
+    kind: str, payload: str | Path, encoders: Mapping[str, SupportsEncode], model: Any
 ) -> np.ndarray:
     """Encode one query artifact of modality ``kind`` into an L2-normalised ``(1, p)`` vector."""
     if kind not in model.modalities:
         raise InputError(f"this index's model has no {kind} modality (it has {model.modalities})")
-    raw = load_query_input(kind, payload, settings)
+    raw = load_query_input(kind, payload, encoders[kind])
     features = np.asarray(encoders[kind].encode([raw]), dtype=np.float32)
     if features.ndim != 2 or features.shape[0] != 1:
         raise InputError(f"{kind} encoder returned shape {features.shape}, expected (1, d)")
@@ -161,5 +169,4 @@ class QueryEncoder:
             raise InputError(
                 f"this index has no {kind} modality (it has {sorted(self.provenance)})"
             )
-        settings = self.provenance.get(kind, {}).get("settings", {})
-        return encode_query(kind, payload, {kind: self.encoder(kind)}, model, settings)
+        return encode_query(kind, payload, {kind: self.encoder(kind)}, model)

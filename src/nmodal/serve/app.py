@@ -52,14 +52,28 @@ class SearchParams:
     def __init__(
         self,
         k: Annotated[int, Query(ge=1, le=500, description="number of posts to return")] = 20,
-        account: Annotated[list[str] | None, Query(description="only these accounts (repeatable)")] = None,
-        since: Annotated[str | None, Query(description="only posts on/after this date (YYYY-MM-DD or ISO)")] = None,
-        until: Annotated[str | None, Query(description="only posts on/before this date (inclusive)")] = None,
-        modality: Annotated[
-            str | None, Query(description="candidate modalities to match, comma-separated (default: all)")
+        account: Annotated[
+            list[str] | None, Query(description="only these accounts (repeatable)")
         ] = None,
-        collate: Annotated[str, Query(pattern="^(sum|mean)$", description="post score: sum or mean of pair similarities")] = "sum",
-        include_same: Annotated[bool, Query(description="also match artifacts of the query's own modality")] = False,
+        since: Annotated[
+            str | None, Query(description="only posts on/after this date (YYYY-MM-DD or ISO)")
+        ] = None,
+        until: Annotated[
+            str | None, Query(description="only posts on/before this date (inclusive)")
+        ] = None,
+        modality: Annotated[
+            str | None,
+            Query(description="candidate modalities to match, comma-separated (default: all)"),
+        ] = None,
+        collate: Annotated[
+            str,
+            Query(
+                pattern="^(sum|mean)$", description="post score: sum or mean of pair similarities"
+            ),
+        ] = "sum",
+        include_same: Annotated[
+            bool, Query(description="also match artifacts of the query's own modality")
+        ] = False,
     ) -> None:
         self.k = k
         accounts = [a.strip() for value in (account or []) for a in value.split(",") if a.strip()]
@@ -149,7 +163,10 @@ def create_app(
             "query_kinds": ["text", *[m for m in MEDIA_KINDS if m in idx.modalities]],
             "accounts": idx.accounts_list(),
             "max_upload_bytes": max_upload_bytes,
-            "index": {m: {"factory": i["factory"], "count": i["count"]} for m, i in idx.manifest["modalities"].items()},
+            "index": {
+                m: {"factory": i["factory"], "count": i["count"]}
+                for m, i in idx.manifest["modalities"].items()
+            },
         }
 
     @app.get("/api/search")
@@ -159,8 +176,13 @@ def create_app(
     ) -> JSONResponse:
         vec = encoder.encode("text", text)
         result = idx.search(
-            ["text"], vec, k=params.k, filters=params.filters, modalities=params.modalities,
-            collation=params.collate, include_same=params.include_same,
+            ["text"],
+            vec,
+            k=params.k,
+            filters=params.filters,
+            modalities=params.modalities,
+            collation=params.collate,
+            include_same=params.include_same,
         )
         return JSONResponse(_result_json(idx, result))
 
@@ -168,7 +190,9 @@ def create_app(
     def search_file(
         file: Annotated[UploadFile, File(description="an image, video or audio file")],
         params: Annotated[SearchParams, Depends()],
-        kind: Annotated[str | None, Form(description="image, video or audio (default: from the file)")] = None,
+        kind: Annotated[
+            str | None, Form(description="image, video or audio (default: from the file)")
+        ] = None,
     ) -> JSONResponse:
         size = file.size if file.size is not None else _size_of(file)
         if size > max_upload_bytes:
@@ -181,26 +205,37 @@ def create_app(
         found = sniff(head)
         name = file.filename or "upload"
         if found is None:
-            raise HTTPException(415, f"{name}: unsupported or unrecognised file type (not an image, video or audio file)")
+            raise HTTPException(
+                415,
+                f"{name}: unsupported or unrecognised file type (not an image, video or audio file)",
+            )
         fmt, kinds = found
         family = declared_family(file.content_type)
         if family is not None and family not in kinds:
             raise HTTPException(
-                415, f"{name}: declared as {file.content_type} but the content is {fmt} ({'/'.join(kinds)})"
+                415,
+                f"{name}: declared as {file.content_type} but the content is {fmt} ({'/'.join(kinds)})",
             )
         if kind is not None and kind not in kinds:
             raise HTTPException(415, f"{name}: a {fmt} file cannot be used as a {kind} query")
         chosen = kind or (family if family in kinds else kinds[0])
         if chosen not in idx.modalities:
-            raise HTTPException(400, f"this index has no {chosen} modality (it has {idx.modalities})")
+            raise HTTPException(
+                400, f"this index has no {chosen} modality (it has {idx.modalities})"
+            )
         with tempfile.TemporaryDirectory(prefix="nmodal-upload-") as tmp:
             path = Path(tmp) / f"query{SUFFIX.get(fmt, '')}"
             with path.open("wb") as fh:
                 shutil.copyfileobj(file.file, fh, 1 << 20)
             vec = encoder.encode(chosen, path)
         result = idx.search(
-            [chosen], vec, k=params.k, filters=params.filters, modalities=params.modalities,
-            collation=params.collate, include_same=params.include_same,
+            [chosen],
+            vec,
+            k=params.k,
+            filters=params.filters,
+            modalities=params.modalities,
+            collation=params.collate,
+            include_same=params.include_same,
         )
         out = _result_json(idx, result)
         out["upload"] = {"name": name, "format": fmt, "kind": chosen, "bytes": size}
@@ -213,8 +248,12 @@ def create_app(
     ) -> JSONResponse:
         row_or_404(post_id)
         result = idx.more_like_this(
-            post_id, k=params.k, filters=params.filters, modalities=params.modalities,
-            collation=params.collate, include_same=params.include_same,
+            post_id,
+            k=params.k,
+            filters=params.filters,
+            modalities=params.modalities,
+            collation=params.collate,
+            include_same=params.include_same,
         )
         out = _result_json(idx, result)
         out["query_post"] = {**idx.post(idx.row_of(post_id))}
@@ -238,7 +277,9 @@ def create_app(
         try:
             return resolve_inside(root, str(value))
         except PermissionError:
-            raise HTTPException(403, f"the {kind} path of post {post_id!r} is outside the collection") from None
+            raise HTTPException(
+                403, f"the {kind} path of post {post_id!r} is outside the collection"
+            ) from None
         except FileNotFoundError:
             raise HTTPException(404, f"the {kind} file of post {post_id!r} is missing") from None
 

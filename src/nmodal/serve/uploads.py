@@ -40,7 +40,9 @@ class BodySizeLimit:
     def __init__(self, app: ASGIApp, max_bytes: int, drain_max: int | None = None) -> None:
         self.app = app
         self.max_bytes = int(max_bytes)
-        self.drain_max = int(drain_max) if drain_max is not None else max(4 * self.max_bytes, 256 << 20)
+        self.drain_max = (
+            int(drain_max) if drain_max is not None else max(4 * self.max_bytes, 256 << 20)
+        )
 
     async def _drain(self, receive: Receive, seen: int) -> None:
         more = True
@@ -52,7 +54,9 @@ class BodySizeLimit:
             more = bool(message.get("more_body", False))
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": f"request body larger than the limit of {self.max_bytes} bytes"}).encode()
+        body = json.dumps(
+            {"detail": f"request body larger than the limit of {self.max_bytes} bytes"}
+        ).encode()
         await send(
             {
                 "type": "http.response.start",

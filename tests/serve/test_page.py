@@ -1,0 +1,154 @@
+"""The web page driven in headless Chromium (Debian's /usr/bin/chromium through Playwright)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mediafixtures import write_image
+from serve.conftest import Server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="/usr/bin/chromium is not installed (scripts/setup.sh installs it)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: Server) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    pg = context.new_page()
+    outside: list[str] = []
+    errors: list[str] = []
+    # the page must load nothing from anywhere but the server itself (no CDN)
+    pg.on("request", lambda r: None if r.url.startswith(server.url) else outside.append(r.url))
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    # (4xx answers the page handles still log "Failed to load resource": not a page error)
+    pg.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and "Failed to load resource" not in m.text
+            else None
+        ),
+    )
+    yield pg
+    context.close()
+    assert outside == []
+    assert errors == []
+
+
+def test_search_click_through_and_screenshot(page: Any, server: Server, tmp_path: Path):
+    page.goto(server.url + "/")
+    page.wait_for_selector("#accounts option", state="attached")  # /api/info loaded
+    assert page.title() == "nmodal search"
+    page.fill("#query", "drone footage near the river")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#results .result")
+    results = page.locator("#results .result")
+    assert results.count() == 20
+    first = results.nth(0)
+    assert re.match(r"#1", first.locator(".rank").inner_text())
+    assert first.locator(".score").inner_text().startswith("score ")
+    assert first.locator(".account").inner_text() in ("alpha", "bravo", "charlie", "delta")
+    assert re.match(r"\d{4}-\d{2}-\d{2}", first.locator(".date").inner_text())
+    assert first.locator(".badge").count() >= 1  # which artifacts matched
+    assert "text → " in first.locator(".badge").nth(0).inner_text()
+    assert "posts in" in page.inner_text("#status")
+    # thumbnails are real images served by the API
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#results img.thumb')].some(i => i.complete && i.naturalWidth > 0)"
+        " || !document.querySelector('#results img.thumb')"
+    )
+    page.screenshot(path=str(tmp_path / "text-query.png"), full_page=True)
+
+    clicked = first.get_attribute("data-post-id")
+    first.click()
+    page.wait_for_function(f"() => location.hash === '#post={clicked}'")
+    page.wait_for_selector("#query-info strong")
+    page.wait_for_function(
+        "id => document.querySelector('#query-info strong').textContent === id "
+        "&& document.querySelector('#query-info .qtext') !== null",
+        arg=clicked,
+    )
+    ids = page.locator("#results .result").evaluate_all("els => els.map(e => e.dataset.postId)")
+    assert len(ids) == 20 and clicked not in ids
+    page.screenshot(path=str(tmp_path / "more-like-this.png"), full_page=True)
+    assert (tmp_path / "text-query.png").stat().st_size > 10_000
+    assert (tmp_path / "more-like-this.png").stat().st_size > 10_000
+
+    page.go_back()  # back to the text query
+    page.wait_for_function("() => location.hash.startsWith('#q=')")
+    page.wait_for_selector("#results .result")
+
+
+def test_filters_and_file_drop(page: Any, server: Server, tmp_path: Path):
+    page.goto(server.url + "/")
+    page.wait_for_selector("#accounts option", state="attached")
+    page.click("#filters summary")
+    page.select_option("#accounts", ["bravo"])
+    page.fill("#k", "5")
+    page.set_input_files("#file-input", str(write_image(tmp_path / "query.png", index=9)))
+    page.wait_for_function("() => document.querySelectorAll('#results .result').length > 0")
+    accounts = page.locator("#results .account").all_inner_texts()
+    assert 0 < len(accounts) <= 5 and set(accounts) == {"bravo"}
+    assert "File query (image, png)" in page.inner_text("#query-info")
+    page.screenshot(path=str(tmp_path / "file-query.png"), full_page=True)
+
+
+def test_errors_are_shown(page: Any, server: Server, tmp_path: Path):
+    page.goto(server.url + "/")
+    page.wait_for_selector("#accounts option", state="attached")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not media at all")
+    page.set_input_files("#file-input", str(bad))
+    page.wait_for_selector("#error:not([hidden])")
+    assert "415" in page.inner_text("#error")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * (300 * 1024))
+    page.set_input_files("#file-input", str(big))
+    page.wait_for_function("() => document.querySelector('#error').textContent.includes('limit')")
+
+
+def test_post_text_is_not_html(page: Any, server: Server):
+    """Post text goes in with textContent: markup in a post cannot run in the analyst's browser."""
+    page.goto(server.url + "/")
+    page.wait_for_selector("#accounts option", state="attached")
+    page.evaluate(
+        """() => renderResults({hits: [{rank: 1, post_id: "x", score: 1.0, matches: [],
+            post: {text: "<img src=x onerror=window.pwned=1>", account: "<b>a</b>", artifacts: []}}]})"""
+    )
+    assert page.inner_text("#results .text") == "<img src=x onerror=window.pwned=1>"
+    assert page.locator("#results .text img").count() == 0
+    assert page.evaluate("() => window.pwned === undefined")
