@@ -11,7 +11,7 @@ from nmodal.classify import make_classifier, save_classifier
 from nmodal.classify.predict import predict_raw
 from nmodal.classify.run import model_fingerprint
 from nmodal.encoders import Encoder, register_encoder
-from nmodal.errors import InputError
+from nmodal.errors import InputError, MediaError
 from nmodal.model import HeadConfig, ModelConfig, NModalModel
 
 DIM = 12
@@ -118,7 +118,12 @@ def test_wrong_model_or_modality_is_refused(setup):
     other.save(root / "other")
     with pytest.raises(InputError, match="use the model it was trained with"):
         predict_raw(root / "clf", root / "other", text="x")
-    with pytest.raises(InputError, match="not video"):
+    # a video feeds the image artifact (its held-out frame): a picture is no video
+    with pytest.raises(MediaError, match=r"red.png: too short"):
         predict_raw(root / "clf", root / "model", video=root / "red.png")
+    meta = {"model_fingerprint": model_fingerprint(root / "model"), "modalities": ["text"]}
+    save_classifier(clf, root / "text-only", metadata=meta)
+    with pytest.raises(InputError, match="reads text, not video"):
+        predict_raw(root / "text-only", root / "model", video=root / "red.png")
     with pytest.raises(InputError, match="at least one artifact"):
         predict_raw(root / "clf", root / "model")

@@ -83,37 +83,41 @@ def predict_store(
     return label_table(clf, rows)
 
 
-def encode_raw(model: Any, artifacts: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Encoder features of raw artifacts ``{modality: text or file path}``, using the
-    encoders recorded in the model's config (the ones its training features came from)."""
+def encode_raw(
+    model: Any, artifacts: dict[str, Any], modalities: Sequence[str], post_id: str = "input"
+) -> dict[str, np.ndarray]:
+    """Encoder features of one post's raw artifacts (``text``: a string; ``image``,
+    ``video``, ``audio``: file paths), decoded exactly as extraction decodes a post
+    (:func:`nmodal.features.decode.decode_post` with extraction's defaults: 16 frames,
+    seed 0; a video also yields the held-out image frame and its audio track) and encoded
+    by the encoders recorded in the model's config, for ``modalities`` only."""
     from nmodal.encoders import from_provenance
+    from nmodal.errors import MediaError
+    from nmodal.features.decode import PostJob, decode_post
+    from nmodal.features.extract import decode_spec
 
-    features: dict[str, np.ndarray] = {}
-    for m, value in artifacts.items():
+    encoders = {}
+    for m in modalities:
         prov = model.config.encoders.get(m) or {}
         if not prov.get("name"):
             raise InputError(f"the model does not record which {m} encoder made its features")
-        encoder = from_provenance(prov)
-        if m == "text":
-            item: Any = str(value)
-        elif m == "image":
-            from nmodal.media import load_image
-
-            item = load_image(value)
-        elif m == "video":
-            from nmodal.media import sample_video
-
-            item = sample_video(
-                value, num_frames=int(prov.get("settings", {}).get("num_frames", 16))
-            ).frames
-        elif m == "audio":
-            from nmodal.media import load_audio
-
-            item = load_audio(value, sample_rate=16000)
-        else:
-            raise InputError(f"no raw input reader for modality {m!r}")
-        features[m] = np.asarray(encoder.encode([item]), dtype=np.float32)
-    return features
+        encoders[m] = from_provenance(prov)
+    spec = decode_spec(encoders, num_frames=16, seed=0, audio_seconds=30.0, max_side=1024)
+    paths = {
+        m: None if artifacts.get(m) is None else str(artifacts[m])
+        for m in ("video", "image", "audio")
+    }
+    job = PostJob(post_id, artifacts.get("text"), paths["video"], paths["image"], paths["audio"])
+    decoded = decode_post(job, spec)
+    for err in decoded.errors:
+        if artifacts.get(err["modality"]) is not None or not decoded.items:
+            raise MediaError(str(err["path"]), str(err["reason"]), str(err["stage"]))
+    if not decoded.items:
+        raise InputError(f"nothing to classify: no {'/'.join(modalities)} artifact in the input")
+    return {
+        m: np.asarray(encoders[m].encode([item]), dtype=np.float32)
+        for m, item in decoded.items.items()
+    }
 
 
 def predict_raw(
@@ -123,17 +127,20 @@ def predict_raw(
     **artifacts: str | Path | None,
 ) -> pd.DataFrame:
     """Label one new post given as raw artifacts (``text="..."``, ``image=path``,
-    ``video=path``, ``audio=path``): one line per artifact, or one fused line."""
+    ``video=path``, ``audio=path``): one line per artifact the classifier reads (a video
+    also gives the image and audio artifacts, as in extraction), or one fused line."""
     given = {m: v for m, v in artifacts.items() if v is not None}
     if not given:
         raise InputError("give at least one artifact (text, image, video or audio)")
     clf, meta, model = _load(classifier_dir, model_dir)
-    allowed = meta.get("modalities") or model.modalities
-    unusable = [m for m in given if m not in allowed]
-    if unusable:
-        raise InputError(f"this classifier reads {', '.join(allowed)}, not {unusable[0]}")
-    embedded = model.embed(encode_raw(model, given))
-    mods = list(given)
+    allowed = [m for m in (meta.get("modalities") or model.modalities) if m in model.modalities]
+    unusable = [m for m in given if m not in allowed and m != "video"]
+    if unusable or ("video" in given and not {"video", "image", "audio"} & set(allowed)):
+        raise InputError(
+            f"this classifier reads {', '.join(allowed)}, not {(unusable or ['video'])[0]}"
+        )
+    embedded = model.embed(encode_raw(model, given, allowed, post_id))
+    mods = [m for m in allowed if m in embedded]
     if meta.get("fusion") == "mean":
         X = np.mean([embedded[m][0] for m in mods], axis=0, keepdims=True)
         rows = EmbeddingRows(X=X, post_ids=np.array([post_id]), modality=np.array(["fused"]))
