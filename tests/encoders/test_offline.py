@@ -47,7 +47,9 @@ def test_efficientnet_lite0_state_dict_loads_strictly() -> None:
         ("sklearn", "datasets/images/china.jpg", 442),  # bell cote (a temple roof)
     ],
 )
-def test_imagenet_classes_of_known_pictures(package: str, relative: str, imagenet_class: int) -> None:
+def test_imagenet_classes_of_known_pictures(
+    package: str, relative: str, imagenet_class: int
+) -> None:
     """Architecture, weights and preprocessing together must recognise real photos."""
     picture = _sample_picture(package, relative)
     enc = build_encoder("efficientnet-lite0")
@@ -102,7 +104,9 @@ def test_temporal_stats_against_loops() -> None:
     out = temporal_stats(x, ("mean", "std", "absdiff"))
     for n in range(2):
         ref_mean = [sum(x[n, t, d] for t in range(5)) / 5 for d in range(4)]
-        ref_absdiff = [sum(abs(x[n, t + 1, d] - x[n, t, d]) for t in range(4)) / 4 for d in range(4)]
+        ref_absdiff = [
+            sum(abs(x[n, t + 1, d] - x[n, t, d]) for t in range(4)) / 4 for d in range(4)
+        ]
         np.testing.assert_allclose(out[n, :4], ref_mean, rtol=1e-5)
         np.testing.assert_allclose(out[n, 4:8], np.std(x[n], axis=0), rtol=1e-5)
         np.testing.assert_allclose(out[n, 8:], ref_absdiff, rtol=1e-5)
@@ -118,7 +122,9 @@ def test_video_features_are_pooled_frame_features() -> None:
     frames = image.encode(list(clip))
     assert out.shape == (2, 2560)
     np.testing.assert_allclose(out[0, :1280], frames.mean(axis=0), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(out[0, 1280:], np.abs(np.diff(frames, axis=0)).mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        out[0, 1280:], np.abs(np.diff(frames, axis=0)).mean(axis=0), rtol=1e-4, atol=1e-5
+    )
     np.testing.assert_allclose(out[1, :1280], frames[0], rtol=1e-4, atol=1e-5)
     assert np.abs(out[1, 1280:]).max() < 1e-5  # a still clip has no motion
     # clips of different lengths in one batch
@@ -173,7 +179,11 @@ def test_tone_lands_in_its_band_and_batching_does_not_matter() -> None:
 
 def test_e5_text_embeddings() -> None:
     enc = build_encoder("e5-small")
-    texts = ["The cat sleeps on the sofa.", "Кошка спит на диване.", "Interest rates rose by half a percent."]
+    texts = [
+        "The cat sleeps on the sofa.",
+        "Кошка спит на диване.",
+        "Interest rates rose by half a percent.",
+    ]
     out = enc.encode(texts)
     assert out.shape == (3, 384) and out.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-4)

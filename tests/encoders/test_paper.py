@@ -34,7 +34,9 @@ def test_paper_set_builds_from_local_directories(tiny: dict[str, Path]) -> None:
     assert {e.dim for e in encs.values()} == {32}
 
 
-def test_vit_mae_masking_off_and_deterministic(tiny: dict[str, Path], rng: np.random.Generator) -> None:
+def test_vit_mae_masking_off_and_deterministic(
+    tiny: dict[str, Path], rng: np.random.Generator
+) -> None:
     enc = build_encoder("vit-mae", model_path=str(tiny["image"]))
     pictures = [rng.integers(0, 256, (40, 50, 3), dtype=np.uint8) for _ in range(3)]
     a, b = enc.encode(pictures), enc.encode(pictures)
@@ -55,21 +57,33 @@ def test_published_default_masking_is_random(tiny: dict[str, Path]) -> None:
     assert not torch.equal(h1, h2)
 
 
-def test_vit_mae_matches_the_hf_processor_and_plain_model(tiny: dict[str, Path], rng: np.random.Generator) -> None:
-    pictures = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)]  # no resize needed
+def test_vit_mae_matches_the_hf_processor_and_plain_model(
+    tiny: dict[str, Path], rng: np.random.Generator
+) -> None:
+    pictures = [
+        rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)
+    ]  # no resize needed
     ours = build_encoder("vit-mae", model_path=str(tiny["image"])).encode(pictures)
-    proc = transformers.ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD))
+    proc = transformers.ViTImageProcessor(
+        size={"height": 32, "width": 32},
+        image_mean=list(IMAGENET_MEAN),
+        image_std=list(IMAGENET_STD),
+    )
     pixel = proc(images=pictures, return_tensors="pt")["pixel_values"]
     model = transformers.ViTMAEModel.from_pretrained(tiny["image"], mask_ratio=0.0).eval()
     with torch.inference_mode():
-        cls = model(pixel_values=pixel).last_hidden_state[:, 0]  # random patch order: CLS is order-invariant
+        cls = model(pixel_values=pixel).last_hidden_state[
+            :, 0
+        ]  # random patch order: CLS is order-invariant
     np.testing.assert_allclose(ours, cls.numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_vit_mae_mean_pooling(tiny: dict[str, Path], rng: np.random.Generator) -> None:
     enc = build_encoder("vit-mae", model_path=str(tiny["image"]), pooling="mean")
     pictures = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)]
-    np.testing.assert_allclose(enc.encode(pictures), enc.hidden_states(pictures).mean(dim=1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        enc.encode(pictures), enc.hidden_states(pictures).mean(dim=1).numpy(), rtol=1e-6
+    )
 
 
 def test_distilbert_matches_tokenizer_and_model(tiny: dict[str, Path]) -> None:
@@ -93,7 +107,9 @@ def test_distilbert_mean_pooling_ignores_padding(tiny: dict[str, Path]) -> None:
     np.testing.assert_allclose(alone, padded, rtol=1e-4, atol=1e-5)
 
 
-def test_videomae_no_mask_and_frame_resampling(tiny: dict[str, Path], rng: np.random.Generator) -> None:
+def test_videomae_no_mask_and_frame_resampling(
+    tiny: dict[str, Path], rng: np.random.Generator
+) -> None:
     enc = build_encoder("videomae", model_path=str(tiny["video"]))
     assert enc.num_frames == 4 and enc.details["num_frames"] == 4
     clip = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
@@ -103,7 +119,9 @@ def test_videomae_no_mask_and_frame_resampling(tiny: dict[str, Path], rng: np.ra
     np.testing.assert_allclose(a[0], enc.encode([clip[[0, 5, 10, 15]]])[0], rtol=1e-5, atol=1e-6)
     # independent: normalise by hand, run the plain model without bool_masked_pos, mean-pool
     x = torch.from_numpy(clip[[0, 5, 10, 15]]).float().div(255).permute(0, 3, 1, 2)
-    x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(
+        1, 3, 1, 1
+    )
     model = transformers.VideoMAEModel.from_pretrained(tiny["video"]).eval()
     with torch.inference_mode():
         hidden = model(pixel_values=x[None]).last_hidden_state
@@ -119,7 +137,9 @@ def test_videomae_crop_mode(tiny: dict[str, Path], rng: np.random.Generator) -> 
     np.testing.assert_allclose(enc.encode([wide]), enc.encode([centre]), rtol=1e-5, atol=1e-6)
 
 
-def test_wav2vec2_normalisation_matches_feature_extractor(tiny: dict[str, Path], rng: np.random.Generator) -> None:
+def test_wav2vec2_normalisation_matches_feature_extractor(
+    tiny: dict[str, Path], rng: np.random.Generator
+) -> None:
     enc = build_encoder("wav2vec2", model_path=str(tiny["audio"]))
     assert not enc.batched  # group-norm front end: one clip at a time
     clips = [(0.3 * rng.standard_normal(n) + 0.1).astype(np.float32) for n in (1600, 3200)]
@@ -148,7 +168,9 @@ def test_dtype_and_provenance_round_trip(tiny: dict[str, Path], rng: np.random.G
     assert np.array_equal(again.encode(pictures), out)
 
 
-def test_missing_weights_give_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_weights_give_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(InputError, match="cannot load ViTMAEModel weights"):
         build_encoder("vit-mae", model_path=str(tmp_path / "nothing-here"))

@@ -80,7 +80,12 @@ def test_named_sets() -> None:
     assert encoder_sets()["offline"] == {
         "text": "e5-small", "image": "efficientnet-lite0", "video": "efficientnet-lite0-frames", "audio": "logmel-stats",
     }  # fmt: skip
-    assert encoder_sets()["paper"] == {"text": "distilbert", "image": "vit-mae", "video": "videomae", "audio": "wav2vec2"}
+    assert encoder_sets()["paper"] == {
+        "text": "distilbert",
+        "image": "vit-mae",
+        "video": "videomae",
+        "audio": "wav2vec2",
+    }
     encs = encoder_set("offline", modalities=("audio",), settings={"audio": {"n_mels": 32}})
     assert list(encs) == ["audio"] and encs["audio"].dim == 128
     register_encoder_set("lengths", {"text": ("test-text-length", {"scale": 2.0})})

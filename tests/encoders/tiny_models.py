@@ -6,7 +6,20 @@ from pathlib import Path
 
 import torch
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "post", "a", "the", "##s", "video"]
+VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "hello",
+    "world",
+    "post",
+    "a",
+    "the",
+    "##s",
+    "video",
+]
 
 
 def write_tiny_models(root: Path) -> dict[str, Path]:
@@ -18,11 +31,25 @@ def write_tiny_models(root: Path) -> dict[str, Path]:
     out = {m: root / m for m in ("text", "image", "video", "audio")}
     (root / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
     tok = tf.DistilBertTokenizer(vocab_file=str(root / "vocab.txt"))
-    text_cfg = tf.DistilBertConfig(vocab_size=len(VOCAB), dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64)
+    text_cfg = tf.DistilBertConfig(
+        vocab_size=len(VOCAB),
+        dim=32,
+        n_layers=2,
+        n_heads=2,
+        hidden_dim=64,
+        max_position_embeddings=64,
+    )
     tf.DistilBertModel(text_cfg).save_pretrained(out["text"])
     tok.save_pretrained(out["text"])
     # mask_ratio stays at its pre-training default (0.75): the encoder must turn it off
-    image_cfg = tf.ViTMAEConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    image_cfg = tf.ViTMAEConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
     tf.ViTMAEModel(image_cfg).save_pretrained(out["image"])
     video_cfg = tf.VideoMAEConfig(
         image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32,

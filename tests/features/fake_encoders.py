@@ -21,7 +21,11 @@ class _Fake(Encoder):
 
     def encode(self, batch: Sequence[Any]) -> np.ndarray:
         time.sleep(self.settings["delay"])
-        return np.stack([self.one(x) for x in batch]).astype(np.float32) if batch else np.zeros((0, 4), np.float32)
+        return (
+            np.stack([self.one(x) for x in batch]).astype(np.float32)
+            if batch
+            else np.zeros((0, 4), np.float32)
+        )
 
     def one(self, x: Any) -> np.ndarray:
         raise NotImplementedError
@@ -64,4 +68,6 @@ class FakeAudio(_Fake):
 
 
 register_encoder_set("fake", {m: (f"fake-{m}", {}) for m in ("text", "image", "video", "audio")})
-register_encoder_set("fake-slow", {m: (f"fake-{m}", {"delay": 0.15}) for m in ("text", "image", "video", "audio")})
+register_encoder_set(
+    "fake-slow", {m: (f"fake-{m}", {"delay": 0.15}) for m in ("text", "image", "video", "audio")}
+)

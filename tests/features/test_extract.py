@@ -36,19 +36,46 @@ def _files(path: Path) -> dict[str, bytes]:
 
 
 def test_extract_records_presence_and_errors(dataset: Path, tmp_path: Path) -> None:
-    result = extract_features(dataset, tmp_path / "s", encoders="fake", modalities=MODS, shard_size=4, workers=0, progress=False)
+    result = extract_features(
+        dataset,
+        tmp_path / "s",
+        encoders="fake",
+        modalities=MODS,
+        shard_size=4,
+        workers=0,
+        progress=False,
+    )
     assert result.complete and not result.already_complete and result.stats.posts == 10
     fs = read_featureset(tmp_path / "s")
-    assert fs.post_ids.tolist() == [*(f"ch/{i}" for i in range(6)), "ch/photo", "ch/text", "ch/gif", "ch/broken"]
+    assert fs.post_ids.tolist() == [
+        *(f"ch/{i}" for i in range(6)),
+        "ch/photo",
+        "ch/text",
+        "ch/gif",
+        "ch/broken",
+    ]
     present = {m: fs.present[m].astype(int).tolist() for m in MODS}
     assert present == {
         "text": [1, 1, 1, 1, 1, 1, 1, 1, 0, 1],  # the GIF post has no text
-        "image": [1, 1, 1, 1, 1, 1, 1, 0, 1, 0],  # held-out frames, the photo, none for text-only / broken
+        "image": [
+            1,
+            1,
+            1,
+            1,
+            1,
+            1,
+            1,
+            0,
+            1,
+            0,
+        ],  # held-out frames, the photo, none for text-only / broken
         "video": [1, 1, 1, 1, 1, 1, 0, 0, 1, 0],
         "audio": [1, 0, 1, 0, 1, 0, 0, 0, 0, 0],  # every other clip has sound
     }
     errors = read_errors(tmp_path / "s")
-    assert {(e["post_id"], e["modality"]) for e in errors} == {("ch/broken", m) for m in ("image", "video", "audio")}
+    assert {(e["post_id"], e["modality"]) for e in errors} == {
+        ("ch/broken", m) for m in ("image", "video", "audio")
+    }
     assert all(e["reason"] and e["stage"] and e["path"].endswith("broken.mp4") for e in errors)
     # the video encoder saw 16 frames resized in the workers to its input size
     assert (fs.features["video"][fs.present["video"], 0] == 16).all()
@@ -66,7 +93,9 @@ def test_decode_post_uses_held_out_frame_and_video_audio(dataset: Path) -> None:
     spec = DecodeSpec(modalities=MODS)
     out = decode_post(PostJob("x", "words", video, None, None), spec)
     sample = sample_video(video, num_frames=16, seed=0, max_side=1024)
-    assert np.array_equal(out.items["image"], sample.image) and np.array_equal(out.items["video"], sample.frames)
+    assert np.array_equal(out.items["image"], sample.image) and np.array_equal(
+        out.items["video"], sample.frames
+    )
     assert out.items["audio"].dtype == np.float32 and out.items["audio"].size > 0 and not out.errors
     silent = decode_post(PostJob("y", "", str(dataset / "media" / "v1.mp4"), None, None), spec)
     assert "audio" not in silent.items and not silent.errors and "text" not in silent.items
@@ -81,7 +110,9 @@ def test_encoder_failures_are_per_post(dataset: Path, tmp_path: Path) -> None:
     df = read_posts(dataset)
     df.loc[df["post_id"] == "ch/2", "text"] = "please explode now"
     write_posts(pd.DataFrame(df), ds)
-    extract_features(ds, tmp_path / "s", encoders="fake", modalities=("text",), workers=0, progress=False)
+    extract_features(
+        ds, tmp_path / "s", encoders="fake", modalities=("text",), workers=0, progress=False
+    )
     fs = read_featureset(tmp_path / "s")
     assert fs.present["text"].sum() == 8 and not fs.present["text"][2]
     (err,) = read_errors(tmp_path / "s")
@@ -104,9 +135,18 @@ def test_bad_arguments(dataset: Path, tmp_path: Path) -> None:
         extract_features(dataset, tmp_path / "s", encoders="fake", modalities=("smell",))
     with pytest.raises(InputError, match="no posts table"):
         extract_features(tmp_path, tmp_path / "s", encoders="fake")
-    extract_features(dataset, tmp_path / "s", encoders="fake", modalities=("text",), workers=0, progress=False)
+    extract_features(
+        dataset, tmp_path / "s", encoders="fake", modalities=("text",), workers=0, progress=False
+    )
     with pytest.raises(InputError, match="different"):
-        extract_features(dataset, tmp_path / "s", encoders="fake", modalities=("text", "image"), workers=0, progress=False)
+        extract_features(
+            dataset,
+            tmp_path / "s",
+            encoders="fake",
+            modalities=("text", "image"),
+            workers=0,
+            progress=False,
+        )
 
 
 RUN = """
@@ -122,12 +162,17 @@ if __name__ == "__main__":
 @pytest.mark.slow
 def test_kill_9_and_resume_is_byte_identical(dataset: Path, tmp_path: Path) -> None:
     script = tmp_path / "run.py"
-    script.write_text(RUN.format(tests=str(TESTS_DIR), ds=str(dataset), out=str(tmp_path / "killed"), mods=MODS))
+    script.write_text(
+        RUN.format(tests=str(TESTS_DIR), ds=str(dataset), out=str(tmp_path / "killed"), mods=MODS)
+    )
     proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
     manifest = tmp_path / "killed" / "manifest.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if manifest.is_file() and len(json.loads(manifest.read_text() or "{}").get("shards", [])) >= 2:
+        if (
+            manifest.is_file()
+            and len(json.loads(manifest.read_text() or "{}").get("shards", [])) >= 2
+        ):
             break
         time.sleep(0.05)
     time.sleep(0.2)  # somewhere inside the next shard
@@ -135,9 +180,25 @@ def test_kill_9_and_resume_is_byte_identical(dataset: Path, tmp_path: Path) -> N
     proc.wait()
     partial = read_manifest(tmp_path / "killed")
     assert not partial["complete"] and 2 <= len(partial["shards"]) < partial["num_shards"]
-    resumed = extract_features(dataset, tmp_path / "killed", encoders="fake-slow", modalities=MODS, shard_size=2, workers=1, progress=False)
+    resumed = extract_features(
+        dataset,
+        tmp_path / "killed",
+        encoders="fake-slow",
+        modalities=MODS,
+        shard_size=2,
+        workers=1,
+        progress=False,
+    )
     assert resumed.stats.posts_skipped >= 4
-    extract_features(dataset, tmp_path / "whole", encoders="fake-slow", modalities=MODS, shard_size=2, workers=1, progress=False)
+    extract_features(
+        dataset,
+        tmp_path / "whole",
+        encoders="fake-slow",
+        modalities=MODS,
+        shard_size=2,
+        workers=1,
+        progress=False,
+    )
     assert _files(tmp_path / "killed") == _files(tmp_path / "whole")
 
 

@@ -46,8 +46,12 @@ def test_ray_pipeline_writes_the_local_store(local_ray: None, tmp_path: Path) ->
     writer_ids = read_featureset(tmp_path / "local").post_ids.tolist()
     local = read_featureset(tmp_path / "local")
     manifest = read_manifest(tmp_path / "local")
-    w = StoreWriter(tmp_path / "ray", writer_ids, {m: manifest["modalities"][m] for m in MODS}, shard_size=3)
-    w.write_shard(0, {m: local.features[m][:3] for m in MODS}, {m: local.present[m][:3] for m in MODS}, [])
+    w = StoreWriter(
+        tmp_path / "ray", writer_ids, {m: manifest["modalities"][m] for m in MODS}, shard_size=3
+    )
+    w.write_shard(
+        0, {m: local.features[m][:3] for m in MODS}, {m: local.present[m][:3] for m in MODS}, []
+    )
 
     result = extract_features(ds, tmp_path / "ray", use_ray=True, **kw)
     assert result.stats.posts_skipped == 3 and result.stats.shards_written == 2

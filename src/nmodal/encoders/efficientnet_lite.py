@@ -97,7 +97,9 @@ class EfficientNetLite0(nn.Module):
         for repeats, kernel, stride, expand, c_in, c_out in STAGES:
             for j in range(repeats):
                 blocks.append(
-                    MBConvBlock(kernel, stride if j == 0 else 1, expand, c_in if j == 0 else c_out, c_out)
+                    MBConvBlock(
+                        kernel, stride if j == 0 else 1, expand, c_in if j == 0 else c_out, c_out
+                    )
                 )
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = SameConv2d(320, self.feature_dim, 1, bias=False)

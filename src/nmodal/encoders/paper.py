@@ -71,11 +71,15 @@ def _transformers() -> Any:
     try:
         import transformers
     except ImportError as exc:
-        raise InputError("the paper encoders need transformers: pip install 'nmodal[paper]'") from exc
+        raise InputError(
+            "the paper encoders need transformers: pip install 'nmodal[paper]'"
+        ) from exc
     return transformers
 
 
-def _load(kind: str, model_path: str, device: torch.device, dtype: torch.dtype, **overrides: Any) -> Any:
+def _load(
+    kind: str, model_path: str, device: torch.device, dtype: torch.dtype, **overrides: Any
+) -> Any:
     """``transformers.<kind>.from_pretrained(model_path)``, eval mode, cached per process."""
     key = (kind, model_path, str(device), str(dtype), tuple(sorted(overrides.items())))
     with _LOCK:
@@ -117,13 +121,25 @@ class _HFEncoder(Encoder):
     model_kind = ""
     default_model = ""
     default_batch = 16
+    model: Any  # the transformers model, set by each subclass
 
     def __init__(
-        self, model_path: str | None, pooling: str, dtype: str, extra: dict[str, Any], details: dict[str, Any], **runtime: Any
+        self,
+        model_path: str | None,
+        pooling: str,
+        dtype: str,
+        extra: dict[str, Any],
+        details: dict[str, Any],
+        **runtime: Any,
     ) -> None:
         model_path = str(model_path or self.default_model)
         super().__init__(
-            settings={"model_path": model_path, "pooling": pooling, "dtype": canonical_dtype(dtype), **extra},
+            settings={
+                "model_path": model_path,
+                "pooling": pooling,
+                "dtype": canonical_dtype(dtype),
+                **extra,
+            },
             **runtime,
         )
         self.details.update(details)
@@ -133,7 +149,10 @@ class _HFEncoder(Encoder):
         self.batcher = AdaptiveBatcher(self.runtime.get("batch_size", self.default_batch))
 
     def packages(self) -> dict[str, str]:
-        return {"transformers": importlib.metadata.version("transformers"), "torch": torch.__version__}
+        return {
+            "transformers": importlib.metadata.version("transformers"),
+            "torch": torch.__version__,
+        }
 
     @property
     def dim(self) -> int:
@@ -162,7 +181,12 @@ class DistilBertText(_HFEncoder):
     default_batch = 32
 
     def __init__(
-        self, model_path: str | None = None, pooling: str = "cls", dtype: str = "float32", max_length: int = 512, **runtime: Any
+        self,
+        model_path: str | None = None,
+        pooling: str = "cls",
+        dtype: str = "float32",
+        max_length: int = 512,
+        **runtime: Any,
     ) -> None:
         _check_pooling(pooling, ("cls", "mean"), "distilbert")
         super().__init__(model_path, pooling, dtype, {"max_length": int(max_length)}, {}, **runtime)
@@ -207,7 +231,13 @@ class ViTMAEImage(_HFEncoder):
     default_model = "facebook/vit-mae-base"
     default_batch = 16
 
-    def __init__(self, model_path: str | None = None, pooling: str = "cls", dtype: str = "float32", **runtime: Any) -> None:
+    def __init__(
+        self,
+        model_path: str | None = None,
+        pooling: str = "cls",
+        dtype: str = "float32",
+        **runtime: Any,
+    ) -> None:
         _check_pooling(pooling, ("cls", "mean"), "vit-mae")
         path = str(model_path or self.default_model)
         pre = _preprocessor_config(path)
@@ -219,11 +249,12 @@ class ViTMAEImage(_HFEncoder):
         super().__init__(path, pooling, dtype, {}, details, **runtime)
         self.model = _load(self.model_kind, path, self.device, self.torch_dtype, mask_ratio=0.0)
         size = self.model.config.image_size
-        self.input_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        self.size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        self.input_size = self.size
 
     def hidden_states(self, pictures: list[np.ndarray]) -> torch.Tensor:
         """Last hidden layer ``(N, 1 + patches, hidden)``, every patch kept, in patch order."""
-        x = images_to_tensor(pictures, self.input_size, self.details["mean"], self.details["std"])
+        x = images_to_tensor(pictures, self.size, self.details["mean"], self.details["std"])
         x = x.to(self.device, self.torch_dtype)
         n_patches = self.model.embeddings.patch_embeddings.num_patches
         # ascending noise = identity permutation: no random shuffling of the patches
@@ -288,7 +319,10 @@ class VideoMAEVideo(_HFEncoder):
             raise InputError(f"videomae: resize must be 'squash' or 'crop', got {resize!r}")
         path = str(model_path or self.default_model)
         pre = _preprocessor_config(path)
-        details = {"mean": list(pre.get("image_mean", IMAGENET_MEAN)), "std": list(pre.get("image_std", IMAGENET_STD))}
+        details = {
+            "mean": list(pre.get("image_mean", IMAGENET_MEAN)),
+            "std": list(pre.get("image_std", IMAGENET_STD)),
+        }
         super().__init__(path, pooling, dtype, {"resize": resize}, details, **runtime)
         self.model = _load(self.model_kind, path, self.device, self.torch_dtype)
         size = self.model.config.image_size
@@ -331,7 +365,13 @@ class Wav2Vec2Audio(_HFEncoder):
     default_model = "facebook/wav2vec2-base"
     default_batch = 8
 
-    def __init__(self, model_path: str | None = None, pooling: str = "mean", dtype: str = "float32", **runtime: Any) -> None:
+    def __init__(
+        self,
+        model_path: str | None = None,
+        pooling: str = "mean",
+        dtype: str = "float32",
+        **runtime: Any,
+    ) -> None:
         _check_pooling(pooling, ("mean",), "wav2vec2")
         path = str(model_path or self.default_model)
         pre = _preprocessor_config(path)
@@ -345,7 +385,9 @@ class Wav2Vec2Audio(_HFEncoder):
         x = torch.zeros(len(clips), int(lengths.max()))
         mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
         x[mask] = torch.from_numpy(np.concatenate(clips).astype(np.float32))
-        if self.details["do_normalize"]:  # per clip, over its own samples (the feature extractor's way)
+        if self.details[
+            "do_normalize"
+        ]:  # per clip, over its own samples (the feature extractor's way)
             n = lengths.clamp_min(1).to(torch.float32)[:, None]
             mean = x.sum(dim=1, keepdim=True) / n
             var = ((x - mean).square() * mask).sum(dim=1, keepdim=True) / n
@@ -363,7 +405,9 @@ class Wav2Vec2Audio(_HFEncoder):
     def encode(self, batch: Sequence[Any]) -> np.ndarray:
         for i, a in enumerate(batch):
             if not isinstance(a, np.ndarray) or a.ndim != 1:
-                raise InputError(f"audio input {i}: expected a 1-D float array, got {getattr(a, 'shape', type(a))}")
+                raise InputError(
+                    f"audio input {i}: expected a 1-D float array, got {getattr(a, 'shape', type(a))}"
+                )
         if not batch:
             return np.zeros((0, self.dim), np.float32)
         min_len = 400  # the convolutional front end needs at least one 25 ms window

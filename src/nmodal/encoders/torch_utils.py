@@ -77,9 +77,16 @@ def resize_uint8(pictures: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def check_pictures(batch: Sequence[Any], ndim: int, what: str) -> None:
     for i, x in enumerate(batch):
-        if not isinstance(x, np.ndarray) or x.ndim != ndim or x.shape[-1] != 3 or x.dtype != np.uint8:
+        if (
+            not isinstance(x, np.ndarray)
+            or x.ndim != ndim
+            or x.shape[-1] != 3
+            or x.dtype != np.uint8
+        ):
             got = f"{type(x).__name__} {getattr(x, 'shape', '')} {getattr(x, 'dtype', '')}"
-            raise InputError(f"{what} input {i}: expected uint8 array with {ndim} dims (..., 3), got {got}")
+            raise InputError(
+                f"{what} input {i}: expected uint8 array with {ndim} dims (..., 3), got {got}"
+            )
 
 
 def stack_resized(batch: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:

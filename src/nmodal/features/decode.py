@@ -73,11 +73,25 @@ def _present(value: Any) -> bool:
     return not (isinstance(value, str) and not value.strip())
 
 
-def _error(post_id: str, modality: str, exc: BaseException, path: str | None, stage: str) -> dict[str, Any]:
+def _error(
+    post_id: str, modality: str, exc: BaseException, path: str | None, stage: str
+) -> dict[str, Any]:
     if isinstance(exc, MediaError):
-        return {"post_id": post_id, "modality": modality, "stage": exc.stage, "reason": exc.reason, "path": path}
+        return {
+            "post_id": post_id,
+            "modality": modality,
+            "stage": exc.stage,
+            "reason": exc.reason,
+            "path": path,
+        }
     reason = f"{type(exc).__name__}: {exc}".strip()
-    return {"post_id": post_id, "modality": modality, "stage": stage, "reason": reason, "path": path}
+    return {
+        "post_id": post_id,
+        "modality": modality,
+        "stage": stage,
+        "reason": reason,
+        "path": path,
+    }
 
 
 def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
@@ -98,7 +112,9 @@ def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
     needs_frame = "image" in want and image_path is None
     if video_path is not None and ("video" in want or needs_frame):
         try:
-            sample = sample_video(video_path, num_frames=spec.num_frames, seed=spec.seed, max_side=spec.max_side)
+            sample = sample_video(
+                video_path, num_frames=spec.num_frames, seed=spec.seed, max_side=spec.max_side
+            )
             if "video" in want:
                 frames = sample.frames
                 if spec.video_size is not None:
@@ -127,7 +143,9 @@ def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
         source = audio_path or video_path
         if source is not None:
             try:
-                out.items["audio"] = load_audio(source, sample_rate=spec.sample_rate, max_seconds=spec.audio_seconds)
+                out.items["audio"] = load_audio(
+                    source, sample_rate=spec.sample_rate, max_seconds=spec.audio_seconds
+                )
             except MediaError as exc:
                 # a video without sound has no audio: absent, not an error
                 if not (audio_path is None and exc.reason == "no audio track"):

@@ -39,18 +39,29 @@ from nmodal.features.store import DEFAULT_SHARD_SIZE, StoreWriter
 
 DEFAULT_MODALITIES = ("text", "image", "video")
 ENCODE_BATCH = 32
+#: posts per encoder call, per modality: small for heavy media so the encoders start
+#: early and decoding overlaps them from the first batch on
+ENCODE_BATCHES = {"text": 64, "image": 32, "video": 8, "audio": 8}
 
 
 @dataclass
 class ExtractStats:
-    """Where the time went. ``outside_seconds`` is everything but the encoders (waiting
-    for decoded media, writing shards, bookkeeping)."""
+    """Where the time went.
+
+    ``setup_seconds``: loading the encoders and opening the store. ``seconds``: the
+    extraction itself, of which ``startup_seconds`` is the wait for the very first decoded
+    post (worker processes starting). ``outside_share`` is the share of the steady-state
+    time (``seconds - startup_seconds``) spent outside the encoders: waiting for decoded
+    media, writing shards, bookkeeping.
+    """
 
     posts: int = 0
     posts_skipped: int = 0
     shards_written: int = 0
     errors: int = 0
+    setup_seconds: float = 0.0
     seconds: float = 0.0
+    startup_seconds: float = 0.0
     encode_seconds: dict[str, float] = field(default_factory=dict)
     wait_seconds: float = 0.0
     write_seconds: float = 0.0
@@ -60,12 +71,16 @@ class ExtractStats:
         return self.posts / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def steady_seconds(self) -> float:
+        return max(0.0, self.seconds - self.startup_seconds)
+
+    @property
     def outside_seconds(self) -> float:
-        return max(0.0, self.seconds - sum(self.encode_seconds.values()))
+        return max(0.0, self.steady_seconds - sum(self.encode_seconds.values()))
 
     @property
     def outside_share(self) -> float:
-        return self.outside_seconds / self.seconds if self.seconds > 0 else 0.0
+        return self.outside_seconds / self.steady_seconds if self.steady_seconds > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,7 +88,9 @@ class ExtractStats:
             "posts_skipped": self.posts_skipped,
             "shards_written": self.shards_written,
             "errors": self.errors,
+            "setup_seconds": self.setup_seconds,
             "seconds": self.seconds,
+            "startup_seconds": self.startup_seconds,
             "posts_per_second": self.posts_per_second,
             "encode_seconds": dict(self.encode_seconds),
             "wait_seconds": self.wait_seconds,
@@ -108,7 +125,11 @@ def load_jobs(dataset_dir: str | Path, limit: int | None = None) -> list[PostJob
     return [
         PostJob(str(pid), t, v, i, a)
         for pid, t, v, i, a in zip(
-            df["post_id"].astype(str).tolist(), col("text"), col("video_path"), col("image_path"), col("audio_path"),
+            df["post_id"].astype(str).tolist(),
+            col("text"),
+            col("video_path"),
+            col("image_path"),
+            col("audio_path"),
             strict=True,
         )
     ]
@@ -135,11 +156,19 @@ def resolve_encoders(
         raise InputError(f"no encoder given for {missing}")
     for m in mods:
         if encoders[m].modality != m:
-            raise InputError(f"encoder {encoders[m].name!r} is a {encoders[m].modality} encoder, given for {m}")
+            raise InputError(
+                f"encoder {encoders[m].name!r} is a {encoders[m].modality} encoder, given for {m}"
+            )
     return {m: encoders[m] for m in mods}
 
 
-def decode_spec(encs: Mapping[str, Encoder], num_frames: int, seed: int, audio_seconds: float, max_side: int | None) -> DecodeSpec:
+def decode_spec(
+    encs: Mapping[str, Encoder],
+    num_frames: int,
+    seed: int,
+    audio_seconds: float,
+    max_side: int | None,
+) -> DecodeSpec:
     return DecodeSpec(
         modalities=tuple(encs),
         num_frames=num_frames,
@@ -247,12 +276,18 @@ def _workers_start(ctx: Any) -> bool:
 class ShardEncoder:
     """Collects one shard's decoded posts, encodes them per modality in fixed batches."""
 
-    def __init__(self, encoders: Mapping[str, Encoder], post_ids: Sequence[str], stats: ExtractStats, batch: int = ENCODE_BATCH) -> None:
+    def __init__(
+        self,
+        encoders: Mapping[str, Encoder],
+        post_ids: Sequence[str],
+        stats: ExtractStats,
+        batch: int | None = None,
+    ) -> None:
         self.encoders = encoders
         self.post_ids = list(post_ids)
         self.row = {pid: i for i, pid in enumerate(self.post_ids)}
         self.stats = stats
-        self.batch = batch
+        self.batch = {m: batch or ENCODE_BATCHES.get(m, ENCODE_BATCH) for m in encoders}
         n = len(self.post_ids)
         self.features = {m: np.zeros((n, e.dim), np.float32) for m, e in encoders.items()}
         self.present = {m: np.zeros(n, bool) for m in encoders}
@@ -265,14 +300,16 @@ class ShardEncoder:
         for m, item in decoded.items.items():
             if m in self.pending:
                 self.pending[m].append((i, item))
-                if len(self.pending[m]) >= self.batch:
+                if len(self.pending[m]) >= self.batch[m]:
                     self._flush(m)
 
     def finish(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[dict[str, Any]]]:
         for m in self.pending:
             self._flush(m)
         order = {m: k for k, m in enumerate(MODALITIES)}
-        errors = sorted(self.errors, key=lambda e: (self.row[e["post_id"]], order.get(e["modality"], 99)))
+        errors = sorted(
+            self.errors, key=lambda e: (self.row[e["post_id"]], order.get(e["modality"], 99))
+        )
         return self.features, self.present, errors
 
     def _flush(self, m: str) -> None:
@@ -298,12 +335,14 @@ class ShardEncoder:
                         {"post_id": self.post_ids[i], "modality": m, "stage": "encode",
                          "reason": f"{type(exc).__name__}: {exc}", "path": None}
                     )  # fmt: skip
-        self.stats.encode_seconds[m] = self.stats.encode_seconds.get(m, 0.0) + time.perf_counter() - t0
+        self.stats.encode_seconds[m] = (
+            self.stats.encode_seconds.get(m, 0.0) + time.perf_counter() - t0
+        )
         x = np.asarray(x, dtype=np.float32)
         finite = np.isfinite(x).all(axis=1)
-        for k in np.flatnonzero(ok & ~finite):
+        for bad in np.flatnonzero(ok & ~finite):
             self.errors.append(
-                {"post_id": self.post_ids[rows[k]], "modality": m, "stage": "encode",
+                {"post_id": self.post_ids[rows[bad]], "modality": m, "stage": "encode",
                  "reason": "the encoder returned non-finite features", "path": None}
             )  # fmt: skip
         good = ok & finite
@@ -342,7 +381,9 @@ def extract_features(
     (:func:`nmodal.features.ray_extract.extract_with_ray`).
     """
     start = time.perf_counter()
-    runtime = {k: v for k, v in {"device": device, "batch_size": batch_size}.items() if v is not None}
+    runtime = {
+        k: v for k, v in {"device": device, "batch_size": batch_size}.items() if v is not None
+    }
     encs = resolve_encoders(encoders, modalities, settings, **runtime)
     jobs = load_jobs(dataset_dir, limit)
     writer = StoreWriter(
@@ -358,11 +399,15 @@ def extract_features(
         stats.posts_skipped = len(jobs)
         return ExtractResult(writer.path, len(jobs), True, True, stats)
     spec = decode_spec(encs, num_frames, seed, audio_seconds, max_side)
+    stats.setup_seconds = time.perf_counter() - start
+    start = time.perf_counter()
     with writer.locked():
         if use_ray:
             from nmodal.features.ray_extract import extract_with_ray
 
-            extract_with_ray(writer, jobs, encs, spec, stats, address=ray_address, progress=progress)
+            extract_with_ray(
+                writer, jobs, encs, spec, stats, address=ray_address, progress=progress
+            )
         else:
             _run_local(writer, jobs, encs, spec, stats, workers, progress)
         writer.finish()
@@ -410,6 +455,7 @@ def _encode_shards(
     stats: ExtractStats,
     progress: bool,
 ) -> None:
+    first = True
     with progress_bar(writer, progress) as bar:
         for k in pending:
             ids = writer.shard_post_ids(k)
@@ -417,7 +463,11 @@ def _encode_shards(
             for _ in ids:
                 t0 = time.perf_counter()
                 decoded = next(stream)
-                stats.wait_seconds += time.perf_counter() - t0
+                waited = time.perf_counter() - t0
+                if first:
+                    stats.startup_seconds, first = waited, False
+                else:
+                    stats.wait_seconds += waited
                 shard.add(decoded)
                 bar.update(1)
             features, present, errors = shard.finish()

@@ -34,6 +34,8 @@ from nmodal.features.decode import DecodeSpec, PostJob, decode_post, init_worker
 from nmodal.features.extract import ENCODE_BATCH, Decoded, ExtractStats, ShardEncoder, progress_bar
 from nmodal.features.store import StoreWriter
 
+#: bytes a decode task reserves (8 posts of 16 frames of 224x224, with room for larger)
+DECODE_MEMORY = 256 * 1024 * 1024
 #: placeholders for an absent artifact (same number of dims as a present one)
 _EMPTY = {
     "video": lambda: np.zeros((0, 0, 0, 3), np.uint8),
@@ -47,7 +49,7 @@ def decode_batch(batch: dict[str, np.ndarray], spec: DecodeSpec) -> dict[str, An
     init_worker()
     n = len(batch["post_id"])
     cols = ("post_id", "text", "video_path", "image_path", "audio_path")
-    jobs = [PostJob(*(_none(batch[c][i]) for c in cols)) for i in range(n)]  # type: ignore[arg-type]
+    jobs = [PostJob(*(_none(batch[c][i]) for c in cols)) for i in range(n)]
     decoded = [decode_post(job, spec) for job in jobs]
     out: dict[str, Any] = {"post_id": batch["post_id"], "row": batch["row"]}
     out["errors"] = np.array([json.dumps(d.errors) for d in decoded], dtype=object)
@@ -64,11 +66,16 @@ class EncodeBatch:
     """Stage 2 (actor): decoded artifacts -> ``feat_<m>`` (n, dim), ``ok_<m>``, ``errors``."""
 
     def __init__(
-        self, provenance: Mapping[str, Mapping[str, Any]], runtime: Mapping[str, Any], modules: Sequence[str] = ()
+        self,
+        provenance: Mapping[str, Mapping[str, Any]],
+        runtime: Mapping[str, Any],
+        modules: Sequence[str] = (),
     ) -> None:
         for module in modules:  # where the encoder classes are defined (registers them here)
             importlib.import_module(module)
-        self.encoders: dict[str, Encoder] = {m: from_provenance(p, **runtime) for m, p in provenance.items()}
+        self.encoders: dict[str, Encoder] = {
+            m: from_provenance(p, **runtime) for m, p in provenance.items()
+        }
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         ids = [str(p) for p in batch["post_id"]]
@@ -83,15 +90,13 @@ class EncodeBatch:
             per_post[e["post_id"]].append(e)
         out: dict[str, Any] = {"row": batch["row"]}
         out["errors"] = np.array([json.dumps(per_post[pid]) for pid in ids], dtype=object)
-        out["encode_seconds"] = np.full(len(ids), sum(stats.encode_seconds.values()) / max(len(ids), 1))
+        out["encode_seconds"] = np.full(
+            len(ids), sum(stats.encode_seconds.values()) / max(len(ids), 1)
+        )
         for m in self.encoders:
             out[f"feat_{m}"] = features[m]
             out[f"ok_{m}"] = present[m]
         return out
-
-
-def _spread() -> dict[str, Any]:
-    return {"scheduling_strategy": "SPREAD"}
 
 
 def _none(value: Any) -> Any:
@@ -136,11 +141,11 @@ def extract_with_ray(
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False  # nmodal shows its own
         runtime = {"device": "cuda"} if gpus else {"device": "cpu"}
-        ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // ENCODE_BATCH))
-        # decode tasks spread over the nodes, encoders in their own actors (a remote-args
-        # function also keeps Ray from fusing the two stages into one)
+        ds: Any = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // ENCODE_BATCH))
+        # decode tasks reserve memory for their frames; the encoders run in their own actors
+        # (the different resource requests also keep Ray from fusing the two stages)
         ds = ds.map_batches(
-            decode_batch, fn_kwargs={"spec": spec}, batch_size=8, num_cpus=1, ray_remote_args_fn=_spread
+            decode_batch, fn_kwargs={"spec": spec}, batch_size=8, num_cpus=1, memory=DECODE_MEMORY
         )
         ds = ds.map_batches(
             EncodeBatch,
@@ -158,7 +163,14 @@ def extract_with_ray(
             ray.shutdown()
 
 
-def _collect(writer: StoreWriter, pending: Sequence[int], ds: Any, mods: list[str], stats: ExtractStats, progress: bool) -> None:
+def _collect(
+    writer: StoreWriter,
+    pending: Sequence[int],
+    ds: Any,
+    mods: list[str],
+    stats: ExtractStats,
+    progress: bool,
+) -> None:
     """Gather the pipeline's rows (in order) into shards and write each shard when full."""
     bounds = {k: writer.shard_bounds(k) for k in pending}
     shard_of = {i: k for k, (lo, hi) in bounds.items() for i in range(lo, hi)}
@@ -175,7 +187,9 @@ def _collect(writer: StoreWriter, pending: Sequence[int], ds: Any, mods: list[st
                     buf["present"][m][r] = bool(batch[f"ok_{m}"][j])
                 buf["errors"].extend(json.loads(batch["errors"][j]))
                 buf["filled"] += 1
-                stats.encode_seconds["all"] = stats.encode_seconds.get("all", 0.0) + float(batch["encode_seconds"][j])
+                stats.encode_seconds["all"] = stats.encode_seconds.get("all", 0.0) + float(
+                    batch["encode_seconds"][j]
+                )
                 bar.update(1)
                 if buf["filled"] == hi - lo:
                     t0 = time.perf_counter()

@@ -109,7 +109,9 @@ def _json_bytes(obj: Any) -> bytes:
 
 
 def _errors_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
-    return "".join(json.dumps(dict(r), ensure_ascii=False, sort_keys=True) + "\n" for r in records).encode()
+    return "".join(
+        json.dumps(dict(r), ensure_ascii=False, sort_keys=True) + "\n" for r in records
+    ).encode()
 
 
 class StoreWriter:
@@ -162,7 +164,11 @@ class StoreWriter:
             "dtype": dtype,
             "posts_sha256": posts_hash(ids),
             "modalities": {
-                m: {"dim": int(info["dim"]), "dtype": dtype, "encoder": dict(info.get("encoder", {}))}
+                m: {
+                    "dim": int(info["dim"]),
+                    "dtype": dtype,
+                    "encoder": dict(info.get("encoder", {})),
+                }
                 for m, info in modalities.items()
             },
         }
@@ -190,7 +196,9 @@ class StoreWriter:
             return manifest
         if path.exists() and any(path.iterdir()):
             if not overwrite:
-                raise OutputExistsError(f"{path}: exists and is not an empty feature store (pass --overwrite)")
+                raise OutputExistsError(
+                    f"{path}: exists and is not an empty feature store (pass --overwrite)"
+                )
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
         manifest = {**plan, "shards": [], "num_errors": 0, "complete": plan["num_posts"] == 0}
@@ -206,7 +214,9 @@ class StoreWriter:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
-                raise InputError(f"{self.path}: another process is writing this feature store") from exc
+                raise InputError(
+                    f"{self.path}: another process is writing this feature store"
+                ) from exc
             try:
                 yield
             finally:
@@ -249,7 +259,9 @@ class StoreWriter:
         n = len(ids)
         mods = self.manifest["modalities"]
         if set(features) != set(mods) or set(present) != set(mods):
-            raise InputError(f"shard {index}: modalities {sorted(features)} != store's {sorted(mods)}")
+            raise InputError(
+                f"shard {index}: modalities {sorted(features)} != store's {sorted(mods)}"
+            )
         tensors: dict[str, np.ndarray] = {}
         for m, info in mods.items():
             x = np.asarray(features[m])
@@ -299,7 +311,10 @@ class StoreWriter:
         if pending:
             raise InputError(f"{self.path}: shards {pending[:5]} are not written yet")
         if not self.complete:
-            parts = [(self.path / f"{shard_name(k)}.errors.jsonl").read_bytes() for k in range(self.num_shards)]
+            parts = [
+                (self.path / f"{shard_name(k)}.errors.jsonl").read_bytes()
+                for k in range(self.num_shards)
+            ]
             _write_atomic(self.path / ERRORS, b"".join(parts))
             self.manifest["complete"] = True
             _write_atomic(self.path / MANIFEST, _json_bytes(self.manifest))
@@ -327,7 +342,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     mpath = path / MANIFEST
     if not mpath.is_file():
-        raise InputError(f"{path}: not a feature store (no {MANIFEST}); make one with `nmodal extract`")
+        raise InputError(
+            f"{path}: not a feature store (no {MANIFEST}); make one with `nmodal extract`"
+        )
     try:
         manifest: dict[str, Any] = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -335,7 +352,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if manifest.get("format") != FORMAT:
         raise InputError(f"{mpath}: not an nmodal feature store manifest")
     if manifest.get("version") not in (1, VERSION):
-        raise InputError(f"{mpath}: store format version {manifest.get('version')} is not supported")
+        raise InputError(
+            f"{mpath}: store format version {manifest.get('version')} is not supported"
+        )
     return manifest
 
 
