@@ -17,7 +17,7 @@ def test_build_clip_and_triplet():
     assert isinstance(trip, NModalTripletLoss)
     assert (trip.margin, trip.negatives) == (0.2, "semihard")
     assert isinstance(build_loss("triplet"), NModalTripletLoss)
-    assert set(LOSS_NAMES) == {"clip", "triplet"}
+    assert {"clip", "triplet"} <= set(LOSS_NAMES)  # issue 7 registers more
 
 
 def test_build_rejects_unknown_names_and_options():

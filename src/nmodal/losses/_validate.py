@@ -6,6 +6,13 @@ checks that contract and returns one ``(M, B, D)`` tensor, so the losses can wor
 modalities at once. Each failure raises :class:`~nmodal.errors.InputError` saying which
 modality is wrong and how.
 
+Missing modalities: a loss may also take ``masks``, one ``(B,)`` boolean tensor per modality
+(``True``: item ``i`` has that artifact). :func:`stack_masks` checks them and returns an
+``(M, B)`` tensor, or ``None`` when every artifact is present (the losses then take their
+unmasked path, so all-True masks give exactly the unmasked value).
+``stack_embeddings(..., present=...)`` replaces absent rows by zeros with ``torch.where``,
+so their values (even NaN) can never reach the loss or receive a gradient.
+
 Example:
     >>> z = stack_embeddings([torch.randn(8, 4), torch.randn(8, 4), torch.randn(8, 4)])
     >>> z.shape
@@ -24,14 +31,19 @@ MIN_BATCH = 2
 
 
 def stack_embeddings(
-    embeddings: Sequence[torch.Tensor], *, min_batch: int = MIN_BATCH
+    embeddings: Sequence[torch.Tensor],
+    *,
+    min_batch: int = MIN_BATCH,
+    present: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Check a list of ``(B, D)`` modality embeddings and stack it into ``(M, B, D)``.
 
     Raises InputError for: not a list/tuple, fewer than 2 modalities, a non-tensor, a
     tensor that is not 2-D or not floating point, differing batch sizes, dimensions,
     or devices, a batch smaller than ``min_batch``, and NaN or infinite values.
-    Mixed floating dtypes are promoted to a common dtype.
+    Mixed floating dtypes are promoted to a common dtype. With ``present`` (an ``(M, B)``
+    bool tensor from :func:`stack_masks`) only present rows are checked and absent rows
+    are returned as zeros.
     """
     if torch.is_tensor(embeddings) or not isinstance(embeddings, (list, tuple)):
         hint = (
@@ -78,8 +90,67 @@ def stack_embeddings(
     for z in embeddings[1:]:
         dtype = torch.promote_types(dtype, z.dtype)
     stacked = torch.stack([z.to(dtype) for z in embeddings])
+    if present is not None:
+        stacked = torch.where(present[..., None], stacked, torch.zeros((), dtype=dtype))
     if not bool(torch.isfinite(stacked).all()):
         bad = (~torch.isfinite(stacked.detach())).flatten(1).sum(dim=1)
         m = int(torch.nonzero(bad)[0, 0])
         raise InputError(f"modality {m} contains {int(bad[m])} non-finite value(s) (NaN or inf)")
     return stacked
+
+
+def stack_masks(
+    masks: Sequence[torch.Tensor] | torch.Tensor | None,
+    num_modalities: int,
+    batch: int,
+    device: torch.device | None = None,
+) -> torch.Tensor | None:
+    """Check per-modality presence masks and stack them into ``(M, B)`` bool on ``device``;
+    ``None`` when ``masks`` is None or every artifact is present.
+
+    Example:
+        >>> stack_masks([torch.tensor([True, False]), torch.ones(2, dtype=torch.bool)], 2, 2)
+        tensor([[ True, False],
+                [ True,  True]])
+    """
+    if masks is None:
+        return None
+    if torch.is_tensor(masks):
+        masks = list(masks.unbind(0)) if masks.ndim == 2 else [masks]
+    if not isinstance(masks, (list, tuple)) or len(masks) != num_modalities:
+        got = len(masks) if isinstance(masks, (list, tuple)) else type(masks).__name__
+        raise InputError(
+            f"masks must hold one (batch,) bool tensor per modality: "
+            f"{num_modalities} expected, got {got}"
+        )
+    for m, mask in enumerate(masks):
+        if not torch.is_tensor(mask) or mask.shape != (batch,):
+            shape = tuple(mask.shape) if torch.is_tensor(mask) else type(mask).__name__
+            raise InputError(f"mask of modality {m} is {shape}; expected a ({batch},) tensor")
+        if mask.dtype != torch.bool:
+            raise InputError(f"mask of modality {m} has dtype {mask.dtype}; expected torch.bool")
+    stacked = torch.stack([mask.to(device) for mask in masks])
+    if bool(stacked.all()):
+        return None
+    return stacked
+
+
+def stack_inputs(
+    embeddings: Sequence[torch.Tensor],
+    masks: Sequence[torch.Tensor] | torch.Tensor | None = None,
+    *,
+    min_batch: int = MIN_BATCH,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(z, present)``: :func:`stack_embeddings` with absent rows zeroed, and
+    :func:`stack_masks` (``None`` when every artifact is present).
+
+    Example:
+        >>> z, present = stack_inputs([torch.randn(4, 2), torch.randn(4, 2)])
+        >>> z.shape, present
+        (torch.Size([2, 4, 2]), None)
+    """
+    first = embeddings[0] if isinstance(embeddings, (list, tuple)) and embeddings else None
+    if masks is None or len(embeddings) < 2 or not torch.is_tensor(first) or first.ndim != 2:
+        return stack_embeddings(embeddings, min_batch=min_batch), None
+    present = stack_masks(masks, len(embeddings), first.shape[0], device=first.device)
+    return stack_embeddings(embeddings, min_batch=min_batch, present=present), present

@@ -23,6 +23,13 @@ with ``l(x) = log(1 + exp(x))`` (soft margin, ``margin=None``) or ``max(x + marg
 the result. The published code is ``NModalTripletLoss()``: soft margin, Euclidean,
 cyclic, sum, ``alpha = 0.001``.
 
+Missing modalities (``loss(embeddings, masks=[...])``, one ``(B,)`` bool tensor per
+modality): a term exists only when its anchor ``z_a[i]``, positive ``z_p[i]`` and negative
+``z_q[j]`` are all present. Mined negatives are chosen among the present ``z_q[j]``; a
+cyclic term whose negative ``z_q[(i + 1) mod B]`` is absent is dropped. ``"sum"`` sums
+the existing terms and ``"mean"`` averages them, so with every artifact present the loss
+is unchanged (all-True masks take the unmasked path).
+
 Everything is computed with a few batched tensor operations on the stacked ``(M, B, D)``
 embeddings: positive distances ``(M, M, B)`` and, for the mined modes, all pairwise
 distances ``(M, M, B, B)`` at once, then gathered. Euclidean distances use a square
@@ -44,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmodal.errors import InputError
-from nmodal.losses._validate import stack_embeddings
+from nmodal.losses._validate import stack_inputs
 
 Distance = Literal["euclidean", "cosine"]
 Negatives = Literal["cyclic", "hardest", "semihard", "all"]
@@ -128,46 +135,89 @@ class NModalTripletLoss(nn.Module):
         self.reduction: Reduction = reduction
         self.include_same_modality = include_same_modality
 
-    def forward(self, embeddings: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Loss of a list of ``(B, D)`` tensors, one per modality (row ``i``: item ``i``)."""
-        z = stack_embeddings(embeddings)
+    def forward(
+        self,
+        embeddings: Sequence[torch.Tensor],
+        masks: Sequence[torch.Tensor] | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Loss of a list of ``(B, D)`` tensors, one per modality (row ``i``: item ``i``);
+        ``masks``: optional ``(B,)`` bool presence per modality (see the module doc)."""
+        z, present = stack_inputs(embeddings, masks)
         num_modalities, batch = z.shape[0], z.shape[1]
         d_ap = positive_distances(z, self.distance)  # (a, p, i)
         if self.negatives == "cyclic":
             d_an = cyclic_negative_distances(z, self.distance)[:, None]  # (a, 1, q, i)
         else:
             full = pairwise_distances(z, self.distance)  # (a, q, i, j)
-            d_an = self._mined_negatives(full, d_ap)
+            d_an = self._mined_negatives(full, d_ap, present)
         d_ap_b = d_ap[:, :, None, :]  # (a, p, 1, i)
         if self.negatives == "all":
             d_ap_b = d_ap_b[..., None]  # (a, p, 1, i, 1)
         gap = d_ap_b - d_an  # (a, p, q, i[, j])
         terms = F.softplus(gap) if self.margin is None else F.relu(gap + self.margin)
+        if present is not None:
+            zero = torch.zeros((), dtype=terms.dtype, device=terms.device)
+            terms = torch.where(self._valid_terms(present), terms, zero)
         if not self.include_same_modality:
             keep = ~torch.eye(num_modalities, dtype=torch.bool, device=z.device)
             terms = terms[keep]  # (a != p, q, i[, j])
         if self.negatives == "all":
             off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=z.device)
             terms = terms[..., off_diagonal]  # drop j == i
-        total = terms.sum() if self.reduction == "sum" else terms.mean()
+        if present is None:
+            total = terms.sum() if self.reduction == "sum" else terms.mean()
+        else:
+            total = terms.sum()
+            if self.reduction == "mean":
+                total = total / self._count_terms(present).clamp_min(1)
         return self.alpha * total
 
-    def _mined_negatives(self, full: torch.Tensor, d_ap: torch.Tensor) -> torch.Tensor:
+    def _valid_terms(self, present: torch.Tensor) -> torch.Tensor:
+        """Bool, broadcastable to the ``(a, p, q, i[, j])`` terms: every artifact present."""
+        has_ap = present[:, None, None, :] & present[None, :, None, :]  # (a, p, 1, i)
+        if self.negatives == "cyclic":
+            return has_ap & present.roll(-1, dims=1)[None, None]  # (a, p, q, i)
+        if self.negatives == "all":
+            return has_ap[..., None] & present[None, None, :, None, :]  # (a, p, q, i, j)
+        # mined: some present negative j != i of modality q must exist
+        others = present.sum(-1, keepdim=True) - present.long()  # (q, i)
+        return has_ap & (others > 0)[None, None]
+
+    def _count_terms(self, present: torch.Tensor) -> torch.Tensor:
+        """Number of existing terms (for ``reduction="mean"``)."""
+        num_modalities, batch = present.shape
+        valid = self._valid_terms(present)
+        shape: tuple[int, ...] = (num_modalities, num_modalities, num_modalities, batch)
+        if self.negatives == "all":
+            shape = (*shape, batch)
+        valid = valid.expand(shape)
+        if not self.include_same_modality:
+            valid = valid[~torch.eye(num_modalities, dtype=torch.bool, device=present.device)]
+        if self.negatives == "all":
+            valid = valid[..., ~torch.eye(batch, dtype=torch.bool, device=present.device)]
+        return valid.sum()
+
+    def _mined_negatives(
+        self, full: torch.Tensor, d_ap: torch.Tensor, present: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Negative distances for the mined modes, shaped to broadcast with ``(a, p, 1, i)``."""
         if self.negatives == "all":
             return full[:, None]  # (a, 1, q, i, j); j == i dropped by the caller
         batch = full.shape[-1]
-        same_item = torch.eye(batch, dtype=torch.bool, device=full.device)
+        # excluded[q, i, j]: j is not a negative for item i in modality q
+        excluded = torch.eye(batch, dtype=torch.bool, device=full.device)
+        if present is not None:
+            excluded = excluded | ~present[:, None, :]
         if self.negatives == "hardest":
-            return full.masked_fill(same_item, float("inf")).amin(-1)[:, None]  # (a, 1, q, i)
+            return full.masked_fill(excluded, float("inf")).amin(-1)[:, None]  # (a, 1, q, i)
         # semihard: per (a, p, q, i) the closest negative with d_an > d_ap, else the farthest.
         with torch.no_grad():
             neg = full[:, None]  # (a, 1, q, i, j)
             pos = d_ap[:, :, None, :, None]  # (a, p, 1, i, 1)
-            farther = (neg > pos) & ~same_item
+            farther = (neg > pos) & ~excluded
             inf = torch.tensor(float("inf"), dtype=full.dtype, device=full.device)
             closest_farther = torch.where(farther, neg, inf).argmin(-1)
-            farthest = torch.where(same_item, -inf, neg).argmax(-1)
+            farthest = torch.where(excluded, -inf, neg).argmax(-1)
             choice = torch.where(farther.any(-1), closest_farther, farthest)  # (a, p, q, i)
         num_modalities = full.shape[0]
         expanded = full[:, None].expand(num_modalities, num_modalities, *full.shape[1:])
