@@ -67,8 +67,11 @@ def test_absent_rows_change_neither_loss_nor_gradients(loss):
     loss = loss.double()
     masks = make_masks(seed=2)
     base = make(seed=3)
-    other = [torch.where(m[:, None], z, 100 * torch.randn_like(z)) for z, m in zip(base, masks)]
-    nan = [torch.where(m[:, None], z, torch.nan) for z, m in zip(base, masks)]
+    other = [
+        torch.where(m[:, None], z, 100 * torch.randn_like(z))
+        for z, m in zip(base, masks, strict=True)
+    ]
+    nan = [torch.where(m[:, None], z, torch.nan) for z, m in zip(base, masks, strict=True)]
     results = []
     for z in (base, other, nan):
         leaves = [t.clone().requires_grad_() for t in z]
@@ -77,16 +80,16 @@ def test_absent_rows_change_neither_loss_nor_gradients(loss):
         value.backward()
         grads = [t.grad for t in leaves]
         params = [p.grad.clone() for p in loss.parameters() if p.grad is not None]
-        for g, m in zip(grads, masks):
+        for g, m in zip(grads, masks, strict=True):
             assert torch.all(g[~m] == 0)  # absent rows receive no gradient
         results.append((value.item(), grads, params))
     (v0, g0, p0), *rest = results
     assert v0 != 0
     for v, g, p in rest:
         assert v == v0
-        for a, b in zip(g, g0):
+        for a, b in zip(g, g0, strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
-        for a, b in zip(p, p0):
+        for a, b in zip(p, p0, strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 

@@ -4,6 +4,16 @@ Features are held in memory as tensors and batches are taken by indexing (no per
 ``Dataset``). Runs are seeded and deterministic on the CPU; the best epoch on validation
 loss is kept as a copy of the weights.
 
+Missing modalities (``TrainConfig.missing``): ``"drop"`` trains on the posts having every
+modality only; ``"mask"`` trains on every post with at least two of them and passes the
+presence masks to the loss, which then uses only the pairs/triples/tuples that exist (the
+zero rows of absent artifacts go through the heads but never reach the loss; the heads
+treat rows independently, so they cannot influence the present ones either).
+
+Under ``torchrun`` (an initialised process group, see :mod:`nmodal.train.distributed`)
+each process embeds a shard of every batch and the loss is computed on the gathered
+global batch.
+
 Example:
     >>> fs = make_synthetic(2000, dim=64)
     >>> result = train_model(fs.subset(range(1800)), TrainConfig(epochs=5),
@@ -28,10 +38,12 @@ from tqdm.auto import tqdm
 
 from nmodal.errors import InputError
 from nmodal.features.featureset import FeatureSet
-from nmodal.losses import build_loss
+from nmodal.losses import build_loss, with_modalities
 from nmodal.model import HeadConfig, ModelConfig, NModalModel
+from nmodal.train.distributed import DistContext
 
 LR_SCHEDULES = ("constant", "cosine")
+MISSING = ("drop", "mask")
 
 
 @dataclass
@@ -53,6 +65,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
     amp: str = "auto"  # "auto" (bf16/fp16 autocast on CUDA) | "off" | "bf16" | "fp16"
     threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
+    missing: str = "drop"  # "drop": complete posts only | "mask": posts with >= 2 modalities
 
     def __post_init__(self) -> None:
         if isinstance(self.head, dict):
@@ -67,6 +80,8 @@ class TrainConfig:
             raise InputError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise InputError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+        if self.missing not in MISSING:
+            raise InputError(f"missing must be 'drop' or 'mask', got {self.missing!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -107,10 +122,17 @@ def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 class _Batches:
-    """Feature tensors of the posts that have every modality, batched by indexing."""
+    """Feature tensors of the training posts, batched by indexing.
 
-    def __init__(self, fs: FeatureSet, modalities: list[str], device: torch.device) -> None:
-        rows = fs.complete(modalities)
+    ``missing="drop"``: the posts having every modality; ``"mask"``: the posts having at
+    least two, with their ``(M, N)`` presence masks.
+    """
+
+    def __init__(
+        self, fs: FeatureSet, modalities: list[str], device: torch.device, missing: str = "drop"
+    ) -> None:
+        present = np.stack([fs.present[m] for m in modalities])
+        rows = present.all(0) if missing == "drop" else present.sum(0) >= 2
         self.num_posts = int(rows.sum())
         self.features = {
             m: torch.as_tensor(np.ascontiguousarray(fs.features[m][rows]), dtype=torch.float32).to(
@@ -118,6 +140,11 @@ class _Batches:
             )
             for m in modalities
         }
+        self.present = (
+            torch.as_tensor(present[:, rows]).to(device)
+            if missing == "mask" and not present[:, rows].all()
+            else None
+        )
         self.device = device
 
     def batches(
@@ -131,6 +158,12 @@ class _Batches:
 
     def take(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         return {m: x.index_select(0, index) for m, x in self.features.items()}
+
+    def masks(self, index: torch.Tensor) -> list[torch.Tensor] | None:
+        """Presence masks of the posts ``index`` (None: every artifact present)."""
+        if self.present is None:
+            return None
+        return list(self.present.index_select(1, index).unbind(0))
 
 
 def _lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -147,10 +180,35 @@ def _lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
 
 
 def _loss_value(
-    model: NModalModel, loss: nn.Module, batch: Mapping[str, torch.Tensor]
+    model: NModalModel,
+    loss: nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    masks: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     out = model(batch)
-    result: torch.Tensor = loss([out[m] for m in model.modalities])
+    embeddings = [out[m] for m in model.modalities]
+    result: torch.Tensor = loss(embeddings) if masks is None else loss(embeddings, masks=masks)
+    return result
+
+
+def batch_loss(
+    model: NModalModel,
+    data: _Batches,
+    index: torch.Tensor,
+    forward: nn.Module | None = None,
+    distributed: DistContext | None = None,
+) -> torch.Tensor:
+    """The loss of the global batch ``index``. Distributed: this rank embeds its shard
+    (through ``forward``, the DDP wrapper) and the loss sees all shards gathered."""
+    assert model.loss is not None
+    masks = data.masks(index)
+    if distributed is None:
+        return _loss_value(model, model.loss, data.take(index), masks)
+    out = (forward or model)(data.take(distributed.shard(index)))
+    embeddings = [distributed.gather(out[m], len(index)) for m in model.modalities]
+    result: torch.Tensor = (
+        model.loss(embeddings) if masks is None else model.loss(embeddings, masks=masks)
+    )
     return result
 
 
@@ -162,7 +220,7 @@ def evaluate_loss(model: NModalModel, data: _Batches, batch_size: int) -> float:
     model.eval()
     total, count = 0.0, 0
     for index in data.batches(batch_size, generator=None, drop_last=False):
-        total += float(_loss_value(model, model.loss, data.take(index))) * len(index)
+        total += float(batch_loss(model, data, index)) * len(index)
         count += len(index)
     model.train(was_training)
     return total / max(count, 1)
@@ -173,9 +231,14 @@ def train_model(
     config: TrainConfig | None = None,
     val: FeatureSet | None = None,
     progress: bool = True,
+    distributed: DistContext | None = None,
 ) -> TrainResult:
-    """Train projection heads on ``train``; keep the best epoch on ``val`` loss if given."""
+    """Train projection heads on ``train``; keep the best epoch on ``val`` loss if given.
+
+    ``distributed``: the DDP context (default: detected from an initialised process group).
+    """
     config = config or TrainConfig()
+    distributed = distributed or DistContext.from_process_group()
     modalities = list(config.modalities or train.modalities)
     if len(modalities) < 2:
         raise InputError(f"training needs at least two modalities, got {modalities}")
@@ -185,29 +248,43 @@ def train_model(
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
+    if distributed is not None and distributed.device is not None and config.device == "auto":
+        device = distributed.device
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
 
-    data = _Batches(train, modalities, device)
+    data = _Batches(train, modalities, device, config.missing)
     if data.num_posts < 2:
+        need = "all" if config.missing == "drop" else "at least two"
         raise InputError(
-            f"only {data.num_posts} training posts have all of {modalities}; need at least 2"
+            f"only {data.num_posts} training posts have {need} of {modalities}; need at least 2"
         )
-    val_data = _Batches(val, modalities, device) if val is not None else None
+    val_data = _Batches(val, modalities, device, config.missing) if val is not None else None
     if val_data is not None and val_data.num_posts < 2:
         val_data = None
 
+    loss_spec = with_modalities(config.loss, modalities)
     model_config = ModelConfig(
         modalities=modalities,
         input_dims={m: int(train.features[m].shape[1]) for m in modalities},
         head=config.head,
-        loss=dict(config.loss),
+        loss=loss_spec,
         encoders={m: train.encoders.get(m, {}) for m in modalities},
         data_fingerprint=train.select(modalities).fingerprint(),
         extra={"train": config.to_dict()},
     )
-    model = NModalModel(model_config, loss=build_loss(config.loss)).to(device)
+    model = NModalModel(model_config, loss=build_loss(loss_spec)).to(device)
     assert model.loss is not None
+    forward: nn.Module = model
+    if distributed is not None:
+        if config.batch_size < distributed.world_size:
+            raise InputError(
+                f"batch_size {config.batch_size} is smaller than the {distributed.world_size} "
+                "processes: every process needs a shard of each batch"
+            )
+        forward = distributed.wrap(model, device)
+        torch.manual_seed(config.seed + 7919 * distributed.rank)  # per-rank dropout draws
+        progress = progress and distributed.is_main
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
     )
@@ -230,11 +307,10 @@ def train_model(
         epoch_loss = torch.zeros((), device=device)
         batches = data.batches(batch_size, generator, drop_last=True)
         for index in batches:
-            batch = data.take(index)
             with torch.autocast(
                 device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
             ):
-                loss = _loss_value(model, model.loss, batch)
+                loss = batch_loss(model, data, index, forward, distributed)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if config.grad_clip:
@@ -255,6 +331,8 @@ def train_model(
             record["temperature"] = temperature
         if val_data is not None:
             record["val_loss"] = evaluate_loss(model, val_data, batch_size)
+            if distributed is not None:  # identical decisions on every rank
+                record["val_loss"] = distributed.mean(record["val_loss"], device)
             if record["val_loss"] < best_val:
                 best_val, best_epoch, stale = record["val_loss"], epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
