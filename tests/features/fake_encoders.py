@@ -71,3 +71,14 @@ register_encoder_set("fake", {m: (f"fake-{m}", {}) for m in ("text", "image", "v
 register_encoder_set(
     "fake-slow", {m: (f"fake-{m}", {"delay": 0.15}) for m in ("text", "image", "video", "audio")}
 )
+
+
+def crashing_decode(job: Any, spec: Any) -> Any:
+    """``decode_post``, except that the decoding process dies on posts whose text says "segfault"."""
+    import os
+
+    from nmodal.features.decode import decode_post
+
+    if job.text and "segfault" in job.text:
+        os._exit(139)  # what a crash inside a native decoder looks like to the pool
+    return decode_post(job, spec)

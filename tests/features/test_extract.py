@@ -159,37 +159,41 @@ if __name__ == "__main__":
 """
 
 
+def _run_and_kill(script: Path, manifest: Path, shards: int, delay: float) -> None:
+    """Start the extraction script, SIGKILL it (and its workers) ``delay`` s after the
+    manifest lists ``shards`` shards."""
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        text = manifest.read_text() if manifest.is_file() else ""
+        if text and len(json.loads(text).get("shards", [])) >= shards:
+            break
+        time.sleep(0.02)
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.mark.slow
 def test_kill_9_and_resume_is_byte_identical(dataset: Path, tmp_path: Path) -> None:
     script = tmp_path / "run.py"
-    script.write_text(
-        RUN.format(tests=str(TESTS_DIR), ds=str(dataset), out=str(tmp_path / "killed"), mods=MODS)
-    )
-    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
-    manifest = tmp_path / "killed" / "manifest.json"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if (
-            manifest.is_file()
-            and len(json.loads(manifest.read_text() or "{}").get("shards", [])) >= 2
-        ):
-            break
-        time.sleep(0.05)
-    time.sleep(0.2)  # somewhere inside the next shard
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    partial = read_manifest(tmp_path / "killed")
-    assert not partial["complete"] and 2 <= len(partial["shards"]) < partial["num_shards"]
+    killed = tmp_path / "killed"
+    script.write_text(RUN.format(tests=str(TESTS_DIR), ds=str(dataset), out=str(killed), mods=MODS))
+    _run_and_kill(script, killed / "manifest.json", shards=1, delay=0.05)  # early in shard 2
+    first = len(read_manifest(killed)["shards"])
+    _run_and_kill(script, killed / "manifest.json", shards=3, delay=0.25)  # resumed, killed again
+    partial = read_manifest(killed)
+    assert not partial["complete"] and first <= len(partial["shards"]) < partial["num_shards"]
     resumed = extract_features(
         dataset,
-        tmp_path / "killed",
+        killed,
         encoders="fake-slow",
         modalities=MODS,
         shard_size=2,
         workers=1,
         progress=False,
     )
-    assert resumed.stats.posts_skipped >= 4
+    assert resumed.stats.posts_skipped == 2 * len(partial["shards"])
     extract_features(
         dataset,
         tmp_path / "whole",
@@ -199,8 +203,37 @@ def test_kill_9_and_resume_is_byte_identical(dataset: Path, tmp_path: Path) -> N
         workers=1,
         progress=False,
     )
-    assert _files(tmp_path / "killed") == _files(tmp_path / "whole")
+    assert _files(killed) == _files(tmp_path / "whole")
+    assert not list(killed.glob(".*.tmp"))
 
 
 def test_fake_sets_registered() -> None:
     assert fake_encoders.FakeText.name == "fake-text"
+
+
+@pytest.mark.slow
+def test_a_crashing_decoder_costs_only_its_post(dataset: Path) -> None:
+    from nmodal.features.extract import decoded_stream
+
+    media = dataset / "media"
+    jobs = [
+        PostJob(
+            f"p{i}",
+            "segfault here" if i == 2 else f"post {i}",
+            str(media / f"v{i}.mp4"),
+            None,
+            None,
+        )
+        for i in range(5)
+    ]
+    spec = DecodeSpec(modalities=("text", "video"), video_size=(16, 16))
+    out = list(
+        decoded_stream(jobs, spec, workers=2, prefetch=4, decode=fake_encoders.crashing_decode)
+    )
+    assert [d.post_id for d in out] == [f"p{i}" for i in range(5)]
+    assert all("video" in d.items and not d.errors for i, d in enumerate(out) if i != 2)
+    crashed = out[2]
+    assert crashed.items == {"text": "segfault here"}
+    assert [(e["modality"], e["reason"]) for e in crashed.errors] == [
+        ("video", "the decoder process crashed on this post")
+    ]

