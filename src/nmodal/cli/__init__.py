@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+# Before torch is imported: idle OpenMP threads sleep instead of spinning. On a shared or
+# oversubscribed CPU spinning threads made encoders and training 10x slower; an explicit
+# setting in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from nmodal import __version__
 from nmodal.errors import NModalError
