@@ -3,7 +3,10 @@
 Synthetic shared-space embeddings at 10k, 100k and 1M posts: 3 modalities (text, image,
 video), dim 256, L2-normalised, float32. Posts belong to topics (clusters), and a post's
 artifacts are noisy views of one post vector, so nearest neighbours are meaningful as in a
-trained space; 10% of image and video artifacts are absent. A query is a fresh noisy view
+trained space; 10% of image and video artifacts are absent. Two data models at 1M: the
+within-topic variation in a shared 32-d subspace (``latent-32``, dense low-dimensional data:
+the harder one for IVF here) or spread over all 256 dimensions (``isotropic``). Recall of an
+IVF index depends on the data, so both are reported. A query is a fresh noisy view
 of a random post's text artifact (a new text about that post), searched against the image
 and video artifacts and collated to posts by the paper's sum rule, k = 10.
 
@@ -17,7 +20,7 @@ the approximate index.
 
 Usage::
 
-    .venv/bin/python bench/bench_index.py            # 10k, 100k, 1M (about 10 minutes, ~8 GB)
+    .venv/bin/python bench/bench_index.py            # 10k, 100k, 2x 1M (about 15 minutes, ~8 GB)
     .venv/bin/python bench/bench_index.py --quick    # 10k only
 """
 
