@@ -10,6 +10,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,6 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # OpenMP threads that spin while waiting make torch 5-10x slower when other processes
+    # share the cores (measured on a busy 2-core machine); passive waiting costs nothing
+    # when the machine is idle. Only effective before torch is first imported.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from nmodal.demo.pipeline import DemoConfig, run_demo
 
     cfg = DemoConfig(

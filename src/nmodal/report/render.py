@@ -189,10 +189,16 @@ def _make_figures(results: Mapping[str, Any], fig_dir: Path) -> list[_Figure]:
             _Figure(
                 "loss",
                 "Training curves",
-                "Training loss (solid) and validation loss (dashed) per epoch; thin lines are "
-                f"single trials, bold lines their mean. {settings}. The validation posts come "
-                "from the training side of each split (never the test population); each "
-                "trial keeps the epoch with the lowest validation loss.",
+                "Training loss (solid) and, where a validation set was used, validation loss "
+                "(dashed) per epoch; thin lines are single trials, bold lines their mean. "
+                f"{settings}. "
+                + (
+                    "The validation posts come from the training side of each split (never the "
+                    "test population); each trial keeps the epoch with the lowest validation loss."
+                    if any("val_loss" in rec for h in histories.values() for t in h for rec in t)
+                    else "Each trial trains for a fixed number of epochs and keeps the last one, "
+                    "as in the paper."
+                ),
                 figures.plot_loss_curves(histories, fig_dir / "loss_curves.png"),
             )
         )
