@@ -82,6 +82,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="stop after this many epochs without validation improvement",
     )
+    g.add_argument(
+        "--missing",
+        choices=["drop", "mask"],
+        default="drop",
+        help="posts lacking a modality: drop (train on complete posts only, default) or mask "
+        "(train on posts with >= 2 modalities; the loss uses only the pairs that exist)",
+    )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     g.add_argument(
@@ -136,6 +143,7 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         seed=args.seed,
         device=args.device,
         amp=args.amp,
+        missing=args.missing,
     )
 
 

@@ -53,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     result = train_model(
         fs.subset(split.train), config, val=fs.subset(split.val) if len(split.val) >= 2 else None
     )
+    from nmodal.train.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun only rank 0 writes
+        return 0
     result.model.save(args.out, overwrite=args.overwrite)
     write_json(
         args.out / "history.json",
