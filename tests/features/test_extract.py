@@ -237,3 +237,28 @@ def test_a_crashing_decoder_costs_only_its_post(dataset: Path) -> None:
     assert [(e["modality"], e["reason"]) for e in crashed.errors] == [
         ("video", "the decoder process crashed on this post")
     ]
+
+
+def test_decode_settings_are_recorded_and_reused_for_queries(dataset: Path, tmp_path: Path) -> None:
+    """A query file must be decoded as the store's posts were: the store records the frame
+    count, seed, audio length and size limit, and query decoding reads them back."""
+    from nmodal.features.decode import recorded_decode_settings
+    from nmodal.index.query import load_query_input
+
+    extract_features(
+        dataset, tmp_path / "s", encoders="fake", modalities=("text", "video"), shard_size=4,
+        workers=0, progress=False, num_frames=8, seed=3, audio_seconds=5.0, max_side=64,
+    )  # fmt: skip
+    fs = read_featureset(tmp_path / "s")
+    recorded = recorded_decode_settings(fs.encoders["video"])
+    assert recorded == {
+        "num_frames": 8, "seed": 3, "sample_rate": 16000, "audio_seconds": 5.0, "max_side": 64,
+    }  # fmt: skip
+    video = dataset / "media" / "v0.mp4"
+    frames = load_query_input("video", video, decode=recorded)
+    direct = decode_post(
+        PostJob("x", None, str(video), None, None),
+        DecodeSpec(modalities=("video",), num_frames=8, seed=3, max_side=64),
+    )
+    assert frames.shape[0] == 8 and np.array_equal(frames, direct.items["video"])
+    assert recorded_decode_settings({"name": "old-store-without-settings"}) == {}

@@ -88,12 +88,13 @@ def encode_raw(
 ) -> dict[str, np.ndarray]:
     """Encoder features of one post's raw artifacts (``text``: a string; ``image``,
     ``video``, ``audio``: file paths), decoded exactly as extraction decodes a post
-    (:func:`nmodal.features.decode.decode_post` with extraction's defaults: 16 frames,
-    seed 0; a video also yields the held-out image frame and its audio track) and encoded
-    by the encoders recorded in the model's config, for ``modalities`` only."""
+    (:func:`nmodal.features.decode.decode_post` with the decode settings the store recorded,
+    extraction's defaults for older stores; a video also yields the held-out image frame and
+    its audio track) and encoded by the encoders recorded in the model's config, for
+    ``modalities`` only."""
     from nmodal.encoders import from_provenance
     from nmodal.errors import MediaError
-    from nmodal.features.decode import PostJob, decode_post
+    from nmodal.features.decode import PostJob, decode_post, recorded_decode_settings
     from nmodal.features.extract import decode_spec
 
     encoders = {}
@@ -102,7 +103,16 @@ def encode_raw(
         if not prov.get("name"):
             raise InputError(f"the model does not record which {m} encoder made its features")
         encoders[m] = from_provenance(prov)
-    spec = decode_spec(encoders, num_frames=16, seed=0, audio_seconds=30.0, max_side=1024)
+    recorded: dict[str, Any] = {}
+    for m in modalities:
+        recorded.update(recorded_decode_settings(model.config.encoders.get(m, {})))
+    spec = decode_spec(
+        encoders,
+        num_frames=recorded.get("num_frames", 16),
+        seed=recorded.get("seed", 0),
+        audio_seconds=recorded.get("audio_seconds", 30.0),
+        max_side=recorded.get("max_side", 1024),
+    )
     paths = {
         m: None if artifacts.get(m) is None else str(artifacts[m])
         for m in ("video", "image", "audio")

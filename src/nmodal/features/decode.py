@@ -44,6 +44,28 @@ class DecodeSpec:
     audio_seconds: float = 30.0
     max_side: int | None = 1024
 
+    def settings(self) -> dict[str, Any]:
+        """What a feature store records of this spec (beside each encoder's provenance), so
+        that a query or a new post is decoded later exactly as the store's posts were."""
+        return {
+            "num_frames": self.num_frames,
+            "seed": self.seed,
+            "sample_rate": self.sample_rate,
+            "audio_seconds": self.audio_seconds,
+            "max_side": self.max_side,
+        }
+
+
+DECODE_KEYS = ("num_frames", "seed", "sample_rate", "audio_seconds", "max_side")
+
+
+def recorded_decode_settings(provenance: Any) -> dict[str, Any]:
+    """The decode settings recorded under ``"decode"`` in an encoder's provenance (a store
+    manifest entry or a model config's ``encoders[m]``); empty for stores written before
+    they were recorded (the defaults then apply)."""
+    recorded = dict(provenance.get("decode", {})) if hasattr(provenance, "get") else {}
+    return {k: recorded[k] for k in DECODE_KEYS if k in recorded}
+
 
 @dataclass(frozen=True)
 class PostJob:

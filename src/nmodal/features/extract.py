@@ -398,10 +398,14 @@ def extract_features(
     }
     encs = resolve_encoders(encoders, modalities, settings, **runtime)
     jobs = load_jobs(dataset_dir, limit)
+    spec = decode_spec(encs, num_frames, seed, audio_seconds, max_side)
     writer = StoreWriter(
         store_dir,
         [j.post_id for j in jobs],
-        {m: {"dim": e.dim, "encoder": e.provenance()} for m, e in encs.items()},
+        {
+            m: {"dim": e.dim, "encoder": {**e.provenance(), "decode": spec.settings()}}
+            for m, e in encs.items()
+        },
         shard_size=shard_size,
         dtype=dtype,
         overwrite=overwrite,
@@ -410,7 +414,6 @@ def extract_features(
     if writer.complete:
         stats.posts_skipped = len(jobs)
         return ExtractResult(writer.path, len(jobs), True, True, stats)
-    spec = decode_spec(encs, num_frames, seed, audio_seconds, max_side)
     stats.setup_seconds = time.perf_counter() - start
     start = time.perf_counter()
     with writer.locked():

@@ -60,10 +60,13 @@ def registry_encoder_source(modality: str, provenance: Mapping[str, Any]) -> Sup
         ) from exc
 
 
-def load_query_input(kind: str, payload: str | Path, encoder: Any = None) -> Any:
+def load_query_input(
+    kind: str, payload: str | Path, encoder: Any = None, decode: Mapping[str, Any] | None = None
+) -> Any:
     """The raw artifact for the encoder: text as is; a media file decoded exactly as feature
     extraction decodes a post's file (:func:`nmodal.features.decode.decode_post`: same frame
-    sampling, size limits, audio length, and the encoder's input size).
+    sampling, size limits, audio length, and the encoder's input size). ``decode`` holds the
+    decode settings the store recorded (frames, seed, audio length, size limit).
 
     Broken or unsupported files raise :class:`nmodal.errors.MediaError`.
     """
@@ -84,6 +87,7 @@ def load_query_input(kind: str, payload: str | Path, encoder: Any = None) -> Any
         modalities=(kind,),
         video_size=size if kind == "video" else None,
         image_size=size if kind == "image" else None,
+        **dict(decode or {}),
     )
     slots = {f"{m}_path": str(path) if m == kind else None for m in ("video", "image", "audio")}
     decoded = decode_post(PostJob(post_id="query", text=None, **slots), spec)
@@ -101,7 +105,10 @@ def encode_query(
     """Encode one query artifact of modality ``kind`` into an L2-normalised ``(1, p)`` vector."""
     if kind not in model.modalities:
         raise InputError(f"this index's model has no {kind} modality (it has {model.modalities})")
-    raw = load_query_input(kind, payload, encoders[kind])
+    from nmodal.features.decode import recorded_decode_settings
+
+    decode = recorded_decode_settings(model.config.encoders.get(kind, {}))
+    raw = load_query_input(kind, payload, encoders[kind], decode=decode)
     features = np.asarray(encoders[kind].encode([raw]), dtype=np.float32)
     if features.ndim != 2 or features.shape[0] != 1:
         raise InputError(f"{kind} encoder returned shape {features.shape}, expected (1, d)")
