@@ -250,9 +250,10 @@ def triplet_masked_loop(embeddings, masks, negatives="cyclic", reduction="sum", 
 
 
 def score_loop(query, candidate_vectors, scoring):
-    """Score of one post for one query from the post's present candidate artifacts."""
+    """Score of one post for one query from the post's present candidate artifacts
+    (none: 0 for sum and symile, -1 = -Vol(query alone) for gram)."""
     if not candidate_vectors:
-        return 0.0
+        return -1.0 if scoring == "gram" else 0.0
     if scoring == "sum":
         return sum(dot(query, v) for v in candidate_vectors)
     if scoring == "symile":

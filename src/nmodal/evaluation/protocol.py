@@ -4,7 +4,11 @@
 of 100 posts by default), a fresh training run and the retrieval evaluation on the test
 population; it reports mean and std of R@K over trials. ``eval_modalities`` adds a
 restricted evaluation of the same models (the paper's "bi-tri" rows: a trimodal model
-evaluated on image-text pairs only).
+evaluated on image-text pairs only). ``scoring`` picks the retrieval scoring rule
+(``"sum"``, the paper's, or ``"symile"`` / ``"gram"``, see :mod:`nmodal.evaluation.retrieval`).
+``train_missing_rate`` drops that fraction of the training and validation artifacts at
+random (:func:`nmodal.evaluation.missing.drop_artifacts`, seeded per trial) while the test
+population stays as it is: set ``TrainConfig(missing="mask")`` to train on what remains.
 
 Example:
     >>> fs = make_synthetic(3000, dim=64)
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from nmodal.errors import InputError
+from nmodal.evaluation.missing import drop_artifacts, missing_fraction
 from nmodal.evaluation.retrieval import DEFAULT_KS, retrieval_report
 from nmodal.features.featureset import FeatureSet
 from nmodal.model import NModalModel
@@ -35,6 +40,7 @@ def evaluate_model(
     ks: Sequence[int] = DEFAULT_KS,
     queries: str | int = "all",
     seed: int = 0,
+    scoring: str = "sum",
 ) -> dict[str, Any]:
     """Embed ``fs`` with ``model`` and run :func:`retrieval_report` over ``modalities``
     (default: the model's), on the posts that have at least two of them."""
@@ -56,6 +62,7 @@ def evaluate_model(
         queries=queries,
         seed=seed,
         present=[sub.present[m] for m in mods],
+        scoring=scoring,
     )
 
 
@@ -78,6 +85,8 @@ def run_protocol(
     queries: str | int = "all",
     seed: int = 0,
     progress: bool = True,
+    scoring: str = "sum",
+    train_missing_rate: float = 0.0,
 ) -> dict[str, Any]:
     """N trials of (fresh split, fresh training, retrieval on the held-out population).
 
@@ -109,18 +118,27 @@ def run_protocol(
             rng = np.random.default_rng(trial_seed)
             train_idx = np.sort(rng.choice(train_idx, size=train_size, replace=False))
         trial_config = TrainConfig.from_dict({**config.to_dict(), "seed": trial_seed})
+        train_fs = fs.subset(train_idx)
+        val_fs = fs.subset(split.val) if len(split.val) >= 2 else None
+        if train_missing_rate > 0:
+            train_fs = drop_artifacts(train_fs, train_missing_rate, seed=trial_seed)
+            if val_fs is not None:
+                val_fs = drop_artifacts(val_fs, train_missing_rate, seed=trial_seed + 1)
         start = time.perf_counter()
-        result = train_model(
-            fs.subset(train_idx),
-            trial_config,
-            val=fs.subset(split.val) if len(split.val) >= 2 else None,
-            progress=progress,
-        )
+        result = train_model(train_fs, trial_config, val=val_fs, progress=progress)
         test = fs.subset(split.test)
-        report = evaluate_model(result.model, test, ks=ks, queries=queries, seed=trial_seed)
+        report = evaluate_model(
+            result.model, test, ks=ks, queries=queries, seed=trial_seed, scoring=scoring
+        )
         restricted = {
             "+".join(sub): evaluate_model(
-                result.model, test, modalities=sub, ks=ks, queries=queries, seed=trial_seed
+                result.model,
+                test,
+                modalities=sub,
+                ks=ks,
+                queries=queries,
+                seed=trial_seed,
+                scoring=scoring,
             )
             for sub in eval_modalities
         }
@@ -129,6 +147,7 @@ def run_protocol(
                 "trial": t,
                 "seed": trial_seed,
                 "sizes": {"train": len(train_idx), "val": len(split.val), "test": len(split.test)},
+                "train_missing_fraction": missing_fraction(train_fs),
                 "report": report,
                 "restricted": restricted,
                 "history": result.history,
@@ -148,6 +167,8 @@ def run_protocol(
         "num_trials": trials,
         "test_size": test_size,
         "train_size": train_size,
+        "scoring": scoring,
+        "train_missing_rate": train_missing_rate,
         "recall": agg(lambda tr: tr["report"]["recall"]),
         "restricted": {
             name: agg(lambda tr, name=name: tr["restricted"][name]["recall"])

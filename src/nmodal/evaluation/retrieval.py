@@ -8,6 +8,24 @@ product with the sum, a query modality costs one ``(Q, D) x (D, P)`` product aga
 ``sum_{m != q} E_m``. Posts lacking an artifact are scored over the artifacts they have
 (absent rows count zero); absent artifacts are never queries.
 
+Missing artifacts: posts are scored over the artifacts they have, as above; a query is
+only ever a present artifact. (``evaluate_model`` evaluates the posts having at least two of
+the modalities; the search index, :mod:`nmodal.index.scoring`, follows the same rule.)
+
+Other scoring rules (``scoring=``), to match losses beyond the paper:
+
+* ``"sum"`` (default, the paper's): the sum of cosine similarities, as above;
+* ``"symile"``: Symile's multilinear inner product of the query with the post's artifacts
+  in the candidate modalities, ``MIP(q, e_b[j], e_c[j], ...) = sum_d q_d e_b[j]_d e_c[j]_d``
+  (for three modalities one product; with one candidate modality, the cosine). An absent
+  artifact is left out of the product; a post with none scores 0;
+* ``"gram"``: GRAM's negative volume ``-sqrt(det G)`` of the parallelotope spanned by the
+  query and the post's artifacts in the candidate modalities (``G`` their Gram matrix,
+  unit vectors): a smaller volume ranks higher. Absent artifacts are left out of the
+  tuple; a post with none scores ``-1`` (the volume of the query alone).
+
+:func:`matched_scoring` gives the rule that matches a loss name.
+
 Ranks are pessimistic about ties: ``rank = 1 + #(posts scoring strictly higher)`` plus
 the number of *other* posts scoring exactly the same, so degenerate embeddings cannot
 score a hit by luck of ordering.
@@ -20,7 +38,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +47,48 @@ import torch
 from nmodal.errors import InputError
 
 DEFAULT_KS = (1, 5, 10, 25)
+SCORINGS = ("sum", "symile", "gram")
 ArrayLike = np.ndarray | torch.Tensor
+GRAM_CHUNK_ELEMENTS = 1 << 24  # bound on (queries x posts x k x k) Gram entries per chunk
+
+
+def matched_scoring(loss: str) -> str:
+    """The scoring rule matching a loss: ``"symile"`` and ``"gram"`` for those losses,
+    ``"sum"`` for the pairwise ones (clip, triplet, anchor, siglip)."""
+    return loss if loss in ("symile", "gram") else "sum"
+
+
+def _scorer(
+    mats: list[np.ndarray], masks: list[np.ndarray], others: list[int], scoring: str
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``(Q, D)`` unit query vectors -> ``(Q, P)`` scores of every post (higher is better)."""
+    if scoring == "sum":
+        target = np.sum([mats[c] for c in others], axis=0)  # (P, D)
+        return lambda q: q @ target.T
+    if scoring == "symile":
+        ones = np.ones((), dtype=mats[0].dtype)
+        product = np.prod([np.where(masks[c][:, None], mats[c], ones) for c in others], axis=0)
+        has_any = np.any([masks[c] for c in others], axis=0)
+        product[~has_any] = 0
+        return lambda q: q @ product.T
+    # gram: G = [[q.q, q.e_c], [e_c.q, e_c.e_d]]; an absent e_c gets a unit row/column
+    # orthogonal to the rest, which leaves the determinant unchanged.
+    k = len(others) + 1
+    cand = np.stack([mats[c] for c in others])  # (R, P, D), absent rows zero
+    absent = ~np.stack([masks[c] for c in others])  # (R, P)
+    inner = np.einsum("rpd,spd->prs", cand, cand)  # (P, R, R)
+    inner[:, np.arange(k - 1), np.arange(k - 1)] += absent.T  # absent: e.e = 1
+
+    def gram_scores(q: np.ndarray) -> np.ndarray:
+        cross = np.einsum("qd,rpd->qpr", q, cand)  # (Q, P, R), 0 for absent
+        g = np.empty((len(q), cand.shape[1], k, k), dtype=q.dtype)
+        g[..., 0, 0] = 1.0
+        g[..., 0, 1:] = cross
+        g[..., 1:, 0] = cross
+        g[..., 1:, 1:] = inner[None]
+        return -np.sqrt(np.clip(np.linalg.det(g), 0.0, None))
+
+    return gram_scores
 
 
 def _as_matrix(x: ArrayLike, name: str) -> np.ndarray:
@@ -105,13 +164,17 @@ def retrieval_ranks(
     chunk_size: int = 4096,
     names: Sequence[str] | None = None,
     candidates: Sequence[int] | None = None,
+    scoring: str = "sum",
 ) -> dict[str, Any]:
     """Rank of the true post for every query, grouped by query modality.
 
     ``candidates`` restricts the modalities a query is compared with (default: all others);
-    the query's own modality is always excluded. Returns ``{"ranks": {name: (Q,) ints},
+    the query's own modality is always excluded. ``scoring``: ``"sum"``, ``"symile"`` or
+    ``"gram"`` (see the module doc). Returns ``{"ranks": {name: (Q,) ints},
     "posts": {name: (Q,) query post indices}, "population": P}``.
     """
+    if scoring not in SCORINGS:
+        raise InputError(f"unknown scoring {scoring!r}; use one of {list(SCORINGS)}")
     mats, masks, names = _prepare(embeddings, present, names)
     cand = list(range(len(mats))) if candidates is None else list(candidates)
     query_posts = _select_queries(masks, queries, seed)
@@ -124,11 +187,14 @@ def retrieval_ranks(
         if not others or len(qp) == 0:
             ranks[name] = np.zeros(0, dtype=np.int64)
             continue
-        target = np.sum([mats[c] for c in others], axis=0)  # (P, D)
+        score = _scorer(mats, masks, others, scoring)
+        step = chunk_size
+        if scoring == "gram":
+            step = max(1, min(chunk_size, GRAM_CHUNK_ELEMENTS // (len(mats[0]) * len(mats) ** 2)))
         out = []
-        for start in range(0, len(qp), chunk_size):
-            rows = qp[start : start + chunk_size]
-            out.append(_ranks(mats[q][rows] @ target.T, rows))
+        for start in range(0, len(qp), step):
+            rows = qp[start : start + step]
+            out.append(_ranks(score(mats[q][rows]), rows))
         ranks[name] = np.concatenate(out)
     return {"ranks": ranks, "posts": posts, "population": len(mats[0])}
 
@@ -145,14 +211,18 @@ def post_retrieval_recall(
     queries: str | int = "all",
     seed: int = 0,
     present: Sequence[np.ndarray] | None = None,
+    scoring: str = "sum",
 ) -> dict[int, float]:
     """Recall@K of post-level cross-modal retrieval (the paper's protocol).
 
     ``embeddings``: one ``(P, D)`` array or tensor per modality; row ``i`` of every modality
     belongs to post ``i``. ``queries="all"`` queries every artifact once; an int draws that
-    many random artifacts (the paper: 300). Returns ``{K: recall}`` as fractions.
+    many random artifacts (the paper: 300). ``scoring``: see the module doc. Returns
+    ``{K: recall}`` as fractions.
     """
-    result = retrieval_ranks(embeddings, present=present, queries=queries, seed=seed)
+    result = retrieval_ranks(
+        embeddings, present=present, queries=queries, seed=seed, scoring=scoring
+    )
     all_ranks = np.concatenate(list(result["ranks"].values()))
     return _recall(all_ranks, ks)
 
@@ -164,11 +234,14 @@ def retrieval_report(
     queries: str | int = "all",
     seed: int = 0,
     present: Sequence[np.ndarray] | None = None,
+    scoring: str = "sum",
 ) -> dict[str, Any]:
     """Recall@K overall, by query modality and by (query -> candidate) modality pair,
     plus mean and median rank. Keys of recall dicts are strings of K (JSON-ready)."""
     names = list(names)
-    base = retrieval_ranks(embeddings, present=present, queries=queries, seed=seed, names=names)
+    base = retrieval_ranks(
+        embeddings, present=present, queries=queries, seed=seed, names=names, scoring=scoring
+    )
     all_ranks = np.concatenate(list(base["ranks"].values()))
 
     def fmt(r: dict[int, float]) -> dict[str, float]:
@@ -177,7 +250,13 @@ def retrieval_report(
     by_pair: dict[str, dict[str, float]] = {}
     for c, cname in enumerate(names):
         pair = retrieval_ranks(
-            embeddings, present=present, queries=queries, seed=seed, names=names, candidates=[c]
+            embeddings,
+            present=present,
+            queries=queries,
+            seed=seed,
+            names=names,
+            candidates=[c],
+            scoring=scoring,
         )
         for qname, r in pair["ranks"].items():
             if qname != cname:
@@ -191,4 +270,5 @@ def retrieval_report(
         "num_queries": len(all_ranks),
         "population": base["population"],
         "chance": {str(k): min(1.0, k / base["population"]) for k in ks},
+        "scoring": scoring,
     }
