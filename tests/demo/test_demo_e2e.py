@@ -132,3 +132,29 @@ def test_showcase_model_is_trial_one_and_resume_skips_every_step(
     assert again["retrieval"] == results["retrieval"]
     assert main([*args[:-1], "3", "--resume"]) == 1
     assert "other settings" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_interrupted_demo_resumes_the_missing_pieces_only(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_dir, copy)
+    before = json.loads((copy / "runs" / "triCLIP-e2-d256.json").read_text())
+    # as if killed while writing clips and before the first protocol run finished
+    info = json.loads((copy / "corpus" / "corpus.json").read_text())
+    (copy / "corpus" / "corpus.json").write_text(json.dumps({**info, "complete": False}))
+    clip = copy / "corpus" / "media" / "demo-00007.mp4"
+    clip.unlink()
+    (copy / "runs" / "triCLIP-e2-d256.json").unlink()
+    args = ["demo", "--out", str(copy), "--posts", "60", "--trials", "1", "--epochs", "2"]
+    assert main([*args, "--no-progress", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "[demo] corpus ..." in out and "ingest: done already" in out
+    assert "[demo] protocol triCLIP-e2-d256 ..." in out
+    assert "protocol triTRIP-e2-d256: done already" in out
+    assert clip.is_file()
+    after = json.loads((copy / "runs" / "triCLIP-e2-d256.json").read_text())
+    assert after["recall"] == before["recall"]  # deterministic: the same trial again

@@ -133,6 +133,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
         "subtitle": "test fixture <b>escaped</b>",
         "summary": {"posts": 500, "encoders": {"text": "e5-small"}, "seconds": 12.345},
         "warnings": ["a warning & an ampersand"],
+        "notes": ["Image queries are easy <here>."],
         "population": 100,
         "retrieval": {r["name"]: r["recall"] for r in runs if r["main"]},
         "runs": runs,

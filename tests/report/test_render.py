@@ -65,6 +65,7 @@ def test_html_is_self_contained_and_holds_every_section(
     # escaping: user strings never become markup
     assert "<b>escaped</b>" not in html and "&lt;b&gt;escaped&lt;/b&gt;" in html
     assert "a warning &amp; an ampersand" in html
+    assert "Image queries are easy &lt;here&gt;." in html
     assert "Смотрите: сова" in html
 
 
@@ -119,9 +120,10 @@ def test_paper_tables_pick_runs_by_family_epochs_and_dim(
     assert set(tables) == {"table2", "table3", "table4", "table5", "by_query"}
     t2 = tables["table2"].markdown.splitlines()
     assert t2[0].startswith("| Model \\ Epochs | 1 @1 |") and "10 @25" in t2[0]
-    assert [ln.split("|")[1].strip() for ln in t2[2:]] == ["triCLIP", "triTRIP"]
+    assert [ln.split("|")[1].strip() for ln in t2[2:]] == ["triTRIP", "triCLIP"]  # paper order
     t4 = tables["table4"].markdown
-    assert [ln.split("|")[1].strip() for ln in t4.splitlines()[2:]] == ["256D", "64D", "512D"]
+    assert [ln.split("|")[1].strip() for ln in t4.splitlines()[2:]] == ["64D", "256D", "512D"]
+    assert "1 @1" not in t4.splitlines()[0]  # only epochs with several dims
     t3 = tables["table3"].markdown
     assert "bi-triCLIP (text+image only)" in t3 and "| chance | 1.00% |" in t3
     assert "quadCLIP" in tables["table5"].markdown

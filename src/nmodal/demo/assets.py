@@ -182,7 +182,8 @@ def write_clip(
             video.codec_context.thread_count = 1
             sound = None
             if audio is not None:
-                sound = container.add_stream("aac", rate=audio_rate)
+                # the "fast" AAC coder is ~4x quicker than the default two-loop search
+                sound = container.add_stream("aac", rate=audio_rate, options={"aac_coder": "fast"})
                 sound.layout = "mono"
             for i in range(len(frames)):
                 frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")

@@ -169,15 +169,31 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+def _complete(path: Path) -> bool:
+    """True when the JSON file ``path`` exists and says ``"complete": true``."""
+    return path.is_file() and bool(_read_json(path).get("complete"))
+
+
 class _Steps:
-    """Runs named steps, skipping those whose output exists; keeps their timings."""
+    """Runs named steps, skipping those that are done; keeps their timings.
+
+    A step is done when ``output`` exists, or when ``done(output)`` says so (steps that
+    write their output early and finish it later, and resume from where they stopped).
+    """
 
     def __init__(self, log: Callable[[str], None]) -> None:
         self.log = log
         self.timings: dict[str, float | str] = {}
 
-    def run(self, name: str, output: Path, fn: Callable[..., Any], *args: Any) -> None:
-        if output.exists():
+    def run(
+        self,
+        name: str,
+        output: Path,
+        fn: Callable[..., Any],
+        *args: Any,
+        done: Callable[[Path], bool] = Path.exists,
+    ) -> None:
+        if done(output):
             self.log(f"[demo] {name}: done already ({output})")
             self.timings[name] = "skipped (done)"
             return
@@ -488,8 +504,6 @@ def run_demo(
 
     corpus = out / "corpus"
     corpus_done = corpus / INFO
-    if corpus_done.is_file() and not _read_json(corpus_done).get("complete"):
-        corpus_done.unlink()  # interrupted: generate_corpus resumes clip by clip
     steps.run(
         "corpus",
         corpus_done,
@@ -500,18 +514,21 @@ def run_demo(
         cfg.workers,
         cfg.real_assets,
         cfg.progress,
+        done=_complete,  # an interrupted generation resumes clip by clip
     )
     corpus_meta = _read_json(corpus_done)
     dataset = out / "dataset"
     steps.run(
         "ingest",
         dataset / "posts.parquet",
-        lambda: _ingest(corpus / "manifest.jsonl", dataset, cfg.progress),
+        _ingest,
+        corpus / "manifest.jsonl",
+        dataset,
+        cfg.progress,
     )
 
     from nmodal.features import read_featureset
     from nmodal.features.extract import extract_features
-    from nmodal.features.store import read_manifest as read_store_manifest
 
     features = out / "features"
 
@@ -527,10 +544,8 @@ def run_demo(
             progress=cfg.progress,
         )
 
-    features_done = features / "manifest.json"
-    if features_done.is_file() and not read_store_manifest(features).get("complete"):
-        extract()  # resumes the shards that are missing
-    steps.run("extract", features_done, extract)
+    # an interrupted extraction resumes from the shards it finished
+    steps.run("extract", features / "manifest.json", extract, done=_complete)
 
     from nmodal.sources import read_posts
 

@@ -8,6 +8,7 @@ The results dict (every key optional except where a section needs it)::
 
     title, subtitle        str
     summary                {label: value}             shown as the "Run" table
+    notes                  [str]                      paragraphs under it (how to read it)
     warnings               [str]
     retrieval              {model: {"1": {"mean", "std"}, "5": .., "10": .., "25": ..}}
     population             int (test population; chance = K / population)
@@ -371,9 +372,12 @@ def render_report(
 
     # (section id, title, html, markdown)
     sections: list[tuple[str, str, str, str]] = []
-    if results.get("summary") or results.get("warnings"):
+    if results.get("summary") or results.get("warnings") or results.get("notes"):
         h = _kv_html(results.get("summary", {}))
         m = _kv_markdown(results.get("summary", {})) if results.get("summary") else ""
+        for note in results.get("notes", []):
+            h += f"<p>{_esc(note)}</p>"
+            m += f"\n\n{note}"
         for w in results.get("warnings", []):
             h += f'<p class="warn">⚠ {_esc(w)}</p>'
             m += f"\n\n> **Warning:** {w}"

@@ -66,16 +66,27 @@ def paper_tables(runs: Sequence[Run], ks: Sequence[int] = DEFAULT_KS) -> list[Ta
     settings = _settings(runs)
     out: list[Table] = []
 
+    ordered = sorted(runs, key=lambda r: (r["dim"], r["epochs"]))
+
     def grid(families: Sequence[str], by: str) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
-        for r in runs:
+        if by == "family":  # rows in the order given, epochs ascending
+            rows = {f: {} for f in families if any(r["family"] == f for r in runs)}
+        for r in ordered:
             if r["family"] not in families:
                 continue
             if by == "family" and r["dim"] == dim:
                 rows.setdefault(r["family"], {})[str(r["epochs"])] = r["recall"]
-            elif by == "dim":
+            elif by == "dim" and r["epochs"] in dim_epochs:
                 rows.setdefault(f"{r['dim']}D", {})[str(r["epochs"])] = r["recall"]
-        return rows
+        return {k: v for k, v in rows.items() if v}
+
+    # Table 4 compares dims at the epochs for which several dims were trained
+    dims_at: dict[int, set[int]] = {}
+    for r in runs:
+        if r["family"] == "triCLIP":
+            dims_at.setdefault(r["epochs"], set()).add(r["dim"])
+    dim_epochs = {e for e, dims in dims_at.items() if len(dims) > 1}
 
     table2 = grid(["triTRIP", "triCLIP"], "family")
     if table2:
@@ -112,7 +123,7 @@ def paper_tables(runs: Sequence[Run], ks: Sequence[int] = DEFAULT_KS) -> list[Ta
         )
 
     table4 = grid(["triCLIP"], "dim")
-    if len({r["dim"] for r in runs if r["family"] == "triCLIP"}) > 1:
+    if dim_epochs:
         out.append(
             Table(
                 "table4",
