@@ -14,6 +14,9 @@ from nmodal.demo.pipeline import FAMILIES, DemoConfig, plan_runs
 
 KS = ("1", "5", "10", "25")
 
+# one demo run shared by this module's tests: keep them on one xdist worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("demo_e2e")
+
 
 def test_plan_runs_covers_the_paper_tables() -> None:
     keys = [r.key for r in plan_runs(DemoConfig(epochs=50))]

@@ -8,8 +8,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nmodal.evaluation.tables import format_cell
 from nmodal.report import ReportFiles, md_table_to_html, paper_tables, render_report
+
+pytestmark = pytest.mark.xdist_group("report")  # one rendered report shared by the tests
 
 
 class _Collector(HTMLParser):
