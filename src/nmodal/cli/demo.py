@@ -27,7 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "DIR/report.html, DIR/report.md and DIR/results.json. Each step is skipped on "
             "--resume when its output exists."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
