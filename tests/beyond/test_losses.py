@@ -200,3 +200,17 @@ def test_gram_gradients_are_finite_for_aligned_tuples():
     z = [base.clone().requires_grad_() for _ in range(3)]  # positives exactly collinear
     GramLoss().double()(z).backward()
     assert all(torch.isfinite(t.grad).all() for t in z)
+
+
+@pytest.mark.parametrize(
+    "loss", [GramLoss(), SymileLoss(), SymileLoss(negative_sampling="n_squared")], ids=str
+)
+def test_higher_order_losses_compute_in_float32_under_half_precision(loss):
+    z32 = [t.detach().float() for t in embeddings(3, batch=6, dim=8, seed=12)]
+    z16 = [t.bfloat16().requires_grad_() for t in z32]
+    reference = loss([t.bfloat16().float() for t in z32])
+    value = loss(z16)
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(reference.item(), rel=1e-6)
+    value.backward()
+    assert all(t.grad is not None and t.grad.dtype == torch.bfloat16 for t in z16)

@@ -154,3 +154,13 @@ def stack_inputs(
         return stack_embeddings(embeddings, min_batch=min_batch), None
     present = stack_masks(masks, len(embeddings), first.shape[0], device=first.device)
     return stack_embeddings(embeddings, min_batch=min_batch, present=present), present
+
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def at_least_float32(z: torch.Tensor) -> torch.Tensor:
+    """``z`` in float32 when it is half precision (mixed-precision training), else as is.
+    Use inside ``torch.autocast(..., enabled=False)`` for products of several embeddings
+    and determinants, which half precision cannot hold (or compute)."""
+    return z.float() if z.dtype in LOW_PRECISION else z

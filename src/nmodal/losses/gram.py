@@ -12,6 +12,7 @@ loss is not part of it.
 
 The volume is ``sqrt(max(det, eps))`` with ``eps = 1e-8``: the determinant of a nearly
 degenerate tuple can round below zero, and the square root's slope is unbounded at 0.
+It is computed in float32 even under mixed precision (no half-precision determinants).
 With ``normalize=True`` (default) the vectors are unit vectors, so ``0 <= V <= 1``; for two
 modalities ``V = |sin angle|``.
 
@@ -33,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from nmodal.losses._temperature import TemperatureLoss
-from nmodal.losses._validate import stack_inputs
+from nmodal.losses._validate import at_least_float32, stack_inputs
 from nmodal.losses.anchor import anchor_position, check_anchor
 from nmodal.losses.symile import complete_items
 
@@ -86,12 +87,14 @@ class GramLoss(TemperatureLoss):
         batch = z.shape[1]
         if batch < 2:  # no complete pair of items: nothing to contrast
             return z.sum() * 0.0 + self.log_logit_scale.to(z.dtype) * 0.0
-        if self.normalize:
-            z = F.normalize(z, dim=-1)
-        others = [m for m in range(z.shape[0]) if m != a]
-        logits = -self.logit_scale().to(z.dtype) * tuple_volumes(z[a], z[others])
-        labels = torch.arange(batch, device=z.device)
-        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+        with torch.autocast(z.device.type, enabled=False):  # determinants need float32
+            z = at_least_float32(z)
+            if self.normalize:
+                z = F.normalize(z, dim=-1)
+            others = [m for m in range(z.shape[0]) if m != a]
+            logits = -self.logit_scale().to(z.dtype) * tuple_volumes(z[a], z[others])
+            labels = torch.arange(batch, device=z.device)
+            return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
     def extra_repr(self) -> str:
         return f"anchor={self.anchor!r}, " + super().extra_repr()

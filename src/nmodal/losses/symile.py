@@ -21,7 +21,8 @@ the loss is the mean over anchors (and items) of these cross-entropies. Candidat
 
 For two modalities both modes reduce to the standard CLIP loss. ``normalize=True``
 L2-normalises each embedding first (the MIP of unit vectors is at most 1 and usually much
-smaller, so the learnable temperature matters).
+smaller, so the learnable temperature matters). The MIPs are computed in float32 even
+under mixed precision.
 
 Missing modalities: the MIP needs the whole tuple, so with ``masks`` only the items having
 every artifact take part (as anchors and as candidates); other items contribute nothing.
@@ -42,7 +43,7 @@ import torch.nn.functional as F
 
 from nmodal.errors import InputError
 from nmodal.losses._temperature import TemperatureLoss
-from nmodal.losses._validate import stack_inputs
+from nmodal.losses._validate import at_least_float32, stack_inputs
 
 NegativeSampling = Literal["n", "n_squared"]
 
@@ -100,11 +101,16 @@ class SymileLoss(TemperatureLoss):
         ``masks``: optional ``(B,)`` bool presence per modality (complete items only)."""
         z, present = stack_inputs(embeddings, masks)
         z = complete_items(z, present)
-        num_modalities, batch = z.shape[0], z.shape[1]
-        if batch < 2:  # no complete pair of items: nothing to contrast
+        if z.shape[1] < 2:  # no complete pair of items: nothing to contrast
             return z.sum() * 0.0 + self.log_logit_scale.to(z.dtype) * 0.0
-        if self.normalize:
-            z = F.normalize(z, dim=-1)
+        with torch.autocast(z.device.type, enabled=False):  # products of M small numbers
+            z = at_least_float32(z)
+            if self.normalize:
+                z = F.normalize(z, dim=-1)
+            return self._loss(z)
+
+    def _loss(self, z: torch.Tensor) -> torch.Tensor:
+        num_modalities, batch = z.shape[0], z.shape[1]
         scale = self.logit_scale().to(z.dtype)
         labels = torch.arange(batch, device=z.device)
         terms = []
