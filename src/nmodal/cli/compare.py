@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         losses=args.losses,
         trials=args.trials,
         test_size=args.test_size,
+        val_fraction=args.val_fraction,
         missing_rate=args.missing_rate,
         scoring=args.scoring,
         groups=load_groups(args, fs.post_ids),
