@@ -79,9 +79,7 @@ def split_posts(
             raise InputError(f"not enough posts for a test population of {n_test}")
         test = test_pool[:n_test]
         n_rest = int(sizes[rest_groups].sum())
-        val_groups, train_groups = _take_groups(
-            rest_groups, sizes, round(val_fraction * n_rest)
-        )
+        val_groups, train_groups = _take_groups(rest_groups, sizes, round(val_fraction * n_rest))
         val = rng.permutation(np.flatnonzero(np.isin(group_of, val_groups)))
         train = rng.permutation(np.flatnonzero(np.isin(group_of, train_groups)))
         if len(train) == 0:
