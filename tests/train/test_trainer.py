@@ -133,3 +133,23 @@ def test_bad_config():
         TrainConfig(batch_size=1)
     with pytest.raises(InputError, match="lr_schedule"):
         TrainConfig(lr_schedule="exp")
+
+
+def test_select_by_validation_recall_or_last_epoch(data):
+    from nmodal.train.trainer import validation_recall
+
+    fs, s = data
+    train, val = fs.subset(s.train[:300]), fs.subset(s.val)
+    by_recall = train_model(train, small(epochs=6, select="val_recall"), val=val, progress=False)
+    recalls = [h["val_recall"] for h in by_recall.history]
+    assert by_recall.best_epoch == int(np.argmax(recalls)) + 1
+    assert validation_recall(by_recall.model, val) == pytest.approx(max(recalls))
+    last = train_model(train, small(epochs=6, select="last"), val=val, progress=False)
+    assert last.best_epoch == 6
+    plain = train_model(train, small(epochs=6), progress=False)  # no validation: last epoch
+    for (k, a), (_, b) in zip(
+        last.model.state_dict().items(), plain.model.state_dict().items(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    with pytest.raises(InputError, match="select"):
+        TrainConfig(select="best")

@@ -89,6 +89,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="posts lacking a modality: drop (train on complete posts only, default) or mask "
         "(train on posts with >= 2 modalities; the loss uses only the pairs that exist)",
     )
+    g.add_argument(
+        "--select",
+        choices=["val_loss", "val_recall", "last"],
+        default="val_loss",
+        help="which epoch to keep: lowest validation loss (default), highest "
+        "validation recall (mean R@1/5/10; contrastive validation loss can rise while "
+        "retrieval still improves), or the last epoch as in the paper",
+    )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     g.add_argument(
@@ -141,6 +149,7 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         warmup_steps=args.warmup_steps,
         patience=args.patience,
         seed=args.seed,
+        select=args.select,
         device=args.device,
         amp=args.amp,
         missing=args.missing,

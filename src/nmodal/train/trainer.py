@@ -44,6 +44,8 @@ from nmodal.train.distributed import DistContext
 
 LR_SCHEDULES = ("constant", "cosine")
 MISSING = ("drop", "mask")
+SELECT = ("val_loss", "val_recall", "last")
+VAL_RECALL_POSTS = 1000  # validation posts used for the val_recall criterion
 
 
 @dataclass
@@ -66,6 +68,9 @@ class TrainConfig:
     amp: str = "auto"  # "auto" (bf16/fp16 autocast on CUDA) | "off" | "bf16" | "fp16"
     threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
     missing: str = "drop"  # "drop": complete posts only | "mask": posts with >= 2 modalities
+    # which epoch's weights to keep: lowest validation loss, highest validation retrieval
+    # recall (mean of R@1/5/10 on up to 1000 validation posts), or simply the last epoch
+    select: str = "val_loss"
 
     def __post_init__(self) -> None:
         if isinstance(self.head, dict):
@@ -82,6 +87,8 @@ class TrainConfig:
             raise InputError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         if self.missing not in MISSING:
             raise InputError(f"missing must be 'drop' or 'mask', got {self.missing!r}")
+        if self.select not in SELECT:
+            raise InputError(f"select must be one of {SELECT}, got {self.select!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -213,6 +220,21 @@ def batch_loss(
 
 
 @torch.no_grad()
+def validation_recall(model: NModalModel, val: FeatureSet) -> float:
+    """Mean of R@1, R@5 and R@10 of post retrieval on (up to 1000 of) the validation posts."""
+    from nmodal.evaluation.retrieval import post_retrieval_recall
+
+    mods = model.modalities
+    rows = np.flatnonzero(np.stack([val.present[m] for m in mods]).sum(axis=0) >= 2)
+    sub = val.subset(rows[:VAL_RECALL_POSTS])
+    emb = model.embed({m: sub.features[m] for m in mods})
+    recall = post_retrieval_recall(
+        [emb[m] for m in mods], ks=(1, 5, 10), present=[sub.present[m] for m in mods]
+    )
+    return float(np.mean(list(recall.values())))
+
+
+@torch.no_grad()
 def evaluate_loss(model: NModalModel, data: _Batches, batch_size: int) -> float:
     """Mean loss over fixed-order batches in eval mode (weighted by batch size)."""
     assert model.loss is not None
@@ -298,7 +320,7 @@ def train_model(
 
     history: list[dict[str, float]] = []
     best_state: dict[str, torch.Tensor] | None = None
-    best_val, best_epoch, stale = math.inf, 0, 0
+    best_val, best_criterion, best_epoch, stale = math.inf, math.inf, 0, 0
     seen = 0
     start = time.perf_counter()
     bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress)
@@ -333,13 +355,29 @@ def train_model(
             record["val_loss"] = evaluate_loss(model, val_data, batch_size)
             if distributed is not None:  # identical decisions on every rank
                 record["val_loss"] = distributed.mean(record["val_loss"], device)
-            if record["val_loss"] < best_val:
-                best_val, best_epoch, stale = record["val_loss"], epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+            if config.select == "val_recall":
+                assert val is not None
+                record["val_recall"] = validation_recall(model, val)
+                model.train()
+            # lower is better: the loss, or the recall's complement
+            criterion = {"val_loss": record["val_loss"], "last": -float(epoch)}.get(
+                config.select, 1.0 - record.get("val_recall", 0.0)
+            )
+            if criterion < best_criterion:
+                best_criterion, best_val, best_epoch, stale = (
+                    criterion,
+                    record["val_loss"],
+                    epoch,
+                    0,
+                )
+                if config.select != "last":
+                    best_state = copy.deepcopy(model.state_dict())
             else:
                 stale += 1
         history.append(record)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.endswith("loss")})
+        bar.set_postfix(
+            {k: f"{v:.4f}" for k, v in record.items() if k.startswith(("train_", "val_"))}
+        )
         if config.patience is not None and val_data is not None and stale >= config.patience:
             break
     seconds = time.perf_counter() - start
@@ -352,7 +390,7 @@ def train_model(
         model=model.cpu(),
         history=history,
         best_epoch=best_epoch,
-        best_val_loss=best_val if best_state is not None else None,
+        best_val_loss=best_val if math.isfinite(best_val) else None,
         seconds=seconds,
         samples_per_second=seen / seconds if seconds > 0 else float("nan"),
     )
