@@ -39,15 +39,14 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from nmodal.errors import InputError
+from nmodal.losses._temperature import TemperatureLoss
 from nmodal.losses._validate import stack_inputs
 
 CLIPTargets = Literal["identity", "soft"]
@@ -77,10 +76,8 @@ def masked_item_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return total / usable.sum().clamp_min(1)
 
 
-class NModalCLIPLoss(nn.Module):
+class NModalCLIPLoss(TemperatureLoss):
     """Mean over modality pairs of the (symmetric) CLIP cross-entropy; see the module doc."""
-
-    log_logit_scale: torch.Tensor
 
     def __init__(
         self,
@@ -90,39 +87,10 @@ class NModalCLIPLoss(nn.Module):
         normalize: bool = True,
         max_logit_scale: float = 100.0,
     ) -> None:
-        super().__init__()
         if targets not in ("identity", "soft"):
             raise InputError(f"unknown CLIP targets {targets!r}; use 'identity' or 'soft'")
-        if (
-            not (isinstance(temperature, (int, float)) and math.isfinite(temperature))
-            or temperature <= 0
-        ):
-            raise InputError(f"temperature must be a positive number, got {temperature!r}")
-        if not max_logit_scale > 0:
-            raise InputError(f"max_logit_scale must be positive, got {max_logit_scale!r}")
-        if 1.0 / temperature > max_logit_scale * (1 + 1e-9):
-            raise InputError(
-                f"temperature {temperature} gives logit scale {1.0 / temperature:.4g}, above "
-                f"max_logit_scale {max_logit_scale} (raise max_logit_scale or the temperature)"
-            )
+        super().__init__(temperature, learn_temperature, normalize, max_logit_scale)
         self.targets: CLIPTargets = targets
-        self.normalize = normalize
-        self.learn_temperature = learn_temperature
-        self.max_logit_scale = float(max_logit_scale)
-        init = torch.tensor(math.log(1.0 / temperature), dtype=torch.float32)
-        if learn_temperature:
-            self.log_logit_scale = nn.Parameter(init)
-        else:
-            self.register_buffer("log_logit_scale", init)
-
-    def logit_scale(self) -> torch.Tensor:
-        """``1 / tau`` as a 0-d tensor, clamped at ``max_logit_scale`` (gradient flows below it)."""
-        return self.log_logit_scale.exp().clamp(max=self.max_logit_scale)
-
-    @property
-    def temperature(self) -> float:
-        """The current temperature ``tau`` (after clamping) as a float."""
-        return float(1.0 / self.logit_scale().detach())
 
     def pairs(self, num_modalities: int, device: torch.device) -> torch.Tensor:
         """``(2, P)``: the modality pairs ``(a, b)`` of the loss, here every ``a < b``."""
@@ -178,8 +146,4 @@ class NModalCLIPLoss(nn.Module):
         return masked_item_mean((rows + cols) / 2, valid)
 
     def extra_repr(self) -> str:
-        return (
-            f"targets={self.targets!r}, normalize={self.normalize}, "
-            f"temperature={self.temperature:.4g}, learn_temperature={self.learn_temperature}, "
-            f"max_logit_scale={self.max_logit_scale:g}"
-        )
+        return f"targets={self.targets!r}, {super().extra_repr()}"
