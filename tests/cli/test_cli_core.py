@@ -144,3 +144,10 @@ def test_protocol_grid(store, capsys):
     tables = (out / "tables.md").read_text()
     assert "bi-triCLIP on text+image" in tables
     assert f"results written to {out / 'protocol.json'}" in capsys.readouterr().out
+
+
+def test_bad_queries_value_is_a_usage_error(store, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", str(store / "model"), "--store", str(store / "store"), "--queries", "x"])
+    assert exc.value.code == 2
+    assert "expected 'all' or a positive integer, got 'x'" in capsys.readouterr().err

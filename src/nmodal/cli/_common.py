@@ -23,6 +23,27 @@ def int_list(text: str) -> list[int]:
         ) from exc
 
 
+def queries_arg(text: str) -> str | int:
+    """argparse type of ``--queries``: ``all`` or a positive number of random queries."""
+    if text == "all":
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a positive integer, got {text!r}")
+    return count
+
+
+def read_store(store: Path, modalities: list[str] | None) -> Any:
+    """The feature store at ``store``, restricted to ``modalities`` when given."""
+    from nmodal.features import read_featureset
+
+    fs = read_featureset(store)
+    return fs.select(modalities) if modalities else fs
+
+
 def parse_value(text: str) -> Any:
     """``"0.1"`` -> 0.1, ``"true"`` -> True, ``"none"`` -> None, otherwise the string."""
     low = text.lower()

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nmodal.cli._common import add_train_arguments, parse_value
+from nmodal.cli._common import add_train_arguments, parse_value, queries_arg
 from nmodal.errors import InputError
 
 DEFAULT_LOSSES = "clip,triplet,symile,gram,anchor,siglip"
@@ -69,24 +69,30 @@ def register(sub: Any) -> None:
         help="retrieval scoring: auto (the loss's own rule, default) or one rule for all",
     )
     p.add_argument(
-        "--queries", default="all", help="'all' or a number of random queries (paper: 300)"
+        "--queries",
+        default="all",
+        type=queries_arg,
+        help="'all' or a number of random queries (paper: 300)",
     )
     add_train_arguments(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmodal.cli._common import check_output, load_groups, train_config_from_args, write_json
+    from nmodal.cli._common import (
+        check_output,
+        load_groups,
+        read_store,
+        train_config_from_args,
+        write_json,
+    )
     from nmodal.evaluation.compare import compare_losses
-    from nmodal.features import read_featureset
 
     check_output(args.out, args.overwrite)
     if args.loss_option:
         raise InputError("compare takes loss options in --losses, e.g. symile:negative_sampling=n")
     base = train_config_from_args(args)
-    fs = read_featureset(args.store)
-    if base.modalities:
-        fs = fs.select(base.modalities)
+    fs = read_store(args.store, base.modalities)
     result = compare_losses(
         fs,
         base,
@@ -97,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         missing_rate=args.missing_rate,
         scoring=args.scoring,
         groups=load_groups(args, fs.post_ids),
-        queries=args.queries if args.queries == "all" else int(args.queries),
+        queries=args.queries,
         seed=args.seed,
     )
     args.out.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nmodal.cli._common import csv_list
+from nmodal.cli._common import csv_list, queries_arg
 
 
 def register(sub: Any) -> None:
@@ -38,6 +38,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--queries",
         default="all",
+        type=queries_arg,
         help="'all' (every artifact once) or a number of random queries (paper: 300)",
     )
     p.add_argument("--ks", default="1,5,10,25", help="K values (default 1,5,10,25)")
@@ -78,10 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     model = NModalModel.load(args.model)
     fs = _select_posts(args, read_featureset(args.store))
-    queries = args.queries if args.queries == "all" else int(args.queries)
     ks = int_list(args.ks)
     report = evaluate_model(
-        model, fs, modalities=args.modalities, ks=ks, queries=queries, seed=args.seed
+        model, fs, modalities=args.modalities, ks=ks, queries=args.queries, seed=args.seed
     )
     print(
         f"population {report['population']} posts, {report['num_queries']} queries; "

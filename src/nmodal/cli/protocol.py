@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nmodal.cli._common import add_train_arguments, csv_list, int_list
+from nmodal.cli._common import add_train_arguments, csv_list, int_list, queries_arg
 
 
 def register(sub: Any) -> None:
@@ -60,22 +60,28 @@ def register(sub: Any) -> None:
         help="also evaluate on these modalities only (repeatable), e.g. text,image",
     )
     p.add_argument(
-        "--queries", default="all", help="'all' or a number of random queries (paper: 300)"
+        "--queries",
+        default="all",
+        type=queries_arg,
+        help="'all' or a number of random queries (paper: 300)",
     )
     add_train_arguments(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmodal.cli._common import check_output, load_groups, train_config_from_args, write_json
+    from nmodal.cli._common import (
+        check_output,
+        load_groups,
+        read_store,
+        train_config_from_args,
+        write_json,
+    )
     from nmodal.evaluation.sweep import run_sweep
-    from nmodal.features import read_featureset
 
     check_output(args.out, args.overwrite)
     base = train_config_from_args(args)
-    fs = read_featureset(args.store)
-    if base.modalities:
-        fs = fs.select(base.modalities)
+    fs = read_store(args.store, base.modalities)
     groups = load_groups(args, fs.post_ids)
     losses = [
         {**base.loss, "name": name} if name == base.loss["name"] else {"name": name}
@@ -92,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         test_size=args.test_size,
         groups=groups,
         eval_modalities=args.bimodal or (),
-        queries=args.queries if args.queries == "all" else int(args.queries),
+        queries=args.queries,
         seed=args.seed,
     )
     args.out.mkdir(parents=True, exist_ok=True)

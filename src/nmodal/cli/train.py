@@ -10,6 +10,7 @@ from nmodal.cli._common import (
     add_train_arguments,
     check_output,
     load_groups,
+    read_store,
     train_config_from_args,
 )
 
@@ -36,14 +37,11 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nmodal.cli._common import write_json
-    from nmodal.features import read_featureset
     from nmodal.train import split_posts, train_model
 
     check_output(args.out, args.overwrite)
     config = train_config_from_args(args)
-    fs = read_featureset(args.store)
-    if config.modalities:
-        fs = fs.select(config.modalities)
+    fs = read_store(args.store, config.modalities)
     groups = load_groups(args, fs.post_ids)
     split = split_posts(fs.num_posts, args.test_size, args.val_fraction, args.seed, groups=groups)
     print(
