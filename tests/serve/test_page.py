@@ -9,27 +9,13 @@ from typing import Any
 
 import pytest
 
+from chromium import ARGS, CHROMIUM, MISSING_REASON
 from mediafixtures import write_image
 from serve.conftest import Server
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="/usr/bin/chromium is not installed (scripts/setup.sh installs it)",
-    ),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING_REASON),
 ]
 
 
