@@ -64,7 +64,7 @@ def test_train_then_evaluate(store, capsys):
         main(["evaluate", str(model), "--store", str(store / "store"), "--out", str(report)]) == 0
     )
     out = capsys.readouterr().out
-    assert "population 100 posts, 300 queries" in out and "| all queries |" in out
+    assert "population 100 posts, 300 queries, scoring sum" in out and "| all queries |" in out
     data = json.loads(report.read_text())
     assert set(data["recall"]) == {"1", "5", "10", "25"}
 
@@ -151,3 +151,14 @@ def test_bad_queries_value_is_a_usage_error(store, capsys):
         main(["evaluate", str(store / "model"), "--store", str(store / "store"), "--queries", "x"])
     assert exc.value.code == 2
     assert "expected 'all' or a positive integer, got 'x'" in capsys.readouterr().err
+
+
+def test_evaluate_scores_a_symile_model_with_the_symile_rule(store, capsys):
+    model = store / "symile"
+    assert (
+        main(["train", str(store / "store"), "--out", str(model), *COMMON, "--loss", "symile"]) == 0
+    )
+    assert main(["evaluate", str(model), "--store", str(store / "store")]) == 0
+    assert "scoring symile" in capsys.readouterr().out
+    assert main(["evaluate", str(model), "--store", str(store / "store"), "--scoring", "sum"]) == 0
+    assert "scoring sum" in capsys.readouterr().out

@@ -62,3 +62,13 @@ def test_table_formats():
     )
     grid = recall_grid_table({"m": {"10": r}, "n": {"50": r}}, ks=(1,))
     assert grid.splitlines()[2] == "| m | 60.47% | – |"
+
+
+def test_sweep_scores_each_loss_with_its_own_rule(fs):
+    out = run_sweep(fs, CFG, losses=["clip", "symile"], trials=1, progress=False)
+    assert {k: r["scoring"] for k, r in out["runs"].items()} == {
+        "triCLIP/all/2/16": "sum",
+        "triSYMILE/all/2/16": "symile",
+    }
+    forced = run_sweep(fs, CFG, losses=["symile"], trials=1, progress=False, scoring="sum")
+    assert next(iter(forced["runs"].values()))["scoring"] == "sum"

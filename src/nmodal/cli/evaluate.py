@@ -42,6 +42,13 @@ def register(sub: Any) -> None:
         help="'all' (every artifact once) or a number of random queries (paper: 300)",
     )
     p.add_argument("--ks", default="1,5,10,25", help="K values (default 1,5,10,25)")
+    p.add_argument(
+        "--scoring",
+        choices=["auto", "sum", "symile", "gram"],
+        default="auto",
+        help="retrieval scoring: auto (the rule matching the model's loss, default), sum of "
+        "cosines (the paper's), Symile's multilinear score or GRAM's volume",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write the full report as JSON here")
     p.set_defaults(handler=run)
@@ -74,18 +81,25 @@ def _select_posts(args: argparse.Namespace, fs: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     from nmodal.cli._common import int_list, write_json
     from nmodal.evaluation import evaluate_model, recall_table
+    from nmodal.evaluation.retrieval import matched_scoring
     from nmodal.features import read_featureset
     from nmodal.model import NModalModel
 
     model = NModalModel.load(args.model)
     fs = _select_posts(args, read_featureset(args.store))
     ks = int_list(args.ks)
-    report = evaluate_model(
-        model, fs, modalities=args.modalities, ks=ks, queries=args.queries, seed=args.seed
+    scoring = (
+        matched_scoring(str(model.config.loss.get("name")))
+        if args.scoring == "auto"
+        else args.scoring
     )
+    report = evaluate_model(
+        model, fs, modalities=args.modalities, ks=ks, queries=args.queries, seed=args.seed,
+        scoring=scoring,
+    )  # fmt: skip
     print(
-        f"population {report['population']} posts, {report['num_queries']} queries; "
-        f"chance @1 = {100 * report['chance'][str(ks[0])]:.2f}%"
+        f"population {report['population']} posts, {report['num_queries']} queries, "
+        f"scoring {scoring}; chance @1 = {100 * report['chance'][str(ks[0])]:.2f}%"
     )
     rows = {"all queries": report["recall"]}
     rows.update({f"{m} queries": r for m, r in report["by_query_modality"].items()})

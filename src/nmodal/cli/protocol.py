@@ -65,6 +65,12 @@ def register(sub: Any) -> None:
         type=queries_arg,
         help="'all' or a number of random queries (paper: 300)",
     )
+    p.add_argument(
+        "--scoring",
+        choices=["auto", "sum", "symile", "gram"],
+        default="auto",
+        help="retrieval scoring: auto (each loss's own rule, default) or one rule for all",
+    )
     add_train_arguments(p)
     p.set_defaults(handler=run)
 
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         groups=groups,
         eval_modalities=args.bimodal or (),
         queries=args.queries,
+        scoring=args.scoring,
         seed=args.seed,
     )
     args.out.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from nmodal.evaluation.protocol import run_protocol
-from nmodal.evaluation.retrieval import DEFAULT_KS
+from nmodal.evaluation.retrieval import DEFAULT_KS, matched_scoring
 from nmodal.evaluation.tables import recall_grid_table, recall_table
 from nmodal.features.featureset import FeatureSet
 from nmodal.train import TrainConfig
@@ -61,9 +61,14 @@ def run_sweep(
     queries: str | int = "all",
     seed: int = 0,
     progress: bool = True,
+    scoring: str = "auto",
 ) -> dict[str, Any]:
     """Run :func:`run_protocol` for every combination; returns runs keyed
-    ``"<label>/<size>/<epochs>/<dim>"`` plus Markdown tables in the paper's layouts."""
+    ``"<label>/<size>/<epochs>/<dim>"`` plus Markdown tables in the paper's layouts.
+
+    ``scoring="auto"`` evaluates each loss with its own retrieval rule
+    (:func:`~nmodal.evaluation.retrieval.matched_scoring`: Symile's multilinear score,
+    GRAM's volume, the sum of cosines otherwise)."""
     mods = list(base.modalities or fs.modalities)
     epoch_list = list(epochs or [base.epochs])
     dim_list = list(dims or [base.head.projection_dim])
@@ -90,6 +95,7 @@ def run_sweep(
                         queries=queries,
                         seed=seed,
                         progress=progress,
+                        scoring=matched_scoring(spec["name"]) if scoring == "auto" else scoring,
                     )
                     result.update(label=label, loss=spec, train_size=size, epochs=ep, dim=dim)
                     runs[key] = result
