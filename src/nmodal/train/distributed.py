@@ -2,9 +2,9 @@
 
 Run ``nmodal train``'s arguments under torchrun::
 
-    torchrun --nproc-per-node 4 -m nmodal.train.distributed store/ --out models/m1 ...
+    torchrun --nproc-per-node 4 -m nmodal.train store/ --out models/m1 ...
     torchrun --nnodes 2 --node-rank 0 --master-addr HOST --nproc-per-node 8 \\
-        -m nmodal.train.distributed store/ --out models/m1 ...
+        -m nmodal.train store/ --out models/m1 ...
 
 How it works (see :func:`nmodal.train.train_model`, which detects the process group):
 
@@ -116,7 +116,7 @@ def init_from_env(backend: str | None = None) -> DistContext | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m nmodal.train.distributed STORE --out DIR ...`` under torchrun: the same
+    """``python -m nmodal.train STORE --out DIR ...`` under torchrun: the same
     arguments as ``nmodal train``; outside torchrun it simply runs ``nmodal train``."""
     from nmodal.cli import main as cli_main
 
@@ -128,7 +128,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if started and dist.is_initialized():
             dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
