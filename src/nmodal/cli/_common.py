@@ -36,6 +36,23 @@ def queries_arg(text: str) -> str | int:
     return count
 
 
+def add_retrieval_arguments(p: argparse.ArgumentParser) -> None:
+    """``--queries`` and ``--scoring``, shared by evaluate, protocol and compare."""
+    p.add_argument(
+        "--queries",
+        default="all",
+        type=queries_arg,
+        help="'all' (every artifact once, default) or a number of random queries (paper: 300)",
+    )
+    p.add_argument(
+        "--scoring",
+        choices=["auto", "sum", "symile", "gram"],
+        default="auto",
+        help="retrieval scoring: auto (the rule matching each loss, default), the sum of "
+        "cosines (the paper's), Symile's multilinear score or GRAM's volume",
+    )
+
+
 def read_store(store: Path, modalities: list[str] | None) -> Any:
     """The feature store at ``store``, restricted to ``modalities`` when given."""
     from nmodal.features import read_featureset

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nmodal.cli._common import add_train_arguments, parse_value, queries_arg
+from nmodal.cli._common import add_retrieval_arguments, add_train_arguments, parse_value
 from nmodal.errors import InputError
 
 DEFAULT_LOSSES = "clip,triplet,symile,gram,anchor,siglip"
@@ -62,18 +62,7 @@ def register(sub: Any) -> None:
         default=0.0,
         help="also train with this fraction of training artifacts dropped, e.g. 0.3",
     )
-    p.add_argument(
-        "--scoring",
-        choices=["auto", "sum", "symile", "gram"],
-        default="auto",
-        help="retrieval scoring: auto (the loss's own rule, default) or one rule for all",
-    )
-    p.add_argument(
-        "--queries",
-        default="all",
-        type=queries_arg,
-        help="'all' or a number of random queries (paper: 300)",
-    )
+    add_retrieval_arguments(p)
     add_train_arguments(p)
     p.set_defaults(handler=run)
 

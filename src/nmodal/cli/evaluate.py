@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nmodal.cli._common import csv_list, queries_arg
+from nmodal.cli._common import add_retrieval_arguments, csv_list
 
 
 def register(sub: Any) -> None:
@@ -35,20 +35,8 @@ def register(sub: Any) -> None:
         default=None,
         help="evaluate on these modalities only, e.g. text,image (the paper's bi-tri rows)",
     )
-    p.add_argument(
-        "--queries",
-        default="all",
-        type=queries_arg,
-        help="'all' (every artifact once) or a number of random queries (paper: 300)",
-    )
+    add_retrieval_arguments(p)
     p.add_argument("--ks", default="1,5,10,25", help="K values (default 1,5,10,25)")
-    p.add_argument(
-        "--scoring",
-        choices=["auto", "sum", "symile", "gram"],
-        default="auto",
-        help="retrieval scoring: auto (the rule matching the model's loss, default), sum of "
-        "cosines (the paper's), Symile's multilinear score or GRAM's volume",
-    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write the full report as JSON here")
     p.set_defaults(handler=run)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nmodal.cli._common import add_train_arguments, csv_list, int_list, queries_arg
+from nmodal.cli._common import add_retrieval_arguments, add_train_arguments, csv_list, int_list
 
 
 def register(sub: Any) -> None:
@@ -59,18 +59,7 @@ def register(sub: Any) -> None:
         default=None,
         help="also evaluate on these modalities only (repeatable), e.g. text,image",
     )
-    p.add_argument(
-        "--queries",
-        default="all",
-        type=queries_arg,
-        help="'all' or a number of random queries (paper: 300)",
-    )
-    p.add_argument(
-        "--scoring",
-        choices=["auto", "sum", "symile", "gram"],
-        default="auto",
-        help="retrieval scoring: auto (each loss's own rule, default) or one rule for all",
-    )
+    add_retrieval_arguments(p)
     add_train_arguments(p)
     p.set_defaults(handler=run)
 
