@@ -82,6 +82,16 @@ class SearchParams:
         self.collate = collate
         self.include_same = include_same
 
+    def search_options(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`PostIndex.search` / :meth:`PostIndex.more_like_this`."""
+        return {
+            "k": self.k,
+            "filters": self.filters,
+            "modalities": self.modalities,
+            "collation": self.collate,
+            "include_same": self.include_same,
+        }
+
 
 def _result_json(index: PostIndex, result: SearchResult) -> dict[str, Any]:
     """The response body of a search (plain JSON values: answered as a JSONResponse directly,
@@ -178,11 +188,7 @@ def create_app(
         result = idx.search(
             ["text"],
             vec,
-            k=params.k,
-            filters=params.filters,
-            modalities=params.modalities,
-            collation=params.collate,
-            include_same=params.include_same,
+            **params.search_options(),
         )
         return JSONResponse(_result_json(idx, result))
 
@@ -231,11 +237,7 @@ def create_app(
         result = idx.search(
             [chosen],
             vec,
-            k=params.k,
-            filters=params.filters,
-            modalities=params.modalities,
-            collation=params.collate,
-            include_same=params.include_same,
+            **params.search_options(),
         )
         out = _result_json(idx, result)
         out["upload"] = {"name": name, "format": fmt, "kind": chosen, "bytes": size}
@@ -249,11 +251,7 @@ def create_app(
         row_or_404(post_id)
         result = idx.more_like_this(
             post_id,
-            k=params.k,
-            filters=params.filters,
-            modalities=params.modalities,
-            collation=params.collate,
-            include_same=params.include_same,
+            **params.search_options(),
         )
         out = _result_json(idx, result)
         out["query_post"] = {**idx.post(idx.row_of(post_id))}
