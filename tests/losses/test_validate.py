@@ -57,3 +57,15 @@ def test_tuple_and_mixed_float_dtypes_are_accepted():
 def test_input_errors_are_value_errors():
     with pytest.raises(ValueError):
         NModalTripletLoss()([good()])
+
+
+def test_finite_values_whose_sum_overflows_are_accepted():
+    # the cheap check sums the embeddings; a sum overflowing to inf must fall back to the
+    # elementwise check instead of calling finite values non-finite
+    big = torch.full((8, 4), 3e38)
+    z = stack_embeddings([big, big.clone()])
+    assert torch.equal(z[0], big)
+    bad = big.clone()
+    bad[1, 2] = float("inf")
+    with pytest.raises(InputError, match="modality 1 contains 1 non-finite"):
+        stack_embeddings([big, bad])

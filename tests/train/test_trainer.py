@@ -10,8 +10,8 @@ from nmodal.errors import InputError
 from nmodal.evaluation import evaluate_model
 from nmodal.features import FeatureSet, make_synthetic
 from nmodal.model import HeadConfig
-from nmodal.train import TrainConfig, evaluate_loss, split_posts, train_model
-from nmodal.train.trainer import _Batches
+from nmodal.train import TrainConfig, evaluate_loss, split_posts, train_model, trainer
+from nmodal.train.trainer import _Batches, batch_loss, cpu_has_native_bf16, default_threads
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +153,73 @@ def test_select_by_validation_recall_or_last_epoch(data):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
     with pytest.raises(InputError, match="select"):
         TrainConfig(select="best")
+
+
+def test_bf16_autocast_trains_with_a_float32_loss(data):
+    fs, s = data
+    seen: list[torch.dtype] = []
+    result = train_model(
+        fs.subset(s.train), small(amp="bf16"), val=fs.subset(s.val), progress=False
+    )
+    model = result.model
+    assert model.config.extra["precision"] == "bfloat16"
+    assert model.loss is not None
+    model.loss.register_forward_pre_hook(lambda mod, args: seen.append(args[0][0].dtype))
+    data_ = _Batches(
+        fs.subset(s.train), model.modalities, torch.device("cpu"), dtype=torch.bfloat16
+    )
+    assert data_.features[model.modalities[0]].dtype == torch.bfloat16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = batch_loss(model, data_, torch.arange(64))
+    assert seen == [torch.float32] and value.dtype == torch.float32
+    # mixed precision learns as well as float32 on this data
+    full = train_model(fs.subset(s.train), small(epochs=8, amp="off"), progress=False)
+    half = train_model(fs.subset(s.train), small(epochs=8, amp="bf16"), progress=False)
+    r_full = evaluate_model(full.model, fs.subset(s.test))["recall"]
+    r_half = evaluate_model(half.model, fs.subset(s.test))["recall"]
+    assert r_half["10"] > r_full["10"] - 0.1
+    assert full.model.config.extra["precision"] == "float32"
+
+
+def test_auto_precision_follows_the_cpu(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: True)
+    assert trainer.autocast_dtype("auto", cpu) == torch.bfloat16
+    assert trainer.autocast_dtype("off", cpu) is None
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: False)
+    assert trainer.autocast_dtype("auto", cpu) is None
+    assert trainer.autocast_dtype("bf16", cpu) == torch.bfloat16
+
+
+def test_cpu_bf16_detection_reads_the_cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    expected = any(f" {flag}" in flags for flag in ("avx512_bf16", "amx_bf16"))
+    assert cpu_has_native_bf16() == expected
+
+
+def test_threads_one_for_small_steps_under_passive_waits_and_restored(data, monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    assert default_threads(TrainConfig(batch_size=128), [768, 768]) == 1
+    assert default_threads(TrainConfig(batch_size=4096), [768]) is None
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert default_threads(TrainConfig(batch_size=128), [768]) is None
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert default_threads(TrainConfig(batch_size=128), [768]) is None
+
+    fs, s = data
+    before = torch.get_num_threads()
+    inside: list[int] = []
+    real = trainer._train
+
+    def spy(*args, **kwargs):
+        inside.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "_train", spy)
+    train_model(fs.subset(s.train), small(epochs=1, threads=1), progress=False)
+    assert inside == [1]
+    assert torch.get_num_threads() == before

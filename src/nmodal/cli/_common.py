@@ -141,7 +141,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "--amp",
         choices=["auto", "off", "bf16", "fp16"],
         default="auto",
-        help="mixed precision (auto: on for CUDA)",
+        help="mixed precision of the heads (auto: bf16 on CUDA and on CPUs with native "
+        "bf16, e.g. AVX512-BF16 or AMX; the loss is always float32)",
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads while training (default: 1 for small batches, where waking "
+        "idle threads costs more than it saves; torch's default otherwise)",
     )
     s = p.add_argument_group("data split")
     s.add_argument(
@@ -190,6 +198,7 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         select=args.select,
         device=args.device,
         amp=args.amp,
+        threads=args.threads,
         missing=args.missing,
     )
 

@@ -110,7 +110,10 @@ class NModalCLIPLoss(TemperatureLoss):
         first, second = self.pairs(num_modalities, z.device)
         scale = self.logit_scale().to(z.dtype)
         # (P, B, B): logits[k] = Z_first[k] @ Z_second[k]^T * scale, one batched matmul
-        logits = scale * torch.matmul(z[first], z[second].transpose(-1, -2))
+        # (index_select: its backward is an index_add, much cheaper than z[first]'s index_put)
+        logits = scale * torch.matmul(
+            z.index_select(0, first), z.index_select(0, second).transpose(-1, -2)
+        )
         if present is not None:
             return self._masked(z, logits, present[first] & present[second], first, second)
         if self.targets == "identity":

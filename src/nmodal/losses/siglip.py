@@ -73,9 +73,10 @@ class SigLIPLoss(TemperatureLoss):
             num_modalities, num_modalities, offset=1, device=z.device
         )
         scale = self.logit_scale().to(z.dtype)
-        logits = scale * torch.matmul(z[first], z[second].transpose(-1, -2)) + self.bias.to(
-            z.dtype
-        )  # (P, B, B)
+        pair_logits = torch.matmul(
+            z.index_select(0, first), z.index_select(0, second).transpose(-1, -2)
+        )
+        logits = scale * pair_logits + self.bias.to(z.dtype)  # (P, B, B)
         eye = torch.eye(batch, dtype=torch.bool, device=z.device)
         signs = torch.where(eye, 1.0, -1.0).to(z.dtype)
         terms = -F.logsigmoid(signs * logits)

@@ -2,7 +2,8 @@
 
 The paper's head (default): ``Linear(d_in, p) -> GELU -> Linear(p, p) -> Dropout -> +
 residual (the first Linear's output) -> LayerNorm``. Depth, width and dropout are
-configurable: ``depth`` counts GELU+Linear blocks after the first projection.
+configurable: ``depth`` counts GELU+Linear blocks after the first projection. Dropout is
+:class:`~nmodal.model.dropout.FastDropout` (cheaper CPU masks than ``nn.Dropout``).
 
 Example:
     >>> head = ProjectionHead(768, HeadConfig(projection_dim=256))
@@ -17,6 +18,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from nmodal.model.dropout import FastDropout
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class ProjectionHead(nn.Module):
             blocks += [nn.GELU(), nn.Linear(width, out)]
             width = out
         self.blocks = nn.Sequential(*blocks)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = FastDropout(cfg.dropout)
         self.residual = cfg.residual
         self.norm: nn.Module = nn.LayerNorm(p) if cfg.layer_norm else nn.Identity()
 
