@@ -177,5 +177,5 @@ def test_not_a_store(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a feature store"):
         read_featureset(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(InputError, match="unreadable manifest"):
+    with pytest.raises(InputError, match=r"unreadable manifest\.json"):
         read_featureset(tmp_path)

@@ -36,6 +36,7 @@ from sklearn.svm import SVC
 from nmodal.classify.estimators import SVMClassifier
 from nmodal.classify.mlp import TorchMLPClassifier
 from nmodal.errors import InputError, OutputExistsError
+from nmodal.jsonfile import read_format_json
 
 FORMAT = "nmodal-classifier"
 VERSION = 1
@@ -185,21 +186,9 @@ def save_classifier(
 
 def read_classifier_info(path: str | Path) -> dict[str, Any]:
     """The ``classifier.json`` of a saved classifier (kind, classes, metadata, ...)."""
-    path = Path(path)
-    file = path / INFO_FILE
-    if not file.is_file():
-        raise InputError(f"{path}: not a saved classifier (no {INFO_FILE})")
-    try:
-        info: dict[str, Any] = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{file}: unreadable ({exc})") from exc
-    if info.get("format") != FORMAT:
-        raise InputError(f"{file}: not an nmodal classifier")
-    if info.get("version") != VERSION:
-        raise InputError(
-            f"{file}: classifier format version {info.get('version')} is not supported"
-        )
-    return info
+    return read_format_json(
+        path, INFO_FILE, format=FORMAT, versions=(VERSION,), what="a saved classifier"
+    )
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:

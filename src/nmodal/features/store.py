@@ -58,6 +58,7 @@ from safetensors.numpy import load_file, save_file
 
 from nmodal.errors import InputError, OutputExistsError
 from nmodal.features.featureset import FeatureSet
+from nmodal.jsonfile import read_format_json
 
 FORMAT = "nmodal-feature-store"
 VERSION = 2
@@ -339,23 +340,14 @@ def _error_record(e: Mapping[str, Any]) -> dict[str, Any]:
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The parsed ``manifest.json`` of the store at ``path`` (:class:`InputError` if none)."""
-    path = Path(path)
-    mpath = path / MANIFEST
-    if not mpath.is_file():
-        raise InputError(
-            f"{path}: not a feature store (no {MANIFEST}); make one with `nmodal extract`"
-        )
-    try:
-        manifest: dict[str, Any] = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{mpath}: unreadable manifest ({exc})") from exc
-    if manifest.get("format") != FORMAT:
-        raise InputError(f"{mpath}: not an nmodal feature store manifest")
-    if manifest.get("version") not in (1, VERSION):
-        raise InputError(
-            f"{mpath}: store format version {manifest.get('version')} is not supported"
-        )
-    return manifest
+    return read_format_json(
+        path,
+        MANIFEST,
+        format=FORMAT,
+        versions=(1, VERSION),
+        what="a feature store",
+        missing_hint="; make one with `nmodal extract`",
+    )
 
 
 def read_featureset(

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nmodal.errors import InputError, OutputExistsError
+from nmodal.jsonfile import read_format_json
 
 FORMAT = "nmodal-post-index"
 VERSION = 1
@@ -67,22 +68,14 @@ def model_fingerprint(model_dir: str | Path) -> str:
 
 def read_manifest(index_dir: str | Path) -> dict[str, Any]:
     """The manifest of an index directory; :class:`InputError` if it is not one."""
-    index_dir = Path(index_dir)
-    path = index_dir / MANIFEST
-    if not path.is_file():
-        raise InputError(f"{index_dir}: not an nmodal post index (no {MANIFEST})")
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: unreadable manifest ({exc})") from exc
-    if manifest.get("format") != FORMAT:
-        raise InputError(f"{path}: not an nmodal post index manifest")
-    if manifest.get("version") != VERSION:
-        raise InputError(
-            f"{path}: index format version {manifest.get('version')}, this nmodal reads "
-            f"version {VERSION}; rebuild the index"
-        )
-    return manifest
+    return read_format_json(
+        index_dir,
+        MANIFEST,
+        format=FORMAT,
+        versions=(VERSION,),
+        what="an nmodal post index",
+        version_hint="; rebuild the index",
+    )
 
 
 def check_model(manifest: dict[str, Any], model_dir: str | Path, index_dir: str | Path) -> None:
