@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -157,6 +158,14 @@ def tone_melody(concept: Concept, lang: str, seconds: float) -> np.ndarray:
     return (0.4 * envelope * np.sin(2 * np.pi * notes[which] * t)).astype(np.float32)
 
 
+# x264's AVX-512 kernels gave a different stream from the same frames on one run in two
+# (AMD Zen 5, single-threaded); its AVX2 kernels are deterministic and, at these sizes, as
+# fast. The option names x86 CPU features, so it is only passed on x86.
+X264_OPTIONS = {"preset": "veryfast"} | (
+    {"x264-params": "asm=AVX2"} if platform.machine().lower() in ("x86_64", "amd64") else {}
+)
+
+
 def write_clip(
     path: str | Path,
     frames: np.ndarray,
@@ -168,14 +177,15 @@ def write_clip(
     """Write ``frames`` ((T, H, W, 3) uint8) as H.264 and ``audio`` (float32 mono) as AAC.
 
     The file appears atomically (written under a temporary name, then renamed), so a file
-    at ``path`` is always complete. Single-threaded x264 keeps the output deterministic.
+    at ``path`` is always complete. Single-threaded x264 without its AVX-512 kernels
+    (:data:`X264_OPTIONS`) keeps the output deterministic.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.part{path.suffix}")
     try:
         with av.open(str(tmp), "w", format="mp4") as container:
             video = container.add_stream(
-                "libx264", rate=fps, options={"crf": str(crf), "preset": "veryfast"}
+                "libx264", rate=fps, options=X264_OPTIONS | {"crf": str(crf)}
             )
             video.width, video.height = int(frames.shape[2]), int(frames.shape[1])
             video.pix_fmt = "yuv420p"
