@@ -85,7 +85,7 @@ def test_torchrun_entry_point_writes_the_single_process_model(tmp_path):
     store = tmp_path / "store"
     write_featureset(store, make_synthetic(400, dim=12, latent_dim=4, missing_rate=0.3, seed=2))
     args = ["--epochs", "2", "--batch-size", "32", "--dim", "16", "--dropout", "0"]
-    args += ["--missing", "mask", "--device", "cpu", "--test-size", "50"]
+    args += ["--missing", "mask", "--device", "cpu", "--test-size", "50", "--amp", "off"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     cmd += ["-m", "nmodal.train", str(store), "--out", str(tmp_path / "ddp"), *args]

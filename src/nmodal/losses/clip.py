@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from nmodal.errors import InputError
 from nmodal.losses._temperature import TemperatureLoss
 from nmodal.losses._validate import stack_inputs
+from nmodal.model.cpu_matmul import matmul_nt
 
 CLIPTargets = Literal["identity", "soft"]
 
@@ -111,9 +112,7 @@ class NModalCLIPLoss(TemperatureLoss):
         scale = self.logit_scale().to(z.dtype)
         # (P, B, B): logits[k] = Z_first[k] @ Z_second[k]^T * scale, one batched matmul
         # (index_select: its backward is an index_add, much cheaper than z[first]'s index_put)
-        logits = scale * torch.matmul(
-            z.index_select(0, first), z.index_select(0, second).transpose(-1, -2)
-        )
+        logits = scale * matmul_nt(z.index_select(0, first), z.index_select(0, second))
         if present is not None:
             return self._masked(z, logits, present[first] & present[second], first, second)
         if self.targets == "identity":

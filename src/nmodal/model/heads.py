@@ -3,7 +3,8 @@
 The paper's head (default): ``Linear(d_in, p) -> GELU -> Linear(p, p) -> Dropout -> +
 residual (the first Linear's output) -> LayerNorm``. Depth, width and dropout are
 configurable: ``depth`` counts GELU+Linear blocks after the first projection. Dropout is
-:class:`~nmodal.model.dropout.FastDropout` (cheaper CPU masks than ``nn.Dropout``).
+:class:`~nmodal.model.dropout.FastDropout` (cheaper CPU masks than ``nn.Dropout``) and
+the linears :class:`~nmodal.model.cpu_matmul.Linear` (oneDNN float32 products on CPUs).
 
 Example:
     >>> head = ProjectionHead(768, HeadConfig(projection_dim=256))
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nmodal.model.cpu_matmul import Linear
 from nmodal.model.dropout import FastDropout
 
 
@@ -43,12 +45,12 @@ class ProjectionHead(nn.Module):
             raise ValueError("input_dim, projection_dim must be positive and depth >= 0")
         p = cfg.projection_dim
         hidden = cfg.hidden_dim or p
-        self.projection = nn.Linear(input_dim, p)
+        self.projection = Linear(input_dim, p)
         blocks: list[nn.Module] = []
         width = p
         for i in range(cfg.depth):
             out = p if i == cfg.depth - 1 else hidden
-            blocks += [nn.GELU(), nn.Linear(width, out)]
+            blocks += [nn.GELU(), Linear(width, out)]
             width = out
         self.blocks = nn.Sequential(*blocks)
         self.dropout = FastDropout(cfg.dropout)
