@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import multiprocessing
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 
 # Before torch is imported: idle OpenMP threads sleep instead of spinning. On a shared or
 # oversubscribed CPU spinning threads made encoders and training 10x slower; an explicit
@@ -61,12 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM: stop the worker processes, then unwind like Ctrl-C (which reaches the
+    workers by itself, the terminal signalling the whole process group)."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return int(args.handler(args) or 0)
     except NModalError as exc:
@@ -75,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nmodal {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":
