@@ -308,8 +308,7 @@ def train_model(
     :func:`default_threads`) and restores torch's setting afterwards.
     """
     config = config or TrainConfig()
-    modalities = list(config.modalities or train.modalities)
-    dims = [int(train.features[m].shape[1]) for m in modalities if m in train.features]
+    dims = [x.shape[1] for m, x in train.features.items() if m in (config.modalities or [m])]
     threads = config.threads or default_threads(config, dims)
     previous = torch.get_num_threads()
     if threads and resolve_device(config.device).type == "cpu":
@@ -360,7 +359,10 @@ def _train(
         encoders={m: train.encoders.get(m, {}) for m in modalities},
         data_fingerprint=train.select(modalities).fingerprint(),
         # the precision the heads were trained in ("auto" depends on the machine)
-        extra={"train": config.to_dict(), "precision": str(amp_dtype or torch.float32)[6:]},
+        extra={
+            "train": config.to_dict(),
+            "precision": str(amp_dtype or torch.float32).removeprefix("torch."),
+        },
     )
     model = NModalModel(model_config, loss=build_loss(loss_spec)).to(device)
     assert model.loss is not None
