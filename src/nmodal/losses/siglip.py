@@ -32,6 +32,7 @@ from torch import nn
 from nmodal.errors import InputError
 from nmodal.losses._temperature import TemperatureLoss
 from nmodal.losses._validate import stack_inputs
+from nmodal.model.cpu_matmul import matmul_nt
 
 
 class SigLIPLoss(TemperatureLoss):
@@ -73,9 +74,7 @@ class SigLIPLoss(TemperatureLoss):
             num_modalities, num_modalities, offset=1, device=z.device
         )
         scale = self.logit_scale().to(z.dtype)
-        pair_logits = torch.matmul(
-            z.index_select(0, first), z.index_select(0, second).transpose(-1, -2)
-        )
+        pair_logits = matmul_nt(z.index_select(0, first), z.index_select(0, second))
         logits = scale * pair_logits + self.bias.to(z.dtype)  # (P, B, B)
         eye = torch.eye(batch, dtype=torch.bool, device=z.device)
         signs = torch.where(eye, 1.0, -1.0).to(z.dtype)
