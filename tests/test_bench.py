@@ -1,0 +1,28 @@
+"""The benchmarks still run (quick sizes) and report what the README says they do."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_quick_loss_and_training_benchmarks_run(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "losses", "train"]
+    done = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "100 epochs x 50k" in done.stdout and "loop / triplet" in done.stdout
+    results = json.loads(out.read_text())
+    train = results["train"]
+    assert set(train["runs"]) == {"off", "auto"}
+    assert train["runs"]["off"]["precision"] == "float32"
+    for run in train["runs"].values():
+        assert run["samples_per_s"] > 0 and run["speedup_vs_per_item_dataloader"] > 0
+    assert results["losses"]
