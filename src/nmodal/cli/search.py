@@ -71,7 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="model directory (default: the one recorded in the index; must match)",
     )
     p.add_argument(
-        "--nprobe", type=int, default=None, help="IVF lists visited (approximate indexes)"
+        "--nprobe",
+        type=int,
+        default=None,
+        help="IVF lists visited (approximate indexes; capped at the number of lists, more: "
+        "better recall, slower; default: the value recorded in the index)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=handle)

@@ -102,11 +102,27 @@ def default_nprobe(factory: str) -> int | None:
     return int(min(nlist, max(8, nlist // 64)))
 
 
-def set_nprobe(index: Any, nprobe: int | None) -> None:
-    if nprobe is None:
-        return
+def ivf_of(index: Any) -> Any | None:
+    """The inverted-file index inside ``index`` (itself, or under a pre-transform), or None."""
     import faiss
 
-    ivf = faiss.try_extract_index_ivf(index)
+    return faiss.try_extract_index_ivf(index)
+
+
+def is_flat_ivf(index: Any) -> bool:
+    """Whether ``index`` is an ``IVF...,Flat`` index over raw vectors with a flat quantizer:
+    visiting all its lists then scores every vector exactly, like ``Flat``."""
+    import faiss
+
+    if not isinstance(index, faiss.IndexIVFFlat):
+        return False
+    return isinstance(faiss.downcast_index(index.quantizer), faiss.IndexFlat)
+
+
+def set_nprobe(index: Any, nprobe: int | None) -> None:
+    """The IVF lists ``index`` visits by default (capped at its number of lists)."""
+    if nprobe is None:
+        return
+    ivf = ivf_of(index)
     if ivf is not None:
-        ivf.nprobe = int(nprobe)
+        ivf.nprobe = max(1, min(int(nprobe), int(ivf.nlist)))

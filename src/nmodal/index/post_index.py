@@ -13,6 +13,13 @@ How a search runs (see :mod:`nmodal.index.scoring` for the scoring rule):
    allowed post is scored directly). With approximate indexes one round is run and the
    result says ``exact: false``.
 
+``nprobe`` (IVF lists visited) is set when the index is opened and can be overridden per
+search (``search(..., nprobe=64)``): it travels in the FAISS search parameters of that call,
+so concurrent searches with different values never touch each other's (or the shared
+index's) setting. It is capped at each modality's number of lists and ignored by exact
+indexes. An ``IVF...,Flat`` index visiting all its lists scores every vector exactly, so
+such a search is certified like a ``Flat`` one and says ``exact: true``.
+
 When filters leave at most ``dense_max`` posts, those posts are scored directly (exact).
 
 Example:
@@ -34,7 +41,7 @@ import pandas as pd
 
 from nmodal.errors import InputError
 from nmodal.index import layout
-from nmodal.index.factory import is_exact, set_nprobe
+from nmodal.index.factory import is_exact, is_flat_ivf, ivf_of, set_nprobe
 from nmodal.index.scoring import (
     COLLATIONS,
     collate,
@@ -135,20 +142,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _filter_params(index: Any, bitmap: np.ndarray | None) -> tuple[Any, Any]:
-    """FAISS search parameters restricting ``index`` to the ids set in ``bitmap`` (None: all).
+def check_nprobe(nprobe: Any) -> int | None:
+    """``nprobe`` as an int, or None; InputError unless it is a positive integer."""
+    if nprobe is None:
+        return None
+    if isinstance(nprobe, bool) or not isinstance(nprobe, (int, np.integer)) or nprobe < 1:
+        raise InputError(f"nprobe must be a positive integer (IVF lists to visit), got {nprobe!r}")
+    return int(nprobe)
 
-    Returns the selector too: it must outlive the search.
+
+def _search_params(ivf: Any, bitmap: np.ndarray | None, nprobe: int | None) -> tuple[Any, Any]:
+    """FAISS search parameters of one call: restricted to the ids set in ``bitmap`` (None:
+    all) and, for an index whose IVF part is ``ivf`` (None: not IVF), visiting ``nprobe``
+    lists (None: the index's own setting).
+
+    Returns the selector too: it must outlive the search. ``(None, None)`` when the index's
+    defaults do.
     """
-    if bitmap is None:
+    if bitmap is None and (nprobe is None or ivf is None):
         return None, None
     import faiss
 
     lib: Any = faiss  # the Python wrappers take numpy arrays and keywords; the stubs do not
-    selector = lib.IDSelectorBitmap(bitmap)
-    ivf = faiss.try_extract_index_ivf(index)
+    selector = None if bitmap is None else lib.IDSelectorBitmap(bitmap)
     if ivf is not None:
-        return lib.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe), selector
+        options: dict[str, Any] = {"nprobe": ivf.nprobe if nprobe is None else nprobe}
+        if selector is not None:
+            options["sel"] = selector
+        return lib.SearchParametersIVF(**options), selector
     return lib.SearchParameters(sel=selector), selector
 
 
@@ -194,6 +215,9 @@ class PostIndex:
             else np.full(len(posts), np.datetime64("NaT"), dtype="datetime64[ns]")
         )
         self.exact = {m: is_exact(info["factory"]) for m, info in manifest["modalities"].items()}
+        self._ivf = {m: ivf_of(index) for m, index in indexes.items()}
+        #: modalities whose IVF index stores raw float32 vectors (exact when every list is visited)
+        self._flat_ivf = {m: is_flat_ivf(index) for m, index in indexes.items()}
         # metadata as plain object arrays (None for missing): per-hit lookups stay cheap
         self._has_date = "date" in posts
         self._meta: dict[str, np.ndarray] = {}
@@ -207,9 +231,14 @@ class PostIndex:
 
     @classmethod
     def open(cls, directory: str | Path, nprobe: int | None = None, mmap: bool = True) -> PostIndex:
-        """Open an index directory; embeddings are memory-mapped unless ``mmap=False``."""
+        """Open an index directory; embeddings are memory-mapped unless ``mmap=False``.
+
+        ``nprobe``: IVF lists visited by default (capped at each index's number of lists;
+        default: the value recorded at build time). A search can override it.
+        """
         import faiss
 
+        nprobe = check_nprobe(nprobe)
         directory = Path(directory)
         manifest = layout.read_manifest(directory)
         posts = pd.read_parquet(directory / layout.POSTS_FILE)
@@ -242,6 +271,16 @@ class PostIndex:
     @property
     def num_posts(self) -> int:
         return len(self.post_ids)
+
+    def nlist(self, modality: str) -> int | None:
+        """Number of IVF lists of ``modality``'s index (None for non-IVF indexes)."""
+        ivf = self._ivf[modality]
+        return None if ivf is None else int(ivf.nlist)
+
+    def default_nprobe(self, modality: str) -> int | None:
+        """IVF lists a search of ``modality`` visits unless it asks otherwise (None: not IVF)."""
+        ivf = self._ivf[modality]
+        return None if ivf is None else int(ivf.nprobe)
 
     @property
     def dataset_dir(self) -> Path | None:
@@ -295,13 +334,18 @@ class PostIndex:
         include_same: bool = False,
         exclude: Sequence[int] = (),
         candidates: int | None = None,
+        nprobe: int | None = None,
     ) -> SearchResult:
         """Rank posts for query artifacts ``vectors`` (``(J, p)``, L2-normalised) of ``query_modalities``.
 
         ``modalities`` restricts the candidate modalities (default: all indexed);
         ``exclude`` lists post numbers never returned (the query post of "more like this");
-        ``candidates`` is ``k'`` per list (default ``max(4k, 100)``).
+        ``candidates`` is ``k'`` per list (default ``max(4k, 100)``); ``nprobe`` is the IVF
+        lists visited by this search only (default: the index's setting; capped at each
+        index's number of lists; no effect on exact indexes). When FAISS was searched, the
+        lists actually visited per IVF modality are in ``result.extra["nprobe"]``.
         """
+        nprobe = check_nprobe(nprobe)
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         qmods = list(query_modalities)
         if vectors.shape != (len(qmods), self.projection_dim):
@@ -329,13 +373,18 @@ class PostIndex:
             allowed[excluded] = False
         n_allowed = self.num_posts if allowed is None else int(allowed.sum())
 
+        extra: dict[str, Any] = {}
         if allowed is not None and n_allowed <= self.dense_max:
             rows, scores, sims, labels = self._score_dense(vectors, pairs, allowed, collation)
             exact, n_cand = True, len(rows)
         else:
+            probes = self._probes(pairs, nprobe)
             rows, scores, sims, labels, exact, n_cand = self._score_candidates(
-                vectors, pairs, allowed, excluded, k, collation, candidates
+                vectors, pairs, allowed, excluded, k, collation, candidates, probes
             )
+            visited = {m: p for m, p in probes.items() if p is not None}
+            if visited:
+                extra["nprobe"] = visited
         best = top_k(scores, k, tiebreak=rows)
         best_rows = rows[best]
         metadata = self.posts_at(best_rows)
@@ -357,7 +406,7 @@ class PostIndex:
             ]
             matches.sort(key=lambda d: -d["score"])
             hits.append(Hit(rank, str(self.post_ids[row]), score, matches, post))
-        return SearchResult(hits, qmods, list(pairs), collation, exact, n_cand)
+        return SearchResult(hits, qmods, list(pairs), collation, exact, n_cand, extra)
 
     def more_like_this(
         self,
@@ -368,6 +417,7 @@ class PostIndex:
         collation: str = "sum",
         include_same: bool = False,
         candidates: int | None = None,
+        nprobe: int | None = None,
     ) -> SearchResult:
         """Posts like ``post_id``: its artifacts are the query; the post itself is excluded."""
         try:
@@ -386,6 +436,7 @@ class PostIndex:
             include_same=include_same,
             exclude=[row],
             candidates=candidates,
+            nprobe=nprobe,
         )
         result.extra["post_id"] = post_id
         return result
@@ -395,6 +446,24 @@ class PostIndex:
         return int(self.manifest["projection_dim"])
 
     # ------------------------------------------------------------------------------ internals
+
+    def _probes(self, pairs: Mapping[str, np.ndarray], nprobe: int | None) -> dict[str, int | None]:
+        """IVF lists each searched modality visits (None: not an IVF index)."""
+        out: dict[str, int | None] = {}
+        for m in pairs:
+            ivf = self._ivf[m]
+            if ivf is None:
+                out[m] = None
+            else:
+                out[m] = min(int(ivf.nprobe) if nprobe is None else nprobe, int(ivf.nlist))
+        return out
+
+    def _exhaustive(self, m: str, probe: int | None) -> bool:
+        """Whether searching ``m`` visiting ``probe`` lists scores every vector exactly."""
+        ivf = self._ivf[m]
+        return self.exact[m] or (
+            ivf is not None and self._flat_ivf[m] and probe is not None and probe >= ivf.nlist
+        )
 
     def _score_dense(
         self,
@@ -418,6 +487,7 @@ class PostIndex:
         k: int,
         collation: str,
         candidates: int | None,
+        probes: Mapping[str, int | None],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str]], bool, int]:
         import faiss
 
@@ -425,7 +495,7 @@ class PostIndex:
         faiss.omp_set_num_threads(self.search_threads)
         try:
             return self._candidate_rounds(
-                vectors, pairs, allowed, excluded, k, collation, candidates
+                vectors, pairs, allowed, excluded, k, collation, candidates, probes
             )
         finally:
             faiss.omp_set_num_threads(previous_threads)
@@ -439,8 +509,9 @@ class PostIndex:
         k: int,
         collation: str,
         candidates: int | None,
+        probes: Mapping[str, int | None],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str]], bool, int]:
-        all_exact = all(self.exact[m] for m in pairs)
+        all_exact = all(self._exhaustive(m, probes[m]) for m in pairs)
         kp = int(candidates) if candidates else max(4 * k, 100)
         kp += len(excluded)
         bitmap = None if allowed is None else np.packbits(allowed, bitorder="little")
@@ -452,7 +523,7 @@ class PostIndex:
                 kk = min(kp, int(index.ntotal))
                 if kk == 0:
                     continue
-                params, _selector = _filter_params(index, bitmap)
+                params, _selector = _search_params(self._ivf[m], bitmap, probes[m])
                 dist, ids = index.search(vectors[js], kk, params=params)
                 found.append(ids[ids >= 0])
                 full = ids[:, -1] >= 0
