@@ -3,6 +3,7 @@
 Example:
     nmodal serve data/index                     # http://127.0.0.1:8000, API docs at /docs
     nmodal serve data/index --port 9000 --max-upload-mb 200
+    nmodal serve data/ivf-index --nprobe 16     # requests may ask for more: &nprobe=256
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="largest query file accepted, in MB (default 50)",
     )
     p.add_argument(
-        "--nprobe", type=int, default=None, help="IVF lists visited (approximate indexes)"
+        "--nprobe",
+        type=int,
+        default=None,
+        help="IVF lists visited by default (approximate indexes; default: the value recorded "
+        "in the index); a request can ask for its own with ?nprobe=",
     )
     p.add_argument(
         "--threads",

@@ -14,7 +14,8 @@ Endpoints (all JSON unless noted):
 - ``GET /``: the single-page web UI (static files shipped in the package, no CDN).
 
 Search endpoints share the filters ``k``, ``account`` (repeatable), ``since``, ``until``,
-``modality`` (comma-separated candidate modalities), ``collate`` (``sum``/``mean``).
+``modality`` (comma-separated candidate modalities), ``collate`` (``sum``/``mean``), and
+``nprobe`` (IVF lists visited by this request on approximate indexes).
 
 Example:
     >>> app = create_app("indexes/i1")  # doctest: +SKIP
@@ -44,6 +45,11 @@ DEFAULT_MAX_UPLOAD = 50 * 1024 * 1024
 MEDIA_KINDS = ("image", "video", "audio")
 #: multipart framing around the file is allowed on top of the file size limit
 MULTIPART_SLACK = 64 * 1024
+NPROBE_HELP = (
+    "approximate (IVF) indexes: inverted lists visited by this request only (more: better "
+    "recall, slower; default: the server's setting, see /api/info). Capped at each index's "
+    "number of lists; accepted and without effect on exact indexes."
+)
 
 
 class SearchParams:
@@ -74,6 +80,7 @@ class SearchParams:
         include_same: Annotated[
             bool, Query(description="also match artifacts of the query's own modality")
         ] = False,
+        nprobe: Annotated[int | None, Query(ge=1, description=NPROBE_HELP)] = None,
     ) -> None:
         self.k = k
         accounts = [a.strip() for value in (account or []) for a in value.split(",") if a.strip()]
@@ -81,6 +88,7 @@ class SearchParams:
         self.modalities = [m.strip() for m in (modality or "").split(",") if m.strip()] or None
         self.collate = collate
         self.include_same = include_same
+        self.nprobe = nprobe
 
     def search_options(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`PostIndex.search` / :meth:`PostIndex.more_like_this`."""
@@ -90,6 +98,7 @@ class SearchParams:
             "modalities": self.modalities,
             "collation": self.collate,
             "include_same": self.include_same,
+            "nprobe": self.nprobe,
         }
 
 
@@ -136,7 +145,13 @@ def create_app(
     app = FastAPI(
         title="nmodal search",
         version=__version__,
-        description="Search social-media posts by text, image, video, audio or by another post.",
+        description="Search social-media posts by text, image, video, audio or by another post.\n\n"
+        "Every search endpoint takes the same filters (`k`, `account`, `since`, `until`, "
+        "`modality`, `collate`, `include_same`) and `nprobe`: on approximate (IVF) indexes, the "
+        "inverted lists this request visits (more lists: better recall, slower), capped at "
+        "each index's number of lists, without effect on exact indexes; `/api/info` lists "
+        "each modality's `nlist` and default `nprobe`, and a search's `extra.nprobe` the "
+        "lists it visited.",
     )
     app.state.index = idx
     app.state.encoder = encoder
@@ -174,7 +189,12 @@ def create_app(
             "accounts": idx.accounts_list(),
             "max_upload_bytes": max_upload_bytes,
             "index": {
-                m: {"factory": i["factory"], "count": i["count"]}
+                m: {
+                    "factory": i["factory"],
+                    "count": i["count"],
+                    "nlist": idx.nlist(m),
+                    "nprobe": idx.default_nprobe(m),
+                }
                 for m, i in idx.manifest["modalities"].items()
             },
         }
