@@ -40,9 +40,12 @@ def make_collection(
     missing_rate: float = 0.25,
     id_offset: int = 0,
     with_videos: bool = False,
+    with_audio: bool = False,
 ) -> Collection:
     """Write a store, an untrained model, and a dataset dir (posts.parquet + a few images,
-    and with ``with_videos`` a few real MP4 clips)."""
+    with ``with_videos`` a few real MP4 clips, and with ``with_audio`` a few real M4A
+    recordings, on posts without image or video files: every 20th from post 7 on, post 7
+    silent, the others tones)."""
     root.mkdir(parents=True, exist_ok=True)
     fs = make_synthetic(
         num_posts,
@@ -74,7 +77,17 @@ def make_collection(
     ids = fs.post_ids
     image_paths: list[str | None] = []
     video_paths: list[str | None] = []
+    audio_paths: list[str | None] = []
     for i, pid in enumerate(ids):
+        if with_audio and i % 20 == 7:
+            from mediafixtures import write_audio
+
+            rel = f"media/{pid}.m4a"
+            amplitude = 0.0 if i == 7 else 0.5
+            write_audio(dataset / rel, seconds=1.0, freq=220.0 + 20 * i, amplitude=amplitude)
+            audio_paths.append(rel)
+        else:
+            audio_paths.append(None)
         if with_videos and fs.present["video"][i] and i % 25 == 3:
             from mediafixtures import write_video
 
@@ -102,7 +115,7 @@ def make_collection(
             ],
             "video_path": video_paths,
             "image_path": image_paths,
-            "audio_path": [None] * num_posts,
+            "audio_path": audio_paths,
             "status": ["kept"] * num_posts,
             "stance": [("pro", "contra")[i % 2] for i in range(num_posts)],
             "reason": [None] * num_posts,

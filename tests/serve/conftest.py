@@ -48,7 +48,7 @@ def run_server(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
 @pytest.fixture(scope="session")
 def served_collection(tmp_path_factory: pytest.TempPathFactory) -> tuple[Collection, Path]:
     col = make_collection(
-        tmp_path_factory.mktemp("served"), num_posts=200, seed=7, with_videos=True
+        tmp_path_factory.mktemp("served"), num_posts=200, seed=7, with_videos=True, with_audio=True
     )
     out = build_index(col.model, col.store, col.dataset, col.root / "index", progress=False)
     return col, out

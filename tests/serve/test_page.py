@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from chromium import ARGS, CHROMIUM, MISSING_REASON
@@ -138,3 +139,48 @@ def test_post_text_is_not_html(page: Any, server: Server):
     assert page.inner_text("#results .text") == "<img src=x onerror=window.pwned=1>"
     assert page.locator("#results .text img").count() == 0
     assert page.evaluate("() => window.pwned === undefined")
+
+
+def test_audio_posts_have_a_player_and_a_waveform(page: Any, server: Server, tmp_path: Path):
+    posts = pd.read_parquet(server.collection.dataset / "posts.parquet")
+    audio = set(posts.loc[posts["audio_path"].notna(), "post_id"])
+    page.goto(server.url + "/")
+    page.wait_for_selector("#accounts option", state="attached")
+    page.click("#filters summary")
+    page.fill("#k", "500")
+    page.fill("#query", "a voice message from the front")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#results .result")
+    with_player = page.locator("#results .result:has(audio)").evaluate_all(
+        "els => els.map(e => e.dataset.postId)"
+    )
+    shown = page.locator("#results .result").evaluate_all("els => els.map(e => e.dataset.postId)")
+    assert len(with_player) >= 5 and set(with_player) == audio & set(shown)
+    item = page.locator(f"#results .result[data-post-id='{with_player[0]}']")
+    player = item.locator("audio.player")
+    assert player.get_attribute("preload") == "none"
+    assert player.get_attribute("controls") is not None
+    assert player.get_attribute("src") == f"/api/media?post_id={with_player[0]}&kind=audio"
+    # audio-only posts show a waveform as their thumbnail
+    item.scroll_into_view_if_needed()
+    wave = item.locator("img.thumb.wave")
+    assert wave.get_attribute("alt") == f"waveform of {with_player[0]}"
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth === 320", arg=wave.element_handle()
+    )
+    # using the player does not open "more like this"
+    hash_before = page.evaluate("() => location.hash")
+    player.click()
+    player.press("Enter")
+    assert page.evaluate("() => location.hash") == hash_before
+    # the browser really reads the recording through the media route (1 s long)
+    duration = player.evaluate(
+        """a => new Promise((resolve, reject) => {
+            a.addEventListener("loadedmetadata", () => resolve(a.duration), {once: true});
+            a.addEventListener("error", () => reject(new Error("media error " + a.error.code)), {once: true});
+            a.preload = "metadata";
+            a.load();
+        })"""
+    )
+    assert 0.9 < duration < 1.3
+    item.screenshot(path=str(tmp_path / "audio-result.png"))

@@ -10,7 +10,8 @@ Endpoints (all JSON unless noted):
 - ``GET /api/similar?post_id=...``: "more like this": the post's artifacts are the query.
 - ``GET /api/post?post_id=...``: one post's metadata.
 - ``GET /api/media?post_id=...&kind=image``: the post's media file (only from inside the
-  dataset directory); ``GET /api/thumbnail?post_id=...``: a JPEG thumbnail.
+  dataset directory); ``GET /api/thumbnail?post_id=...``: a JPEG thumbnail of its image or
+  video, or a PNG waveform of its audio when it has neither (``kind`` picks one).
 - ``GET /``: the single-page web UI (static files shipped in the package, no CDN).
 
 Search endpoints share the filters ``k``, ``account`` (repeatable), ``since``, ``until``,
@@ -37,7 +38,7 @@ from nmodal import __version__
 from nmodal.errors import InputError, MediaError
 from nmodal.index import Filters, PostIndex, QueryEncoder, SearchResult
 from nmodal.index.query import EncoderSource, EncoderUnavailableError
-from nmodal.serve.media import resolve_inside, thumbnail
+from nmodal.serve.media import THUMB_TYPES, resolve_inside, thumbnail
 from nmodal.serve.uploads import SUFFIX, BodySizeLimit, declared_family, sniff
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -121,7 +122,7 @@ def _post_urls(post: dict[str, Any]) -> dict[str, str]:
     for kind in MEDIA_KINDS:
         if post.get(f"{kind}_path"):
             urls[kind] = f"/api/media?post_id={pid}&kind={kind}"
-    if post.get("image_path") or post.get("video_path"):
+    if any(post.get(f"{kind}_path") for kind in MEDIA_KINDS):
         urls["thumbnail"] = f"/api/thumbnail?post_id={pid}"
     return urls
 
@@ -309,15 +310,30 @@ def create_app(
         return FileResponse(media_path(post_id, kind))
 
     @app.get("/api/thumbnail", response_class=Response)
-    def thumb(post_id: Annotated[str, Query()]) -> Response:
+    def thumb(
+        post_id: Annotated[str, Query()],
+        kind: Annotated[
+            str | None,
+            Query(
+                pattern="^(image|video|audio)$",
+                description="thumbnail of this file (default: the image, else the video, "
+                "else a waveform of the audio)",
+            ),
+        ] = None,
+    ) -> Response:
         detail = idx.post(row_or_404(post_id))
-        kind = "image" if detail.get("image_path") else "video"
+        if kind is None:
+            kind = next((k for k in MEDIA_KINDS if detail.get(f"{k}_path")), None)
+            if kind is None:
+                raise HTTPException(404, f"post {post_id!r} has no image, video or audio file")
         path = media_path(post_id, kind)
         try:
             data = thumbnail(path, kind)
         except MediaError as exc:
             raise HTTPException(422, exc.reason) from None
-        return Response(data, media_type="image/jpeg", headers={"cache-control": "max-age=3600"})
+        return Response(
+            data, media_type=THUMB_TYPES[kind], headers={"cache-control": "max-age=3600"}
+        )
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

@@ -1,5 +1,10 @@
 """Serving a collection's media safely: path containment and thumbnails.
 
+Thumbnails are JPEGs of an image or of a video frame, or PNG waveforms of an audio track
+(decoded with :func:`nmodal.media.load_audio` to 16 kHz mono, its first
+``WAVE_MAX_SECONDS``). A file that cannot be decoded raises :class:`MediaError` with the
+reason.
+
 Media paths in the posts table are relative to the dataset directory or absolute. A path is
 served only if, after resolving ``..`` and symbolic links, it lies inside the dataset
 directory: anything else is refused, whatever the table says.
@@ -18,9 +23,22 @@ import io
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from nmodal.errors import MediaError
 
 THUMB_SIZE = 320
+#: the media type of each kind's thumbnail
+THUMB_TYPES = {"image": "image/jpeg", "video": "image/jpeg", "audio": "image/png"}
+WAVE_RATE = 16_000
+#: a waveform shows at most the first this many seconds of a recording
+WAVE_MAX_SECONDS = 300.0
+#: peaks below this level are not amplified to full height: near-silence stays flat
+WAVE_FLOOR = 1 / 32
+WAVE_BACKGROUND = (233, 236, 241)
+WAVE_AXIS = (184, 192, 204)
+WAVE_PEAK = (31, 95, 191)
+WAVE_RMS = (16, 52, 110)
 
 
 def resolve_inside(root: Path, value: str) -> Path:
@@ -76,13 +94,59 @@ def _video_thumbnail(path: Path, size: int) -> bytes:
     raise MediaError(str(path), "no decodable video frame", stage="thumbnail")
 
 
+def waveform_png(wave: np.ndarray, width: int, height: int) -> bytes:
+    """A PNG of ``wave`` (float32 in [-1, 1]): per pixel column the min/max envelope, the
+    RMS inside it, on a centre line. Scaled to its peak (at least ``WAVE_FLOOR``)."""
+    from PIL import Image, ImageDraw
+
+    wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+    im = Image.new("RGB", (width, height), WAVE_BACKGROUND)
+    draw = ImageDraw.Draw(im)
+    mid = (height - 1) / 2
+    draw.line([(0, round(mid)), (width - 1, round(mid))], fill=WAVE_AXIS)
+    if wave.size:
+        # column x covers samples [starts[x], starts[x + 1]): at least one sample each
+        starts = (np.arange(width) * wave.size) // width
+        lows = np.minimum.reduceat(wave, starts)
+        highs = np.maximum.reduceat(wave, starts)
+        counts = np.diff(np.append(starts, wave.size)).clip(min=1)
+        rms = np.sqrt(np.add.reduceat(wave.astype(np.float64) ** 2, starts) / counts)
+        gain = (mid - 1) / max(float(np.abs(wave).max()), WAVE_FLOOR)
+        top = np.round(mid - highs * gain).astype(int)
+        bottom = np.round(mid - lows * gain).astype(int)
+        band = np.round(rms * gain).astype(int)
+        for x in range(width):
+            if bottom[x] > top[x]:
+                draw.line([(x, top[x]), (x, bottom[x])], fill=WAVE_PEAK)
+            if band[x] > 0:
+                draw.line([(x, round(mid) - band[x]), (x, round(mid) + band[x])], fill=WAVE_RMS)
+    buf = io.BytesIO()
+    im.save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _audio_thumbnail(path: Path, size: int) -> bytes:
+    from nmodal.media import load_audio
+
+    try:
+        wave = load_audio(path, sample_rate=WAVE_RATE, max_seconds=WAVE_MAX_SECONDS)
+    except MediaError as exc:
+        raise MediaError(
+            str(path), f"cannot make a waveform ({exc.reason})", stage="thumbnail"
+        ) from None
+    return waveform_png(wave, size, size * 3 // 4)
+
+
 @lru_cache(maxsize=2048)
 def _cached_thumbnail(path: str, mtime_ns: int, kind: str, size: int) -> bytes:
     if kind == "video":
         return _video_thumbnail(Path(path), size)
+    if kind == "audio":
+        return _audio_thumbnail(Path(path), size)
     return _image_thumbnail(Path(path), size)
 
 
 def thumbnail(path: Path, kind: str, size: int = THUMB_SIZE) -> bytes:
-    """JPEG thumbnail of an image, or of a frame a third into a video (cached)."""
+    """Thumbnail of a media file (cached): a JPEG of an image or of a frame a third into a
+    video, or a ``size`` x ``3/4 size`` PNG waveform of an audio track (``THUMB_TYPES``)."""
     return _cached_thumbnail(str(path), path.stat().st_mtime_ns, kind, size)

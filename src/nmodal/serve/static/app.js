@@ -83,9 +83,11 @@ function renderResults(result) {
     item.dataset.postId = hit.post_id;
     item.title = "Click to find posts like this one";
     if (post.urls && post.urls.thumbnail) {
-      const img = el("img", "thumb");
+      // without an image or video the thumbnail is a waveform of the audio
+      const wave = !post.urls.image && !post.urls.video && Boolean(post.urls.audio);
+      const img = el("img", wave ? "thumb wave" : "thumb");
       img.loading = "lazy";
-      img.alt = "thumbnail of " + hit.post_id;
+      img.alt = (wave ? "waveform of " : "thumbnail of ") + hit.post_id;
       img.src = post.urls.thumbnail;
       item.appendChild(img);
     } else {
@@ -105,6 +107,17 @@ function renderResults(result) {
       matches.appendChild(el("span", "badge", `${m.query} → ${m.artifact} ${m.score.toFixed(3)}`));
     }
     body.appendChild(matches);
+    if (post.urls && post.urls.audio) {
+      // fetched only when played; clicks and keys on it do not open "more like this"
+      const player = el("audio", "player");
+      player.controls = true;
+      player.preload = "none";
+      player.src = post.urls.audio;
+      player.setAttribute("aria-label", "audio of " + hit.post_id);
+      player.addEventListener("click", (event) => event.stopPropagation());
+      player.addEventListener("keydown", (event) => event.stopPropagation());
+      body.appendChild(player);
+    }
     const links = el("div", "media-links");
     for (const kind of ["image", "video", "audio"]) {
       if (post.urls && post.urls[kind]) {
