@@ -161,3 +161,39 @@ def test_broken_and_outside_recordings_over_http(tmp_path: Path):
     finally:
         uv.should_exit = True
         thread.join(timeout=10)
+
+
+def test_scriptable_files_in_a_collection_are_downloads_never_pages(tmp_path: Path):
+    """A channel can post an SVG or HTML file: served from the app's own address it could
+    run scripts there, so it comes back as a sandboxed attachment; real media plays inline."""
+    col = make_collection(tmp_path / "c", num_posts=40, seed=4, with_audio=True)
+    media = col.dataset / "media"
+    (media / "evil.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    )
+    (media / "page.html").write_text("<script>alert(1)</script>")
+    posts = pd.read_parquet(col.dataset / "posts.parquet")
+    with_image = posts["image_path"].notna()
+    svg_post, html_post = posts.loc[with_image, "post_id"].iloc[:2]
+    posts.loc[posts["post_id"] == svg_post, "image_path"] = "media/evil.svg"
+    posts.loc[posts["post_id"] == html_post, "image_path"] = "media/page.html"
+    audio_post = posts.loc[posts["audio_path"].notna(), "post_id"].iloc[0]
+    posts.to_parquet(col.dataset / "posts.parquet", index=False)
+    index_dir = build_index(col.model, col.store, col.dataset, tmp_path / "idx", progress=False)
+    uv, thread, url = run_server(create_app(index_dir, encoder_source=fake_encoder_source))
+    try:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            for pid in (svg_post, html_post):
+                r = c.get("/api/media", params={"post_id": pid, "kind": "image"})
+                assert r.status_code == 200
+                assert r.headers["content-type"] == "application/octet-stream"
+                assert r.headers["content-disposition"].startswith("attachment")
+                assert r.headers["content-security-policy"] == "sandbox"
+                assert r.headers["x-content-type-options"] == "nosniff"
+            r = c.get("/api/media", params={"post_id": audio_post, "kind": "audio"})
+            assert r.status_code == 200 and r.headers["content-type"] == "audio/mp4"
+            assert "content-disposition" not in r.headers
+            assert r.headers["x-content-type-options"] == "nosniff"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)

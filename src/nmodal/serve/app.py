@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import mimetypes
 import shutil
 import tempfile
 from pathlib import Path
@@ -125,6 +126,35 @@ def _post_urls(post: dict[str, Any]) -> dict[str, str]:
     if any(post.get(f"{kind}_path") for kind in MEDIA_KINDS):
         urls["thumbnail"] = f"/api/thumbnail?post_id={pid}"
     return urls
+
+
+#: served inline: media types a browser only displays or plays (SVG, HTML or XML could run
+#: scripts at the app's own address, so collections' files of those types are downloads)
+SCRIPTLESS_IMAGES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp",
+                     "image/avif", "image/tiff", "image/heic", "image/heif")  # fmt: skip
+#: types of common channel media that the system's MIME table may lack
+MEDIA_SUFFIXES = {".m4a": "audio/mp4", ".opus": "audio/ogg", ".oga": "audio/ogg",
+                  ".ogg": "audio/ogg", ".mkv": "video/x-matroska", ".webm": "video/webm",
+                  ".mov": "video/quicktime", ".webp": "image/webp", ".heic": "image/heic",
+                  ".avif": "image/avif"}  # fmt: skip
+#: on every media file: no type sniffing, and no scripts even when opened directly
+MEDIA_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+
+
+def media_response(path: Path, kind: str) -> FileResponse:
+    """A collection's file: inline when it is passive media of its ``kind``, otherwise an
+    ``application/octet-stream`` download (collections hold whatever a channel posted)."""
+    suffix = path.suffix.lower()
+    guessed = MEDIA_SUFFIXES.get(suffix) or mimetypes.guess_type(path.name)[0] or ""
+    if kind == "image":
+        passive = guessed in SCRIPTLESS_IMAGES
+    else:  # players accept either family (a voice note in .webm guesses as video/webm)
+        passive = guessed.split("/")[0] in ("audio", "video")
+    if passive:
+        return FileResponse(path, media_type=guessed, headers=MEDIA_HEADERS)
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=path.name, headers=MEDIA_HEADERS
+    )
 
 
 def create_app(
@@ -307,7 +337,7 @@ def create_app(
         post_id: Annotated[str, Query()],
         kind: Annotated[str, Query(pattern="^(image|video|audio)$")],
     ) -> FileResponse:
-        return FileResponse(media_path(post_id, kind))
+        return media_response(media_path(post_id, kind), kind)
 
     @app.get("/api/thumbnail", response_class=Response)
     def thumb(
