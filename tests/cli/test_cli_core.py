@@ -162,3 +162,15 @@ def test_evaluate_scores_a_symile_model_with_the_symile_rule(store, capsys):
     assert "scoring symile" in capsys.readouterr().out
     assert main(["evaluate", str(model), "--store", str(store / "store"), "--scoring", "sum"]) == 0
     assert "scoring sum" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "option", [["--dropout", "1.5"], ["--threads", "-1"], ["--dim", "0"], ["--lr", "0"]]
+)
+def test_bad_training_numbers_are_one_line_errors(tmp_path, capsys, option):
+    store = tmp_path / "store"
+    write_featureset(store, make_synthetic(300, dim=8, seed=0))
+    code = main(["train", str(store), "--out", str(tmp_path / "m"), "--epochs", "1", *option])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("nmodal train: error:") and "Traceback" not in err
+    assert not (tmp_path / "m").exists()

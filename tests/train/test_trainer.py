@@ -135,6 +135,29 @@ def test_bad_config():
         TrainConfig(lr_schedule="exp")
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"lr": float("nan")}, "lr must be > 0"),
+        ({"weight_decay": -1.0}, "weight_decay"),
+        ({"warmup_steps": -5}, "warmup_steps"),
+        ({"patience": 0}, "patience must be >= 1"),
+        ({"grad_clip": 0.0}, "grad_clip must be > 0"),
+        ({"threads": 0}, "threads must be >= 1"),
+        ({"threads": -1}, "threads must be >= 1"),
+        ({"head": {"dropout": 1.0}}, r"dropout must be in \[0, 1\)"),
+        ({"head": {"dropout": -0.1}}, "dropout must be"),
+        ({"head": {"projection_dim": 0}}, "projection_dim and hidden_dim must be >= 1"),
+        ({"head": {"hidden_dim": 0}}, "projection_dim and hidden_dim"),
+        ({"head": {"depth": -1}}, "head depth must be >= 0"),
+    ],
+)
+def test_bad_numbers_are_input_errors(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        TrainConfig(**kwargs)
+
+
 def test_select_by_validation_recall_or_last_epoch(data):
     from nmodal.train.trainer import validation_recall
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nmodal.errors import InputError
 from nmodal.model.cpu_matmul import Linear
 from nmodal.model.dropout import FastDropout
 
@@ -33,6 +34,17 @@ class HeadConfig:
     residual: bool = True
     layer_norm: bool = True
 
+    def __post_init__(self) -> None:
+        if self.projection_dim < 1 or (self.hidden_dim is not None and self.hidden_dim < 1):
+            raise InputError(
+                f"projection_dim and hidden_dim must be >= 1, got {self.projection_dim} "
+                f"and {self.hidden_dim}"
+            )
+        if self.depth < 0:
+            raise InputError(f"head depth must be >= 0, got {self.depth}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -41,8 +53,8 @@ class ProjectionHead(nn.Module):
     def __init__(self, input_dim: int, config: HeadConfig | None = None) -> None:
         super().__init__()
         cfg = config or HeadConfig()
-        if input_dim <= 0 or cfg.projection_dim <= 0 or cfg.depth < 0:
-            raise ValueError("input_dim, projection_dim must be positive and depth >= 0")
+        if input_dim <= 0:
+            raise InputError(f"input_dim must be positive, got {input_dim}")
         p = cfg.projection_dim
         hidden = cfg.hidden_dim or p
         self.projection = Linear(input_dim, p)

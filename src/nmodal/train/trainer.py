@@ -97,6 +97,17 @@ class TrainConfig:
             raise InputError(f"missing must be 'drop' or 'mask', got {self.missing!r}")
         if self.select not in SELECT:
             raise InputError(f"select must be one of {SELECT}, got {self.select!r}")
+        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise InputError(
+                f"lr must be > 0, weight_decay and warmup_steps >= 0; got lr={self.lr}, "
+                f"weight_decay={self.weight_decay}, warmup_steps={self.warmup_steps}"
+            )
+        if self.patience is not None and self.patience < 1:
+            raise InputError(f"patience must be >= 1 epoch, got {self.patience}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise InputError(f"grad_clip must be > 0, got {self.grad_clip}")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"threads must be >= 1, got {self.threads}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
