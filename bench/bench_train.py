@@ -96,7 +96,7 @@ def measure(posts: int, epochs: int, precisions: list[str], baseline_steps: int)
         dtype = autocast_dtype(amp, torch.device("cpu")) or torch.float32
         out["runs"][amp] = {
             "precision": str(dtype).removeprefix("torch."),
-            "threads": default_threads(config, [768]) or torch.get_num_threads(),
+            "threads": default_threads(config) or torch.get_num_threads(),
             "seconds": result.seconds,
             "samples_per_s": result.samples_per_second,
             "seconds_50k_x_100_epochs": 100 * 50_000 / result.samples_per_second,

@@ -226,12 +226,12 @@ def test_cpu_bf16_detection_reads_the_cpu_flags():
 
 def test_threads_one_for_small_steps_under_passive_waits_and_restored(data, monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
-    assert default_threads(TrainConfig(batch_size=128), [768, 768]) == 1
-    assert default_threads(TrainConfig(batch_size=4096), [768]) is None
+    assert default_threads(TrainConfig(batch_size=128)) == 1
+    assert default_threads(TrainConfig(batch_size=512)) is None
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    assert default_threads(TrainConfig(batch_size=128), [768]) is None
+    assert default_threads(TrainConfig(batch_size=128)) is None
     monkeypatch.delenv("OMP_WAIT_POLICY")
-    assert default_threads(TrainConfig(batch_size=128), [768]) is None
+    assert default_threads(TrainConfig(batch_size=128)) is None
 
     fs, s = data
     before = torch.get_num_threads()

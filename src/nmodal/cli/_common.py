@@ -148,7 +148,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="CPU threads while training (default: 1 for small batches, where waking "
+        help="CPU threads while training (default: 1 for batches under 512, where waking "
         "idle threads costs more than it saves; torch's default otherwise)",
     )
     s = p.add_argument_group("data split")
