@@ -124,7 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = not dist.is_initialized()
     init_from_env()
     try:
-        return cli_main(["train", *args])
+        code = cli_main(["train", *args])
+        if started and dist.is_initialized():
+            # no rank tears the group down while another still uses it (rank 0 saves and
+            # evaluates after training); a gloo rank exiting early once aborted with
+            # "terminate called without an active exception"
+            dist.barrier()
+        return code
     finally:
         if started and dist.is_initialized():
             dist.destroy_process_group()
