@@ -99,3 +99,15 @@ def test_environment_switch_turns_it_off():
     env = {**os.environ, "NMODAL_ONEDNN": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize(
+    "a_shape, b_shape",
+    [((0, 8), (3, 8)), ((5, 8), (0, 8)), ((3, 0, 8), (3, 4, 8)), ((0, 4, 8), (0, 2, 8))],
+)
+def test_empty_operands(a_shape, b_shape):
+    a, b = torch.randn(a_shape), torch.randn(b_shape)
+    expected = torch.matmul(a, b.transpose(-1, -2))
+    assert matmul_nt(a, b).shape == expected.shape
+    if a.dim() == 2:
+        assert linear(a, b).shape == expected.shape

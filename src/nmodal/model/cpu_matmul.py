@@ -92,7 +92,7 @@ def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     CPU batches go through oneDNN one matrix at a time."""
     if a.dim() < 2 or a.shape[:-2] != b.shape[:-2] or a.shape[-1] != b.shape[-1]:
         return torch.matmul(a, b.transpose(-1, -2))  # torch's errors for bad shapes
-    if not _use_onednn(a, b):
+    if not _use_onednn(a, b) or a.numel() == 0 or b.numel() == 0:
         return torch.matmul(a, b.transpose(-1, -2))
     if a.dim() == 2:
         out: torch.Tensor = _LinearFunction.apply(a, b, None)
