@@ -23,7 +23,7 @@ from nmodal.errors import InputError, OutputExistsError
 from nmodal.features import read_featureset, write_featureset
 from nmodal.index import PostIndex, QueryEncoder, add_posts, build_index
 from nmodal.index.factory import choose_factory, default_nprobe, nlist_for
-from nmodal.index.layout import model_fingerprint, write_directory_atomically
+from nmodal.index.layout import model_fingerprint, read_manifest, write_directory_atomically
 from nmodal.model import HeadConfig, ModelConfig, NModalModel
 
 
@@ -274,3 +274,56 @@ def test_missing_metadata_is_warned(collection: Collection, tmp_path: Path):
     assert any("no metadata" in str(w.message) for w in caught)
     index = PostIndex.open(out)
     assert index.post(index.row_of("post-00001"))["account"] is None
+
+
+def _centroids(index) -> np.ndarray:
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    return ivf.quantizer.reconstruct_n(0, ivf.nlist)
+
+
+def test_ivf_centroids_are_retrained_once_the_index_has_grown(tmp_path: Path):
+    full = make_collection(tmp_path / "full", num_posts=300, seed=3)
+    fs = read_featureset(full.store)
+    first = write_featureset(tmp_path / "first", fs.subset(np.arange(80)))
+    small = write_featureset(tmp_path / "small", fs.subset(np.arange(100)))
+    fac = "IVF4,Flat"
+
+    def built(name: str) -> Path:
+        return build_index(full.model, first, full.dataset, tmp_path / name, factory=fac,
+                           progress=False)  # fmt: skip
+
+    ref = PostIndex.open(
+        build_index(
+            full.model, full.store, full.dataset, tmp_path / "ref", factory=fac, progress=False
+        )
+    )
+    probe = built("probe")
+    trained = {m: read_manifest(probe)["modalities"][m]["trained_on"] for m in MODALITIES}
+
+    auto = built("auto")
+    assert add_posts(auto, full.model, small, progress=False) == 20  # 80 -> 100: kept
+    kept = PostIndex.open(auto)
+    for m in MODALITIES:
+        assert read_manifest(auto)["modalities"][m]["trained_on"] == trained[m]
+        np.testing.assert_array_equal(
+            _centroids(kept.indexes[m]), _centroids(PostIndex.open(probe).indexes[m])
+        )
+    # 100 -> 300 posts: more than twice what the centroids saw, retrained
+    assert add_posts(auto, full.model, full.store, progress=False) == ref.num_posts - kept.num_posts
+    never = built("never")
+    add_posts(never, full.model, full.store, progress=False, retrain="never")
+    grown, stale = PostIndex.open(auto), PostIndex.open(never)
+    for m in MODALITIES:
+        info = read_manifest(auto)["modalities"][m]
+        assert info["trained_on"] == info["count"] == ref.indexes[m].ntotal
+        # retrained on all vectors = rebuilt with the same factory
+        np.testing.assert_allclose(
+            _centroids(grown.indexes[m]), _centroids(ref.indexes[m]), atol=1e-4
+        )
+        assert read_manifest(never)["modalities"][m]["trained_on"] == trained[m]
+        assert not np.allclose(_centroids(stale.indexes[m]), _centroids(ref.indexes[m]), atol=1e-3)
+        assert stale.indexes[m].ntotal == grown.indexes[m].ntotal
+    with pytest.raises(InputError, match="retrain must be one of"):
+        add_posts(never, full.model, full.store, progress=False, retrain="sometimes")

@@ -66,6 +66,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="dataset directory of the new posts (default: the index's)",
     )
     a.add_argument("--batch-size", type=int, default=8192)
+    a.add_argument(
+        "--retrain",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="IVF centroids: retrain on all vectors when the index has grown past twice what "
+        "they were trained on (auto, default), at every addition, or never",
+    )
     a.set_defaults(handler=handle_add)
 
     i = sub.add_parser("info", help="print an index's manifest")
@@ -92,7 +99,10 @@ def handle_build(args: argparse.Namespace) -> int:
 def handle_add(args: argparse.Namespace) -> int:
     from nmodal.index import add_posts
 
-    added = add_posts(args.index, args.model, args.store, args.posts, batch_size=args.batch_size)
+    added = add_posts(
+        args.index, args.model, args.store, args.posts, batch_size=args.batch_size,
+        retrain=args.retrain,
+    )  # fmt: skip
     if added:
         print(f"added {added} new posts -> {args.index}")
     else:

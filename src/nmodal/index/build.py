@@ -49,6 +49,10 @@ STANDARD_COLUMNS = (
     "reason", "notes",
 )  # fmt: skip
 ADD_CHUNK = 65_536
+#: ``add_posts`` retrains an IVF index's centroids (retrain="auto") once it holds more than
+#: this many times the vectors they were trained on: the lists drift from the data
+RETRAIN_GROWTH = 2.0
+RETRAIN = ("auto", "always", "never")
 
 
 def read_posts_table(dataset_dir: str | Path) -> pd.DataFrame:
@@ -208,6 +212,7 @@ def index_from_embeddings(
             "factory": fac,
             "exact": is_exact(fac),
             "count": int(pres[m].sum()),
+            "trained_on": int(pres[m].sum()),
             "nprobe": nprobe if nprobe is not None else default_nprobe(fac),
             "encoder": {},
         }
@@ -282,6 +287,7 @@ def build_index(
                 "factory": fac,
                 "exact": is_exact(fac),
                 "count": len(rows),
+                "trained_on": len(rows),  # vectors the IVF centroids were trained on
                 "nprobe": nprobe if nprobe is not None else default_nprobe(fac),
                 "encoder": fs.encoders.get(m, {}),
             }
@@ -304,6 +310,16 @@ def build_index(
     return layout.write_directory_atomically(out, fill, overwrite=overwrite)
 
 
+def _retrains(info: Mapping[str, Any], count: int, retrain: str) -> bool:
+    """Whether ``add_posts`` retrains a modality's index now holding ``count`` vectors
+    (``info``: its manifest entry; an index from before "trained_on" was recorded counts
+    as trained on what it held before this addition)."""
+    if info["exact"] or retrain == "never":
+        return False
+    trained_on = int(info.get("trained_on", info["count"]))
+    return retrain == "always" or count > RETRAIN_GROWTH * max(trained_on, 1)
+
+
 def add_posts(
     index_dir: str | Path,
     model_dir: str | Path,
@@ -311,15 +327,22 @@ def add_posts(
     dataset_dir: str | Path | None = None,
     batch_size: int = 8192,
     progress: bool = True,
+    retrain: str = "auto",
 ) -> int:
     """Add the posts of ``store_dir`` that the index lacks; returns how many were added.
 
     Posts already indexed are skipped (their features are not re-read into the index). The
-    FAISS indexes keep their factory (and trained IVF centroids); with exact indexes the
-    result equals a full rebuild over the union of posts. The directory is rewritten
-    atomically.
+    FAISS indexes keep their factory; with exact indexes the result equals a full rebuild
+    over the union of posts. IVF indexes keep their trained centroids, unless ``retrain``
+    is ``"always"``, or ``"auto"`` and the index now holds more than ``RETRAIN_GROWTH``
+    times the vectors its centroids were trained on: then it is retrained on all its
+    vectors (the stored embeddings), which equals a rebuild with the same factory. The
+    directory is rewritten atomically.
     """
     import faiss
+
+    if retrain not in RETRAIN:
+        raise InputError(f"retrain must be one of {RETRAIN}, got {retrain!r}")
 
     index_dir, model_dir, store_dir = Path(index_dir), Path(model_dir), Path(store_dir)
     manifest = layout.read_manifest(index_dir)
@@ -375,12 +398,23 @@ def add_posts(
             present[m] = np.concatenate(
                 [np.load(index_dir / layout.present_file(m), allow_pickle=False), present_new[m]]
             )
-            index = faiss.read_index(str(index_dir / layout.faiss_file(m)))
-            rows = n_old + np.flatnonzero(present_new[m])
-            _add_vectors(index, emb[m], rows, f"add {m}", progress)
-            indexes[m] = index
             info = manifest["modalities"][m]
-            info["count"] = int(present[m].sum())
+            count = int(present[m].sum())
+            if _retrains(info, count, retrain):
+                if progress:
+                    print(
+                        f"retraining the {info['factory']} index of {m}: {count} vectors, its "
+                        f"lists were trained on {info.get('trained_on', info['count'])}",
+                        file=sys.stderr,
+                    )
+                indexes[m] = build_faiss(emb[m], present[m], info["factory"], progress, f"{m}")
+                info["trained_on"] = count
+            else:
+                index = faiss.read_index(str(index_dir / layout.faiss_file(m)))
+                rows = n_old + np.flatnonzero(present_new[m])
+                _add_vectors(index, emb[m], rows, f"add {m}", progress)
+                indexes[m] = index
+            info["count"] = count
         _write_arrays(tmp, emb, present, indexes, posts)
         manifest["num_posts"] = len(posts)
         manifest["num_artifacts"] = sum(int(present[m].sum()) for m in mods)
