@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from index.fixtures import Collection, fake_encoder_source, make_collection
-from nmodal.index import build_index
+from nmodal.index import PostIndex, QueryEncoder, build_index
 from nmodal.serve import create_app
 
 MAX_UPLOAD = 256 * 1024
@@ -75,3 +75,41 @@ def server(served_collection: tuple[Collection, Path]) -> Iterator[Server]:
 def client(server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
+
+
+NLIST = 16
+
+
+@dataclass
+class Approx:
+    url: str
+    exact: PostIndex
+    #: the served IVF index opened in this process too: the sequential reference
+    ivf: PostIndex
+    encoder: QueryEncoder
+    post_ids: list[str]
+
+
+@pytest.fixture(scope="session")
+def approx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Approx]:
+    root = tmp_path_factory.mktemp("nprobe")
+    col = make_collection(root / "c", num_posts=1500, seed=5)
+    exact_dir = build_index(col.model, col.store, col.dataset, root / "exact", progress=False)
+    ivf_dir = build_index(
+        col.model,
+        col.store,
+        col.dataset,
+        root / "ivf",
+        factory=f"IVF{NLIST},Flat",
+        nprobe=1,
+        progress=False,
+    )
+    exact = PostIndex.open(exact_dir)
+    encoder = QueryEncoder.for_index(exact.manifest, encoder_source=fake_encoder_source)
+    uv, thread, url = run_server(create_app(ivf_dir, encoder_source=fake_encoder_source))
+    try:
+        ids = exact.post_ids[::53][:25].tolist()
+        yield Approx(url, exact, PostIndex.open(ivf_dir), encoder, ids)
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,48 +11,8 @@ import httpx
 import numpy as np
 import pytest
 
-from index.fixtures import fake_encoder_source, make_collection
 from mediafixtures import write_image
-from nmodal.index import PostIndex, QueryEncoder, build_index
-from nmodal.serve import create_app
-from serve.conftest import run_server
-
-NLIST = 16
-
-
-@dataclass
-class Approx:
-    url: str
-    exact: PostIndex
-    #: the served IVF index opened in this process too: the sequential reference
-    ivf: PostIndex
-    encoder: QueryEncoder
-    post_ids: list[str]
-
-
-@pytest.fixture(scope="module")
-def approx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Approx]:
-    root = tmp_path_factory.mktemp("nprobe")
-    col = make_collection(root / "c", num_posts=1500, seed=5)
-    exact_dir = build_index(col.model, col.store, col.dataset, root / "exact", progress=False)
-    ivf_dir = build_index(
-        col.model,
-        col.store,
-        col.dataset,
-        root / "ivf",
-        factory=f"IVF{NLIST},Flat",
-        nprobe=1,
-        progress=False,
-    )
-    exact = PostIndex.open(exact_dir)
-    encoder = QueryEncoder.for_index(exact.manifest, encoder_source=fake_encoder_source)
-    uv, thread, url = run_server(create_app(ivf_dir, encoder_source=fake_encoder_source))
-    try:
-        ids = exact.post_ids[::53][:25].tolist()
-        yield Approx(url, exact, PostIndex.open(ivf_dir), encoder, ids)
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+from serve.conftest import NLIST, Approx
 
 
 @pytest.fixture

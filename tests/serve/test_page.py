@@ -184,3 +184,42 @@ def test_audio_posts_have_a_player_and_a_waveform(page: Any, server: Server, tmp
     )
     assert 0.9 < duration < 1.3
     item.screenshot(path=str(tmp_path / "audio-result.png"))
+
+
+def test_lists_probed_control_on_an_approximate_index(browser: Any, server: Server, approx: Any):
+    # the exact index: no such control
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.goto(server.url + "/")
+    pg.wait_for_selector("#accounts option", state="attached")
+    assert pg.locator("#nprobe-label").is_hidden()
+    context.close()
+
+    context = browser.new_context()
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    searches: list[str] = []
+    pg.on("request", lambda r: searches.append(r.url) if "/api/search?" in r.url else None)
+    pg.goto(approx.url + "/")
+    pg.wait_for_selector("#accounts option", state="attached")
+    pg.click("#filters summary")
+    box = pg.locator("#nprobe")
+    assert box.is_visible() and box.get_attribute("max") == "16"
+    assert box.get_attribute("placeholder") == "1 (of 16)"  # the index's default
+    status = pg.locator("#status")  # "... (approximate)" unless the search was exact
+    pg.fill("#query", "convoy on the highway")
+    pg.press("#query", "Enter")
+    pg.wait_for_selector("#results .result")
+    pg.wait_for_function("() => document.querySelector('#status').textContent.includes('posts in')")
+    assert "nprobe=" not in searches[-1] and "approximate" in status.inner_text()
+    box.fill("16")  # every list of an IVF-Flat index: exact
+    pg.fill("#query", "convoy on the highway at night")
+    pg.press("#query", "Enter")
+    pg.wait_for_function("() => location.hash.includes('night')")
+    pg.wait_for_function(
+        "() => !document.querySelector('#query-info').textContent.includes('approximate')"
+    )
+    assert "nprobe=16" in searches[-1]
+    context.close()
+    assert errors == []

@@ -22,6 +22,7 @@ function filterParams() {
   const boxes = Array.from(document.querySelectorAll("#modalities input"));
   const checked = boxes.filter((b) => b.checked).map((b) => b.value);
   if (checked.length && checked.length < boxes.length) params.set("modality", checked.join(","));
+  if (!$("nprobe-label").hidden && $("nprobe").value) params.set("nprobe", $("nprobe").value);
   return params;
 }
 
@@ -210,6 +211,14 @@ async function init() {
     label.appendChild(box);
     label.appendChild(document.createTextNode(modality));
     $("modalities").appendChild(label);
+  }
+  // approximate (IVF) indexes: how many inverted lists a query visits, up to the largest
+  const ivf = Object.values(info.index || {}).filter((i) => i.nlist);
+  if (ivf.length) {
+    const box = $("nprobe");
+    box.max = String(Math.max(...ivf.map((i) => i.nlist)));
+    box.placeholder = `${Math.max(...ivf.map((i) => i.nprobe))} (of ${box.max})`;
+    $("nprobe-label").hidden = false;
   }
   $("search-form").addEventListener("submit", (event) => {
     event.preventDefault();
