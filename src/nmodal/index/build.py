@@ -310,14 +310,17 @@ def build_index(
     return layout.write_directory_atomically(out, fill, overwrite=overwrite)
 
 
+def _trained_on(info: Mapping[str, Any]) -> int:
+    """Vectors a modality's IVF centroids were trained on (``info``: its manifest entry; an
+    index from before "trained_on" was recorded counts as trained on what it holds)."""
+    return int(info.get("trained_on", info["count"]))
+
+
 def _retrains(info: Mapping[str, Any], count: int, retrain: str) -> bool:
-    """Whether ``add_posts`` retrains a modality's index now holding ``count`` vectors
-    (``info``: its manifest entry; an index from before "trained_on" was recorded counts
-    as trained on what it held before this addition)."""
+    """Whether ``add_posts`` retrains a modality's index now holding ``count`` vectors."""
     if info["exact"] or retrain == "never":
         return False
-    trained_on = int(info.get("trained_on", info["count"]))
-    return retrain == "always" or count > RETRAIN_GROWTH * max(trained_on, 1)
+    return retrain == "always" or count > RETRAIN_GROWTH * max(_trained_on(info), 1)
 
 
 def add_posts(
@@ -404,10 +407,12 @@ def add_posts(
                 if progress:
                     print(
                         f"retraining the {info['factory']} index of {m}: {count} vectors, its "
-                        f"lists were trained on {info.get('trained_on', info['count'])}",
+                        f"lists were trained on {_trained_on(info)}",
                         file=sys.stderr,
                     )
-                indexes[m] = build_faiss(emb[m], present[m], info["factory"], progress, f"{m}")
+                indexes[m] = build_faiss(
+                    emb[m], present[m], info["factory"], progress, desc=f"retrain {m}"
+                )
                 info["trained_on"] = count
             else:
                 index = faiss.read_index(str(index_dir / layout.faiss_file(m)))
