@@ -1,7 +1,7 @@
 """Slow, loop-based references for the losses and scoring rules beyond the paper.
 
 Written from the formulas (module docs of nmodal.losses.{clip,triplet,anchor,siglip,symile,
-gram} and nmodal.evaluation.retrieval), one scalar at a time in Python floats, independent
+gram} and nmodal.retrieval), one scalar at a time in Python floats, independent
 of the vectorised code.
 """
 

@@ -73,7 +73,7 @@ def test_dataset_has_missing_artifacts():
 
 @pytest.mark.slow
 def test_torchrun_entry_point_writes_the_single_process_model(tmp_path):
-    """``torchrun -m nmodal.train`` = ``nmodal train`` on one process."""
+    """``torchrun -m nmodal train`` = ``nmodal train`` on one process."""
     import os
     import subprocess
     import sys
@@ -88,7 +88,7 @@ def test_torchrun_entry_point_writes_the_single_process_model(tmp_path):
     args += ["--missing", "mask", "--device", "cpu", "--test-size", "50", "--amp", "off"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    cmd += ["-m", "nmodal.train", str(store), "--out", str(tmp_path / "ddp"), *args]
+    cmd += ["-m", "nmodal", "train", str(store), "--out", str(tmp_path / "ddp"), *args]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("model written to") == 1  # rank 0 only

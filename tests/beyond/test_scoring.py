@@ -9,8 +9,8 @@ import pytest
 from nmodal.errors import InputError
 from nmodal.evaluation import post_retrieval_recall, retrieval_ranks, retrieval_report
 from nmodal.evaluation.missing import drop_artifacts, missing_fraction
-from nmodal.evaluation.retrieval import matched_scoring
 from nmodal.features import make_synthetic
+from nmodal.retrieval import matched_scoring
 
 from .reference import score_loop, unit
 

@@ -69,9 +69,9 @@ def _select_posts(args: argparse.Namespace, fs: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     from nmodal.cli._common import int_list, write_json
     from nmodal.evaluation import evaluate_model, recall_table
-    from nmodal.evaluation.retrieval import matched_scoring
     from nmodal.features import read_featureset
     from nmodal.model import NModalModel
+    from nmodal.retrieval import matched_scoring
 
     model = NModalModel.load(args.model)
     fs = _select_posts(args, read_featureset(args.store))

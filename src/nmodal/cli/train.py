@@ -36,6 +36,15 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``nmodal train``; under ``torchrun -m nmodal train ...`` every rank runs it inside
+    one process group (DDP, see :mod:`nmodal.train.distributed`)."""
+    from nmodal.train.distributed import torchrun_session
+
+    with torchrun_session():
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from nmodal.cli._common import write_json
     from nmodal.train import split_posts, train_model
 

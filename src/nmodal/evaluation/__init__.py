@@ -1,13 +1,13 @@
 """Retrieval protocols and metrics (the paper's Fig. 2 and Tables 2-5)."""
 
 from nmodal.evaluation.protocol import evaluate_model, run_protocol, summarize
-from nmodal.evaluation.retrieval import (
+from nmodal.evaluation.tables import format_cell, recall_grid_table, recall_table
+from nmodal.retrieval import (
     DEFAULT_KS,
     post_retrieval_recall,
     retrieval_ranks,
     retrieval_report,
 )
-from nmodal.evaluation.tables import format_cell, recall_grid_table, recall_table
 
 __all__ = [
     "DEFAULT_KS",

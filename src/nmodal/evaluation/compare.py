@@ -4,7 +4,7 @@ features, the same splits and the same training seeds, in one table.
 For every loss, :func:`~nmodal.evaluation.protocol.run_protocol` runs ``trials`` trials
 (trial ``t``: split seed and training seed ``seed + t``, identical across losses) and
 evaluates retrieval on the held-out posts with the loss's scoring rule
-(:func:`~nmodal.evaluation.retrieval.matched_scoring`: Symile's multilinear score for
+(:func:`~nmodal.retrieval.matched_scoring`: Symile's multilinear score for
 ``symile``, GRAM's volume for ``gram``, the paper's sum of cosines otherwise), or with one
 rule for all (``scoring="sum"``). With ``missing_rate > 0`` every loss is also trained on
 training data with that rate of artifacts dropped at random
@@ -26,11 +26,11 @@ import numpy as np
 
 from nmodal.errors import InputError
 from nmodal.evaluation.protocol import run_protocol
-from nmodal.evaluation.retrieval import DEFAULT_KS, SCORINGS, matched_scoring
 from nmodal.evaluation.sweep import model_label
 from nmodal.evaluation.tables import format_cell
 from nmodal.features.featureset import FeatureSet
 from nmodal.losses import LOSS_NAMES
+from nmodal.retrieval import DEFAULT_KS, SCORINGS, matched_scoring
 from nmodal.train import TrainConfig
 
 

@@ -5,7 +5,7 @@ of 100 posts by default), a fresh training run and the retrieval evaluation on t
 population; it reports mean and std of R@K over trials. ``eval_modalities`` adds a
 restricted evaluation of the same models (the paper's "bi-tri" rows: a trimodal model
 evaluated on image-text pairs only). ``scoring`` picks the retrieval scoring rule
-(``"sum"``, the paper's, or ``"symile"`` / ``"gram"``, see :mod:`nmodal.evaluation.retrieval`).
+(``"sum"``, the paper's, or ``"symile"`` / ``"gram"``, see :mod:`nmodal.retrieval`).
 ``train_missing_rate`` drops that fraction of the training and validation artifacts at
 random (:func:`nmodal.evaluation.missing.drop_artifacts`, seeded per trial) while the test
 population stays as it is: set ``TrainConfig(missing="mask")`` to train on what remains.
@@ -27,9 +27,9 @@ import numpy as np
 
 from nmodal.errors import InputError
 from nmodal.evaluation.missing import drop_artifacts, missing_fraction
-from nmodal.evaluation.retrieval import DEFAULT_KS, retrieval_report
 from nmodal.features.featureset import FeatureSet
 from nmodal.model import NModalModel
+from nmodal.retrieval import DEFAULT_KS, retrieval_report
 from nmodal.train import TrainConfig, split_posts, train_model
 
 

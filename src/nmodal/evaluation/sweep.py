@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from nmodal.evaluation.protocol import run_protocol
-from nmodal.evaluation.retrieval import DEFAULT_KS, matched_scoring
 from nmodal.evaluation.tables import recall_grid_table, recall_table
 from nmodal.features.featureset import FeatureSet
+from nmodal.retrieval import DEFAULT_KS, matched_scoring
 from nmodal.train import TrainConfig
 
 ARITY = {2: "bi", 3: "tri", 4: "quad", 5: "penta"}
@@ -67,7 +67,7 @@ def run_sweep(
     ``"<label>/<size>/<epochs>/<dim>"`` plus Markdown tables in the paper's layouts.
 
     ``scoring="auto"`` evaluates each loss with its own retrieval rule
-    (:func:`~nmodal.evaluation.retrieval.matched_scoring`: Symile's multilinear score,
+    (:func:`~nmodal.retrieval.matched_scoring`: Symile's multilinear score,
     GRAM's volume, the sum of cosines otherwise)."""
     mods = list(base.modalities or fs.modalities)
     epoch_list = list(epochs or [base.epochs])

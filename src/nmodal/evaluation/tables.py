@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nmodal.evaluation.retrieval import DEFAULT_KS
+from nmodal.retrieval import DEFAULT_KS
 
 Summary = Mapping[str, Any]
 

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from nmodal.errors import InputError
 from nmodal.losses._temperature import TemperatureLoss
 from nmodal.losses._validate import stack_inputs
-from nmodal.model.cpu_matmul import matmul_nt
+from nmodal.ops.cpu_matmul import matmul_nt
 
 CLIPTargets = Literal["identity", "soft"]
 

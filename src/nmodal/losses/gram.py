@@ -17,7 +17,7 @@ With ``normalize=True`` (default) the vectors are unit vectors, so ``0 <= V <= 1
 modalities ``V = |sin angle|``.
 
 Missing modalities: the volume needs the whole tuple, so with ``masks`` only items having
-every artifact take part (retrieval with :func:`nmodal.evaluation.retrieval_ranks`,
+every artifact take part (retrieval with :func:`nmodal.retrieval_ranks`,
 ``scoring="gram"``, does score partial posts, by the volume of the artifacts they have).
 
 Example:

@@ -32,7 +32,7 @@ from torch import nn
 from nmodal.errors import InputError
 from nmodal.losses._temperature import TemperatureLoss
 from nmodal.losses._validate import stack_inputs
-from nmodal.model.cpu_matmul import matmul_nt
+from nmodal.ops.cpu_matmul import matmul_nt
 
 
 class SigLIPLoss(TemperatureLoss):

@@ -3,8 +3,8 @@
 The paper's head (default): ``Linear(d_in, p) -> GELU -> Linear(p, p) -> Dropout -> +
 residual (the first Linear's output) -> LayerNorm``. Depth, width and dropout are
 configurable: ``depth`` counts GELU+Linear blocks after the first projection. Dropout is
-:class:`~nmodal.model.dropout.FastDropout` (cheaper CPU masks than ``nn.Dropout``) and
-the linears :class:`~nmodal.model.cpu_matmul.Linear` (oneDNN float32 products on CPUs).
+:class:`~nmodal.ops.dropout.FastDropout` (cheaper CPU masks than ``nn.Dropout``) and
+the linears :class:`~nmodal.ops.cpu_matmul.Linear` (oneDNN float32 products on CPUs).
 
 Example:
     >>> head = ProjectionHead(768, HeadConfig(projection_dim=256))
@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from nmodal.errors import InputError
-from nmodal.model.cpu_matmul import Linear
-from nmodal.model.dropout import FastDropout
+from nmodal.ops.cpu_matmul import Linear
+from nmodal.ops.dropout import FastDropout
 
 
 @dataclass(frozen=True)

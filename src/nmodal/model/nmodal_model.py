@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from nmodal.errors import InputError, OutputExistsError
+from nmodal.losses import build_loss
 from nmodal.model.heads import HeadConfig, ProjectionHead
 
 CONFIG_FILE = "config.json"
@@ -161,8 +162,6 @@ class NModalModel(nn.Module):
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> NModalModel:
         """Rebuild a saved model (heads and loss) from its directory."""
-        from nmodal.losses import build_loss
-
         path = Path(path)
         cfile = path / CONFIG_FILE
         if not cfile.is_file() or not (path / WEIGHTS_FILE).is_file():

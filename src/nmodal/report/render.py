@@ -43,10 +43,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nmodal.evaluation.retrieval import DEFAULT_KS
 from nmodal.evaluation.tables import recall_table
 from nmodal.report import figures
 from nmodal.report.tables import Table, chance, paper_tables
+from nmodal.retrieval import DEFAULT_KS
 
 FIGURES_DIR = "figures"
 

@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nmodal.evaluation.retrieval import DEFAULT_KS
 from nmodal.evaluation.tables import recall_grid_table, recall_table
+from nmodal.retrieval import DEFAULT_KS
 
 Run = Mapping[str, Any]
 

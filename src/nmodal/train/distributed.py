@@ -2,9 +2,9 @@
 
 Run ``nmodal train``'s arguments under torchrun::
 
-    torchrun --nproc-per-node 4 -m nmodal.train store/ --out models/m1 ...
+    torchrun --nproc-per-node 4 -m nmodal train store/ --out models/m1 ...
     torchrun --nnodes 2 --node-rank 0 --master-addr HOST --nproc-per-node 8 \\
-        -m nmodal.train store/ --out models/m1 ...
+        -m nmodal train store/ --out models/m1 ...
 
 How it works (see :func:`nmodal.train.train_model`, which detects the process group):
 
@@ -31,9 +31,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,22 +115,25 @@ def init_from_env(backend: str | None = None) -> DistContext | None:
     return DistContext.from_process_group()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m nmodal.train STORE --out DIR ...`` under torchrun: the same
-    arguments as ``nmodal train``; outside torchrun it simply runs ``nmodal train``."""
-    from nmodal.cli import main as cli_main
+@contextlib.contextmanager
+def torchrun_session(backend: str | None = None) -> Iterator[DistContext | None]:
+    """The process group of one ``torchrun`` launch, around a whole command.
 
-    args = list(sys.argv[1:] if argv is None else argv)
+    Initialises it from torchrun's environment (nothing outside torchrun), and at the end
+    waits for every rank before destroying it, so no rank tears the group down while
+    another still uses it (rank 0 saves and evaluates after training; a gloo rank exiting
+    early once aborted with "terminate called without an active exception"). A group that
+    was already initialised by the caller is left alone."""
     started = not dist.is_initialized()
-    init_from_env()
+    ctx = init_from_env(backend)
+    ok = False
     try:
-        code = cli_main(["train", *args])
-        if started and dist.is_initialized():
-            # no rank tears the group down while another still uses it (rank 0 saves and
-            # evaluates after training); a gloo rank exiting early once aborted with
-            # "terminate called without an active exception"
-            dist.barrier()
-        return code
+        yield ctx
+        ok = True
     finally:
         if started and dist.is_initialized():
-            dist.destroy_process_group()
+            try:
+                if ok:
+                    dist.barrier()
+            finally:
+                dist.destroy_process_group()

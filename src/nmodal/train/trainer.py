@@ -42,6 +42,7 @@ from nmodal.errors import InputError
 from nmodal.features.featureset import FeatureSet
 from nmodal.losses import build_loss, with_modalities
 from nmodal.model import HeadConfig, ModelConfig, NModalModel
+from nmodal.retrieval import post_retrieval_recall
 from nmodal.train.distributed import DistContext
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -265,8 +266,6 @@ def batch_loss(
 @torch.no_grad()
 def validation_recall(model: NModalModel, val: FeatureSet) -> float:
     """Mean of R@1, R@5 and R@10 of post retrieval on (up to 1000 of) the validation posts."""
-    from nmodal.evaluation.retrieval import post_retrieval_recall
-
     mods = model.modalities
     rows = np.flatnonzero(np.stack([val.present[m] for m in mods]).sum(axis=0) >= 2)
     sub = val.subset(rows[:VAL_RECALL_POSTS])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nmodal.errors import InputError
-from nmodal.evaluation import post_retrieval_recall, retrieval_ranks, retrieval_report
+from nmodal.retrieval import post_retrieval_recall, retrieval_ranks, retrieval_report
 
 
 def reference_ranks(embs, present=None, candidates=None):

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nmodal.model import cpu_matmul
-from nmodal.model.cpu_matmul import Linear, linear, matmul_nt, onednn_enabled
+from nmodal.ops import cpu_matmul
+from nmodal.ops.cpu_matmul import Linear, linear, matmul_nt, onednn_enabled
 
 
 def grads(fn, *tensors):
@@ -95,7 +95,7 @@ def test_linear_module_is_an_nn_linear_with_the_same_state_dict():
 
 
 def test_environment_switch_turns_it_off():
-    code = "from nmodal.model.cpu_matmul import onednn_enabled; print(onednn_enabled())"
+    code = "from nmodal.ops.cpu_matmul import onednn_enabled; print(onednn_enabled())"
     env = {**os.environ, "NMODAL_ONEDNN": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr

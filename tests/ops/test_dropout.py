@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nmodal.model.dropout import FastDropout
+from nmodal.ops.dropout import FastDropout
 
 
 def test_drop_rate_and_scale_match_inverted_dropout():
