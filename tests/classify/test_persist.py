@@ -69,7 +69,7 @@ def test_refuses_untrusted_skops_content(tmp_path):
         load_classifier(tmp_path / "rf")
     # trusted types that are not a forest are refused too
     sio.dump(FunctionTransformer(np.log1p), tmp_path / "rf" / "estimator.skops")
-    with pytest.raises(InputError, match="not a random forest"):
+    with pytest.raises(InputError, match="not a RandomForestClassifier"):
         load_classifier(tmp_path / "rf")
 
 
@@ -91,3 +91,34 @@ def test_clear_errors(tmp_path):
     (tmp_path / "nb" / "classifier.json").write_text(json.dumps(info))
     with pytest.raises(InputError, match="version 99"):
         load_classifier(tmp_path / "nb")
+
+
+def test_version_1_folders_still_load(tmp_path):
+    """Folders written before skops held every scikit-learn estimator (fitted arrays in
+    safetensors) load through the estimators' public fitted attributes and ``fit``."""
+    import json
+
+    from safetensors.numpy import save_file
+
+    X, y = blobs(20, 2)
+    for kind, arrays, fitted in [
+        ("logreg", None, {}),
+        ("knn", None, {}),
+    ]:
+        clf = make_classifier(kind).fit(X, y)
+        folder = tmp_path / kind
+        save_classifier(clf, folder)
+        info = json.loads((folder / "classifier.json").read_text())
+        if kind == "logreg":
+            arrays = {"coef_": clf.coef_, "intercept_": clf.intercept_}
+        else:
+            arrays = {"fit_X": X, "fit_y": np.searchsorted(clf.classes_, y).astype(np.int64)}
+        (folder / "estimator.skops").unlink()
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in arrays.items()},
+            str(folder / "arrays.safetensors"),
+        )
+        info.update(version=1, fitted=fitted)
+        (folder / "classifier.json").write_text(json.dumps(info))
+        loaded = load_classifier(folder)
+        assert np.allclose(loaded.predict_proba(X), clf.predict_proba(X))

@@ -106,7 +106,8 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.num_threads = num_threads
 
-    def _build(self, input_dim: int, num_classes: int) -> nn.Sequential:
+    def build_network(self, input_dim: int, num_classes: int) -> nn.Sequential:
+        """The untrained network for these settings (also how a saved MLP is rebuilt)."""
         hidden = self.hidden_sizes
         sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden)
         return build_mlp(input_dim, sizes, num_classes, float(self.dropout))
@@ -148,7 +149,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     ) -> None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            model = self._build(xt.shape[1], len(self.classes_))
+            model = self.build_network(xt.shape[1], len(self.classes_))
             opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             loss_fn = nn.CrossEntropyLoss()
             gen = torch.Generator().manual_seed(self.seed)

@@ -4,9 +4,16 @@ A saved classifier is a directory:
 
     classifier.json       format, kind, constructor parameters, classes, fitted scalars,
                           and free-form metadata (which model, modality, label, results)
-    arrays.safetensors    the fitted arrays (nb, logreg, knn, mlp, the SVM's calibrator)
-    estimator.skops       RF trees / the SVC (skops format, loaded only if every type in it
-                          is on an explicit allow-list: loading never runs arbitrary code)
+    estimator.skops       the scikit-learn estimator (nb, logreg, knn, rf; for svm the SVC
+                          and its calibrator), in skops's format: scikit-learn's public
+                          persistence path, loaded only if every type in it is on an
+                          explicit allow-list, so loading never runs arbitrary code
+    arrays.safetensors    the MLP's weights (nmodal's own torch network)
+
+Version 1 folders (written before skops held every scikit-learn estimator) kept the fitted
+arrays of nb / logreg / knn and the SVM's calibrator in ``arrays.safetensors``; they still
+load (the arrays go back through each estimator's public fitted attributes and, for knn,
+its public ``fit``). New folders are version 2.
 
 Example:
     >>> save_classifier(clf, "runs/stance-rf", metadata={"label": "stance"})  # doctest: +SKIP
@@ -39,13 +46,26 @@ from nmodal.errors import InputError, OutputExistsError
 from nmodal.jsonfile import read_format_json
 
 FORMAT = "nmodal-classifier"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 INFO_FILE = "classifier.json"
 ARRAYS_FILE = "arrays.safetensors"
 SKOPS_FILE = "estimator.skops"
 
 # types skops may construct beyond its own default trusted set, per kind
 SKOPS_ALLOWED: dict[str, set[str]] = {
+    "nb": set(),
+    "logreg": set(),
+    # a KNN keeps its search tree and distance-metric object (plain data, no callables)
+    "knn": {
+        "sklearn.neighbors._kd_tree.KDTree",
+        "sklearn.neighbors._ball_tree.BallTree",
+        *(
+            f"sklearn.metrics._dist_metrics.{m}Distance{b}"
+            for m in ("Euclidean", "Manhattan", "Chebyshev", "Minkowski")
+            for b in ("64", "32")
+        ),
+    },
     "rf": {"sklearn.tree._tree.Tree"},
     "svm": set(),
 }
@@ -95,7 +115,7 @@ def _classes_array(spec: Mapping[str, Any]) -> np.ndarray:
     return np.array(spec["values"], dtype=str if spec["dtype"] == "str" else spec["dtype"])
 
 
-def _skops_dump(est: BaseEstimator, path: Path) -> None:
+def _skops_dump(est: Any, path: Path) -> None:
     import skops.io as sio
 
     sio.dump(est, path)
@@ -116,24 +136,15 @@ def _skops_load(path: Path, kind: str) -> Any:
 def _fitted_state(
     est: BaseEstimator, kind: str, tmp: Path
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Arrays for safetensors and JSON scalars of a fitted estimator."""
-    if kind == "nb":
-        arrays = {k: getattr(est, k) for k in ("theta_", "var_", "class_prior_", "class_count_")}
-        return arrays, {"epsilon_": float(est.epsilon_)}
-    if kind == "logreg":
-        return {"coef_": est.coef_, "intercept_": est.intercept_}, {}
-    if kind == "knn":
-        # a KNN's parameters are its training points
-        return {"fit_X": np.asarray(est._fit_X), "fit_y": np.asarray(est._y, dtype=np.int64)}, {}
+    """Write a fitted estimator's state into ``tmp``: arrays for safetensors (the MLP) and
+    JSON scalars; scikit-learn estimators go to skops."""
     if kind == "mlp":
         state = {f"model.{k}": v.detach().cpu().numpy() for k, v in est.model_.state_dict().items()}
         return state, {"best_epoch_": int(est.best_epoch_)}
     if kind == "svm":
-        _skops_dump(est.svc_, tmp / SKOPS_FILE)
-        cal = est.calibrator_
-        arrays = {"calibrator.coef_": cal.coef_, "calibrator.intercept_": cal.intercept_}
-        return arrays, {"calibration_": est.calibration_, "calibrator_params": _params(cal)}
-    _skops_dump(est, tmp / SKOPS_FILE)  # rf
+        _skops_dump({"svc": est.svc_, "calibrator": est.calibrator_}, tmp / SKOPS_FILE)
+        return {}, {"calibration_": est.calibration_}
+    _skops_dump(est, tmp / SKOPS_FILE)  # nb, logreg, knn, rf
     return {}, {}
 
 
@@ -187,7 +198,7 @@ def save_classifier(
 def read_classifier_info(path: str | Path) -> dict[str, Any]:
     """The ``classifier.json`` of a saved classifier (kind, classes, metadata, ...)."""
     return read_format_json(
-        path, INFO_FILE, format=FORMAT, versions=(VERSION,), what="a saved classifier"
+        path, INFO_FILE, format=FORMAT, versions=READABLE_VERSIONS, what="a saved classifier"
     )
 
 
@@ -198,54 +209,87 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
     return load_file(str(file))
 
 
+def _expect(obj: Any, cls: type, file: Path) -> Any:
+    if type(obj) is not cls:
+        raise InputError(f"{file}: holds a {type(obj).__name__}, not a {cls.__name__}")
+    return obj
+
+
+SKLEARN_KINDS: dict[str, type] = {
+    "nb": GaussianNB,
+    "logreg": LogisticRegression,
+    "knn": KNeighborsClassifier,
+    "rf": RandomForestClassifier,
+}
+
+
+def _load_v1_arrays(
+    path: Path, kind: str, params: dict[str, Any], fitted: dict[str, Any], classes: np.ndarray
+) -> Any:
+    """A version-1 folder's nb / logreg / knn / svm calibrator, from its safetensors arrays."""
+    arrays = _arrays(path)
+    if kind == "nb":
+        est: Any = GaussianNB(**params)
+        for k, v in arrays.items():
+            setattr(est, k, v)
+        est.epsilon_ = fitted["epsilon_"]
+        return est
+    if kind == "logreg":
+        est = LogisticRegression(**params)
+        est.coef_, est.intercept_ = arrays["coef_"], arrays["intercept_"]
+        est.n_iter_ = np.zeros(1, dtype=np.int32)
+        return est
+    if kind == "knn":
+        return KNeighborsClassifier(**params).fit(arrays["fit_X"], classes[arrays["fit_y"]])
+    cal = LogisticRegression(**fitted["calibrator_params"])  # svm
+    cal.coef_, cal.intercept_ = arrays["calibrator.coef_"], arrays["calibrator.intercept_"]
+    cal.classes_, cal.n_features_in_ = classes, arrays["calibrator.coef_"].shape[1]
+    return cal
+
+
 def load_classifier(path: str | Path) -> Any:
     """Rebuild a classifier saved by :func:`save_classifier`; executes no stored code."""
     path = Path(path)
     info = read_classifier_info(path)
-    kind, params, fitted = info["kind"], info["params"], info["fitted"]
+    version, kind, params, fitted = info["version"], info["kind"], info["params"], info["fitted"]
     classes = _classes_array(info["classes"])
     n_features = int(info["n_features_in"])
+    skops_file = path / SKOPS_FILE
     est: Any
-    if kind == "nb":
-        est = GaussianNB(**params)
-        for k, v in _arrays(path).items():
-            setattr(est, k, v)
-        est.epsilon_ = fitted["epsilon_"]
-    elif kind == "logreg":
-        est = LogisticRegression(**params)
-        arrays = _arrays(path)
-        est.coef_, est.intercept_ = arrays["coef_"], arrays["intercept_"]
-        est.n_iter_ = np.zeros(1, dtype=np.int32)
-    elif kind == "knn":
-        arrays = _arrays(path)
-        est = KNeighborsClassifier(**params).fit(arrays["fit_X"], classes[arrays["fit_y"]])
-    elif kind == "mlp":
+    if kind == "mlp":
         if isinstance(params["hidden_sizes"], list):
             params["hidden_sizes"] = tuple(params["hidden_sizes"])
         est = TorchMLPClassifier(**params)
         state = {k.removeprefix("model."): torch.from_numpy(v) for k, v in _arrays(path).items()}
-        est.model_ = est._build(n_features, len(classes))
+        est.model_ = est.build_network(n_features, len(classes))
         est.model_.load_state_dict(state)
         est.model_.eval()
         est.best_epoch_ = fitted["best_epoch_"]
     elif kind == "svm":
         est = SVMClassifier(**params)
-        est.svc_ = _skops_load(path / SKOPS_FILE, kind)
-        if not isinstance(est.svc_, SVC):
-            raise InputError(f"{path / SKOPS_FILE}: holds a {type(est.svc_).__name__}, not an SVC")
-        arrays = _arrays(path)
-        cal = LogisticRegression(**fitted["calibrator_params"])
-        cal.coef_, cal.intercept_ = arrays["calibrator.coef_"], arrays["calibrator.intercept_"]
-        cal.classes_, cal.n_features_in_ = classes, arrays["calibrator.coef_"].shape[1]
-        est.calibrator_, est.calibration_ = cal, fitted["calibration_"]
-    elif kind == "rf":
-        est = _skops_load(path / SKOPS_FILE, kind)
-        if not isinstance(est, RandomForestClassifier):
-            raise InputError(
-                f"{path / SKOPS_FILE}: holds a {type(est).__name__}, not a random forest"
-            )
+        if version == 1:
+            est.svc_ = _skops_load(skops_file, kind)
+            est.calibrator_ = _load_v1_arrays(path, kind, params, fitted, classes)
+        else:
+            parts = _skops_load(skops_file, kind)
+            if not isinstance(parts, dict) or set(parts) != {"svc", "calibrator"}:
+                raise InputError(f"{skops_file}: not a saved SVM (svc and calibrator)")
+            est.svc_, est.calibrator_ = parts["svc"], parts["calibrator"]
+        _expect(est.svc_, SVC, skops_file)
+        _expect(est.calibrator_, LogisticRegression, skops_file)
+        est.calibration_ = fitted["calibration_"]
+    elif kind in SKLEARN_KINDS:
+        if version == 1 and kind != "rf":
+            est = _load_v1_arrays(path, kind, params, fitted, classes)
+        else:
+            est = _expect(_skops_load(skops_file, kind), SKLEARN_KINDS[kind], skops_file)
     else:
         raise InputError(f"{path / INFO_FILE}: unknown classifier kind {kind!r}")
+    if getattr(est, "n_features_in_", n_features) != n_features:
+        raise InputError(
+            f"{path}: the estimator expects {est.n_features_in_} features, "
+            f"{INFO_FILE} says {n_features}"
+        )
     est.classes_ = classes
     est.n_features_in_ = n_features
     return est
