@@ -22,21 +22,18 @@ import pandas as pd
 
 from nmodal.classify.persist import load_classifier, read_classifier_info
 from nmodal.classify.rows import EmbeddingRows, embedding_rows
-from nmodal.classify.run import model_fingerprint
 from nmodal.errors import InputError
+from nmodal.model import NModalModel, fingerprint_matches, model_fingerprint
 
 
 def _load(classifier_dir: str | Path, model_dir: str | Path) -> tuple[Any, dict[str, Any], Any]:
-    from nmodal.model import NModalModel
-
     info = read_classifier_info(classifier_dir)
     meta = info.get("metadata", {})
     expected = meta.get("model_fingerprint")
-    actual = model_fingerprint(model_dir)
-    if expected is not None and expected != actual:
+    if expected is not None and not fingerprint_matches(model_dir, expected):
         raise InputError(
             f"{classifier_dir}: trained on embeddings of model {expected}, but {model_dir} "
-            f"is model {actual}; use the model it was trained with"
+            f"is model {model_fingerprint(model_dir)}; use the model it was trained with"
         )
     return load_classifier(classifier_dir), meta, NModalModel.load(model_dir)
 

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -35,22 +34,9 @@ from nmodal.classify.rows import embedding_rows, label_rows, read_label_mapping,
 from nmodal.classify.sampling import FoldSMOTE
 from nmodal.classify.tables import results_table
 from nmodal.errors import InputError, OutputExistsError
+from nmodal.model import model_fingerprint
 
 MODALITY_CHOICES = ("all", "fused")
-
-
-def model_fingerprint(model_dir: str | Path) -> str:
-    """SHA-256 (16 hex digits) of a saved model's weights file: ties classifiers to a model."""
-    from nmodal.model.nmodal_model import WEIGHTS_FILE
-
-    file = Path(model_dir) / WEIGHTS_FILE
-    if not file.is_file():
-        raise InputError(f"{model_dir}: not an nmodal model (no {WEIGHTS_FILE})")
-    h = hashlib.sha256()
-    with file.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def parse_modality(spec: str, available: Sequence[str]) -> tuple[list[str], str | None]:

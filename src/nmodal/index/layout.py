@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from typing import Any
 
 from nmodal.errors import InputError, OutputExistsError
 from nmodal.jsonfile import read_format_json
+from nmodal.model import model_fingerprint
 
 FORMAT = "nmodal-post-index"
 VERSION = 1
@@ -50,20 +50,6 @@ def present_file(modality: str) -> str:
 
 def faiss_file(modality: str) -> str:
     return f"{modality}.faiss"
-
-
-def model_fingerprint(model_dir: str | Path) -> str:
-    """A short SHA-256 over a saved model's ``config.json`` and ``model.safetensors``."""
-    model_dir = Path(model_dir)
-    h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
-        path = model_dir / name
-        if not path.is_file():
-            raise InputError(f"{model_dir}: not an nmodal model (no {name})")
-        with path.open("rb") as fh:
-            while block := fh.read(1 << 22):
-                h.update(block)
-    return h.hexdigest()[:16]
 
 
 def read_manifest(index_dir: str | Path) -> dict[str, Any]:

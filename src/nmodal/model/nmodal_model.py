@@ -16,11 +16,12 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,36 @@ class NModalModel(nn.Module):
         model.load_state_dict(state)
         model.eval()
         return model
+
+
+def _sha256(files: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for file in files:
+        with file.open("rb") as fh:
+            while block := fh.read(1 << 22):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """The identity of a saved model: 16 hex digits of SHA-256 over its ``config.json`` and
+    ``model.safetensors``. Indexes and classifiers record it and refuse any other model.
+
+    Example:
+        >>> model_fingerprint("models/triclip")  # doctest: +SKIP
+        '3f1c0a9e5b27d4c8'
+    """
+    model_dir = Path(model_dir)
+    files = [model_dir / CONFIG_FILE, model_dir / WEIGHTS_FILE]
+    for file in files:
+        if not file.is_file():
+            raise InputError(f"{model_dir}: not an nmodal model (no {file.name})")
+    return _sha256(files)
+
+
+def fingerprint_matches(model_dir: str | Path, recorded: str) -> bool:
+    """Whether ``recorded`` names the model in ``model_dir``: its :func:`model_fingerprint`,
+    or the weights-only digest that classifiers recorded before version 0.2."""
+    if recorded == model_fingerprint(model_dir):
+        return True
+    return recorded == _sha256([Path(model_dir) / WEIGHTS_FILE])
