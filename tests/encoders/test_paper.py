@@ -176,3 +176,13 @@ def test_missing_weights_give_a_clear_error(
         build_encoder("vit-mae", model_path=str(tmp_path / "nothing-here"))
     with pytest.raises(InputError, match="pooling"):
         build_encoder("videomae", model_path=str(tmp_path), pooling="cls")
+
+
+def test_audio_frame_counts_come_from_the_public_config(tiny):
+    """``conv_output_lengths`` (public config only) agrees with transformers' own count."""
+    from nmodal.encoders.paper import conv_output_lengths
+
+    model = transformers.Wav2Vec2Model.from_pretrained(tiny["audio"])
+    lengths = torch.tensor([400, 401, 1599, 16000, 48000, 123457])
+    expected = model._get_feat_extract_output_lengths(lengths)  # the reference, not used in src
+    assert conv_output_lengths(lengths, model.config).tolist() == expected.tolist()

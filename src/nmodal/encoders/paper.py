@@ -349,6 +349,22 @@ class VideoMAEVideo(_HFEncoder):
         return self.batcher.map(self._run, list(batch))
 
 
+def conv_output_lengths(lengths: torch.Tensor, config: Any) -> torch.Tensor:
+    """Frames wav2vec2's convolutional feature encoder makes of ``lengths`` samples, from the
+    public config (``conv_kernel``, ``conv_stride``): each layer maps ``n`` to
+    ``(n - kernel) // stride + 1``, as in the wav2vec2 paper's feature encoder.
+
+    Example:
+        >>> cfg = type("C", (), {"conv_kernel": [10, 3, 3, 3, 3, 2, 2], "conv_stride": [5, 2, 2, 2, 2, 2, 2]})
+        >>> conv_output_lengths(torch.tensor([16000, 400]), cfg).tolist()
+        [49, 1]
+    """
+    out = lengths.long()
+    for kernel, stride in zip(config.conv_kernel, config.conv_stride, strict=True):
+        out = torch.div(out - kernel, stride, rounding_mode="floor") + 1
+    return out
+
+
 @register_encoder("wav2vec2")
 class Wav2Vec2Audio(_HFEncoder):
     """facebook/wav2vec2-base (768-d) on 16 kHz audio, mean-pooled over time.
@@ -396,7 +412,7 @@ class Wav2Vec2Audio(_HFEncoder):
         with torch.inference_mode():
             if self.batched:
                 hidden = self.model(x, attention_mask=mask.to(self.device).long()).last_hidden_state
-                frames = self.model._get_feat_extract_output_lengths(lengths).to(self.device)
+                frames = conv_output_lengths(lengths, self.model.config).to(self.device)
                 fmask = torch.arange(hidden.shape[1], device=self.device)[None, :] < frames[:, None]
                 return self._finish(self._pool(hidden, fmask))
             hidden = self.model(x).last_hidden_state
