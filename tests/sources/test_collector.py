@@ -82,7 +82,9 @@ def test_collect_filter_flood_wait_and_ingest(video: Path, tmp_path: Path) -> No
         slept.append(seconds)
 
     out = tmp_path / "raw"
-    stats = asyncio.run(collect(client, ["donbas"], out, FilterConfig(), sleep=fake_sleep))
+    stats = asyncio.run(
+        collect(client, ["donbas"], out, FilterConfig.preset("paper"), sleep=fake_sleep)
+    )
     assert slept == [8] and stats.flood_waits == [7]
     assert [c["min_id"] for c in client.calls] == [0, 2]  # resumed after the last saved one
     assert all(c["reverse"] for c in client.calls)
@@ -95,7 +97,7 @@ def test_collect_filter_flood_wait_and_ingest(video: Path, tmp_path: Path) -> No
     assert lines[0]["date"] == "2023-03-01T12:01:00+00:00"
 
     res = ingest(read_telethon_ndjson(out / "messages.ndjson", media_dir=out / "media"),
-                 out, workers=0, progress=False)  # fmt: skip
+                 out, FilterConfig.preset("paper"), workers=0, progress=False)  # fmt: skip
     got = res.posts.set_index("post_id")
     assert got["status"].to_dict() == {
         "donbas/1": "kept", "donbas/2": "dropped", "donbas/3": "dropped",

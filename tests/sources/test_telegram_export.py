@@ -19,6 +19,8 @@ from nmodal.sources.telegram_export import message_text
 
 from .export_fixture import LONG, write_account_export, write_single_chat_export
 
+PAPER = FilterConfig.preset("paper")
+
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str | None]]:
@@ -28,7 +30,13 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, st
 @pytest.fixture(scope="module")
 def ingested(export, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     out = tmp_path_factory.mktemp("ds")
-    ingest(read_telegram_export(export[0]), out, FilterConfig(), workers=0, progress=False)
+    ingest(
+        read_telegram_export(export[0]),
+        out,
+        FilterConfig.preset("paper"),
+        workers=0,
+        progress=False,
+    )
     return read_posts(out)
 
 
@@ -84,7 +92,7 @@ def test_album_merged_into_one_post(ingested, export) -> None:
 
 def test_paths_stored_relative_to_dataset(export, tmp_path: Path) -> None:
     out = tmp_path / "ds"
-    ingest(read_telegram_export(export[0]), out, workers=0, progress=False)
+    ingest(read_telegram_export(export[0]), out, PAPER, workers=0, progress=False)
     raw = pd.read_parquet(out / "posts.parquet")
     paths = raw["video_path"].dropna()
     assert len(paths) and not any(Path(p).is_absolute() for p in paths)
@@ -99,7 +107,11 @@ def test_paths_stored_relative_to_dataset(export, tmp_path: Path) -> None:
 def test_filter_is_configurable(export, tmp_path: Path) -> None:
     records = read_telegram_export(export[0])
     loose = ingest(
-        records, tmp_path / "a", FilterConfig(min_frames=16, min_words=2), workers=0, progress=False
+        records,
+        tmp_path / "a",
+        FilterConfig.preset("paper", min_frames=16, min_words=2),
+        workers=0,
+        progress=False,
     ).posts.set_index("post_id")
     assert loose.loc["1001/7", "status"] == "kept"  # 30 frames >= 16
     assert loose.loc["1001/17", "status"] == "kept"  # 3 words >= 2
@@ -112,7 +124,11 @@ def test_filter_is_configurable(export, tmp_path: Path) -> None:
     assert pd.isna(anything.loc["1001/6", "video_path"])  # a broken file is never used
     assert anything.loc["1001/1", "status"] == "dropped"  # service messages are not posts
     voice = ingest(
-        records, tmp_path / "c", FilterConfig(require=("audio",)), workers=0, progress=False
+        records,
+        tmp_path / "c",
+        FilterConfig.preset("paper", require=("audio",)),
+        workers=0,
+        progress=False,
     ).posts.set_index("post_id")
     assert voice.loc["1001/15", "status"] == "kept"
     assert voice.loc["1001/15", "audio_path"].endswith("voice.ogg")
@@ -121,7 +137,7 @@ def test_filter_is_configurable(export, tmp_path: Path) -> None:
 
 def test_account_export(tmp_path: Path) -> None:
     root, expected = write_account_export(tmp_path / "full")
-    res = ingest(read_telegram_export(root), tmp_path / "ds", workers=0, progress=False)
+    res = ingest(read_telegram_export(root), tmp_path / "ds", PAPER, workers=0, progress=False)
     got = res.posts.set_index("post_id")
     assert sorted(got.index) == sorted(expected)
     assert got.loc["2002/2", "account"] == "Donbas Daily"
@@ -131,7 +147,7 @@ def test_account_export(tmp_path: Path) -> None:
 
 
 def test_process_pool_matches_in_process(export, ingested, tmp_path: Path) -> None:
-    res = ingest(read_telegram_export(export[0]), tmp_path / "p", workers=2, progress=False)
+    res = ingest(read_telegram_export(export[0]), tmp_path / "p", PAPER, workers=2, progress=False)
     pooled = read_posts(tmp_path / "p").set_index("post_id").sort_index()
     serial = ingested.set_index("post_id").sort_index()
     cols = ["status", "reason", "num_frames", "video_path", "audio_path", "notes"]

@@ -3,6 +3,7 @@
 Examples::
 
     nmodal ingest telegram-export exports/ChatExport_A exports/ChatExport_B --out data/ds
+    nmodal ingest telegram-export exports/ChatExport_A --out data/paper --filter paper
     nmodal ingest manifest posts.jsonl --out data/ds --require video,text --min-frames 32
     nmodal ingest ndjson messages.ndjson --media-dir media --out data/ds --overwrite
 """
@@ -16,25 +17,34 @@ from typing import Any
 def add_filter_arguments(p: argparse.ArgumentParser) -> None:
     """The post filter's options (shared with ``nmodal collect``)."""
     g = p.add_argument_group(
-        "filter (default: the paper's, video >= 64 frames and text >= 5 words)"
+        "filter (default: every post with text or a usable media file; "
+        "--filter paper: video >= 64 frames and text >= 5 words)"
     )
-    g.add_argument("--min-frames", type=int, default=64, help="shortest video kept (default 64)")
-    g.add_argument("--min-words", type=int, default=5, help="shortest text kept (default 5)")
+    g.add_argument(
+        "--filter",
+        choices=["all", "paper"],
+        default="all",
+        help="preset: all (default: every post with at least one usable artifact) or paper "
+        "(the paper's trimodal posts); the options below override single settings",
+    )
+    g.add_argument("--min-frames", type=int, default=None, help="shortest video kept")
+    g.add_argument("--min-words", type=int, default=None, help="shortest text kept")
     g.add_argument(
         "--require",
-        default="video,text",
+        default=None,
         help="modalities a post must have, comma-separated from text,video,image,audio; "
-        "'none' keeps every post (default video,text)",
+        "'none' for no requirement",
     )
 
 
 def filter_config(args: argparse.Namespace) -> Any:
     from nmodal.sources import FilterConfig
 
-    return FilterConfig(
+    return FilterConfig.preset(
+        args.filter,
         min_frames=args.min_frames,
         min_words=args.min_words,
-        require=FilterConfig.parse_require(args.require),
+        require=None if args.require is None else FilterConfig.parse_require(args.require),
     )
 
 
@@ -59,8 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="read posts (Telegram export, manifest, NDJSON) into a dataset's posts.parquet",
         description=(
             "Read a collection of posts, probe every media file, apply the filter and write "
-            "DATASET_DIR/posts.parquet with a status (kept/dropped) and a reason per post. "
-            "Media stay where they are; paths are stored relative to DATASET_DIR."
+            "DATASET_DIR/posts.parquet with a status (kept/dropped) and a reason per post, "
+            "provenance (forwards, replies, authors, t.me links) included. By default every "
+            "post with text or a usable media file is kept; --filter paper keeps the paper's "
+            "trimodal posts. Media stay where they are, read only inside the export / media "
+            "folder named; paths are stored relative to DATASET_DIR. Ends with a summary."
         ),
     )
     sub = p.add_subparsers(dest="source", metavar="SOURCE", required=True)
@@ -68,11 +81,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t = sub.add_parser("telegram-export", help="Telegram Desktop JSON export folder(s)")
     t.add_argument("export_dirs", nargs="+", metavar="EXPORT_DIR", help="folder with result.json")
     t.add_argument("--no-albums", action="store_true", help="do not merge album messages")
+    t.add_argument(
+        "--username",
+        default=None,
+        help="the public channel's @username (exports do not record it) for t.me/<name>/<id> "
+        "links; default links are t.me/c/<channel id>/<id>",
+    )
     _add_common(t)
     t.set_defaults(handler=run_ingest)
 
     m = sub.add_parser("manifest", help="JSONL or CSV manifest, one post per row")
     m.add_argument("file", metavar="FILE")
+    m.add_argument(
+        "--media-root",
+        default=None,
+        help="folder media files must lie in (default: the manifest's folder)",
+    )
     _add_common(m)
     m.set_defaults(handler=run_ingest)
 
@@ -98,9 +122,11 @@ def run_ingest(args: argparse.Namespace) -> int:
     records: list[dict[str, Any]] = []
     if args.source == "telegram-export":
         for d in args.export_dirs:
-            records += read_telegram_export(d, merge_albums=not args.no_albums)
+            records += read_telegram_export(
+                d, merge_albums=not args.no_albums, username=args.username
+            )
     elif args.source == "manifest":
-        records = read_manifest(args.file)
+        records = read_manifest(args.file, media_root=args.media_root)
     else:
         for f in args.files:
             records += read_telethon_ndjson(f, media_dir=args.media_dir, account=args.account)

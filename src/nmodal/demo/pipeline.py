@@ -233,7 +233,9 @@ def _ingest(corpus_manifest: Path, dataset: Path, progress: bool) -> None:
 
     tmp = dataset.with_name(f".{dataset.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    result = ingest(read_manifest(corpus_manifest), tmp, FilterConfig(), progress=progress)
+    result = ingest(
+        read_manifest(corpus_manifest), tmp, FilterConfig.preset("paper"), progress=progress
+    )
     if result.summary["kept"] < 2:
         raise InputError(f"{corpus_manifest}: the filter kept {result.summary['kept']} posts")
     shutil.rmtree(dataset, ignore_errors=True)

@@ -1,4 +1,9 @@
-"""The paper's post filter (video >= 64 frames, text >= 5 words) and media inspection.
+"""Which posts are kept, and media inspection.
+
+The default keeps every post with at least one usable artifact: some text, or a media file
+that was found and decodes. The paper's filter (a video of >= 64 frames and text of >= 5
+words) is the named preset ``paper`` (:meth:`FilterConfig.preset`), used by the demo and
+for reproducing the paper.
 
 Adapters produce raw records (dicts with the posts columns, plus ``drop`` for posts that
 are not posts at all, e.g. service messages, and ``problems``: what went wrong with a
@@ -7,7 +12,7 @@ file (in a process pool, with a progress bar) and decides ``status`` and ``reaso
 a broken file makes a dropped post with its reason, never a crash.
 
 Example:
-    >>> cfg = FilterConfig(min_frames=64, min_words=5, require=("video", "text"))
+    >>> cfg = FilterConfig.preset("paper")  # video >= 64 frames and text >= 5 words
     >>> df = apply_filter(records, cfg, workers=4)
     >>> df["status"].value_counts()
 """
@@ -26,9 +31,16 @@ from tqdm.auto import tqdm
 
 from nmodal.errors import InputError, MediaError
 from nmodal.sources.posts import posts_frame
+from nmodal.sources.records import ERROR_PREFIX, dedup_notes
 
 MODALITIES = ("text", "video", "image", "audio")
 _WORD = re.compile(r"\w", re.UNICODE)
+#: scripts written without spaces between words: each character counts as a word
+_UNSPACED = re.compile(
+    "[\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\U00020000-\U0003134f\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff]"
+)
+PRESETS = ("all", "paper")
 
 
 @dataclass(frozen=True)
@@ -37,9 +49,9 @@ class FilterConfig:
     video needs ``min_frames`` frames, required text ``min_words`` words. A post's image
     may be a frame of its video, its audio the video's soundtrack."""
 
-    min_frames: int = 64
-    min_words: int = 5
-    require: tuple[str, ...] = ("video", "text")
+    min_frames: int = 0
+    min_words: int = 0
+    require: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.require) - set(MODALITIES))
@@ -47,6 +59,20 @@ class FilterConfig:
             raise InputError(f"--require: unknown modality {unknown}; choose from {MODALITIES}")
         if self.min_frames < 0 or self.min_words < 0:
             raise InputError("--min-frames and --min-words must be >= 0")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: object) -> FilterConfig:
+        """``"all"`` (the default: every post with a usable artifact) or ``"paper"`` (a video
+        of >= 64 frames and text of >= 5 words); ``overrides`` replace single settings."""
+        if name not in PRESETS:
+            raise InputError(f"--filter: unknown preset {name!r}; choose from {PRESETS}")
+        base = (
+            {"min_frames": 64, "min_words": 5, "require": ("video", "text")}
+            if name == "paper"
+            else {}
+        )
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)  # type: ignore[arg-type]
 
     @classmethod
     def parse_require(cls, text: str) -> tuple[str, ...]:
@@ -57,15 +83,26 @@ class FilterConfig:
 
 
 def count_words(text: str | None) -> int:
-    """Whitespace-separated tokens that contain a letter or digit (emoji and punctuation
-    alone are not words).
+    """Words of ``text``: whitespace-separated tokens that contain a letter or digit (emoji
+    and punctuation alone are not words), where every character of a script written without
+    spaces (Chinese, Japanese, Thai, Lao, Khmer, Burmese) counts as one word.
 
     >>> count_words("Breaking: 3 tanks seen near Kharkiv 🔥 !!")
     6
+    >>> count_words("川陀大学图书馆 opens")
+    8
     """
     if not text:
         return 0
-    return sum(1 for tok in text.split() if _WORD.search(tok))
+    words = 0
+    for tok in text.split():
+        unspaced = len(_UNSPACED.findall(tok))
+        if unspaced:
+            rest = _UNSPACED.sub(" ", tok).split()
+            words += unspaced + sum(1 for t in rest if _WORD.search(t))
+        elif _WORD.search(tok):
+            words += 1
+    return words
 
 
 def inspect_media(video: str | None, image: str | None, audio: str | None) -> dict[str, Any]:
@@ -160,6 +197,18 @@ def _decide(rec: dict[str, Any], media: dict[str, Any], cfg: FilterConfig) -> di
     reasons: list[str] = []
     if rec.get("drop"):
         reasons.append(rec["drop"])
+    elif not (
+        str(row.get("text") or "").strip()
+        or video
+        or row.get("image_path")
+        or row.get("audio_path")
+    ):
+        unusable = [p for p in problems if p.split(":")[0] in ("video", "image", "audio")]
+        skipped = rec.get("skipped_media")
+        why = (
+            unusable[0] if unusable else (f"only {skipped}" if skipped else "no text and no media")
+        )
+        reasons.append(f"no usable artifact: {why}")
     else:
 
         def why_missing(kind: str) -> str:
@@ -185,7 +234,7 @@ def _decide(rec: dict[str, Any], media: dict[str, Any], cfg: FilterConfig) -> di
             reasons.append(why_missing("audio"))
     row["status"] = "dropped" if reasons else "kept"
     row["reason"] = "; ".join(reasons) if reasons else None
-    row["notes"] = "; ".join(problems) if problems else None
+    row["notes"] = "; ".join(dedup_notes(problems)) if problems else None
     return row
 
 
@@ -214,10 +263,17 @@ def _reason_kind(reason: str) -> str:
     return re.sub(r"\b\d+\b", "N", no_details).strip()
 
 
+def _missing_kind(note: str) -> str | None:
+    """The modality a note reports as missing or unusable (``"image: not included..."``)."""
+    kind, sep, _ = note.partition(":")
+    return kind if sep and kind in ("video", "image", "audio") else None
+
+
 def summarize(df: pd.DataFrame) -> dict[str, Any]:
-    """Counts of kept and dropped posts, dropped ones by kind of reason: numbers become N
-    and parenthesised details go, so "text too short: 3 words < 5" and "...: 2 words < 5"
-    count together."""
+    """What ingest did: posts read, kept, dropped by kind of reason (numbers become N and
+    parenthesised details go, so "text too short: 3 words < 5" and "...: 2 words < 5" count
+    together), bad records, media files missing or unusable per modality (one per post and
+    modality), and posts per skipped kind (documents, stickers, polls, ...)."""
     dropped = df[df["status"] == "dropped"]
     kinds = (
         dropped["reason"]
@@ -226,9 +282,32 @@ def summarize(df: pd.DataFrame) -> dict[str, Any]:
         .map(lambda parts: [_reason_kind(p) for p in parts])
     )
     by_reason = pd.Series([k for ks in kinds for k in ks], dtype="object").value_counts()
+    missing: dict[str, int] = {}
+    for notes in df.get("notes", pd.Series(dtype="object")).dropna().astype(str):
+        for kind in {_missing_kind(n.strip()) for n in notes.split(";")} - {None}:
+            missing[str(kind)] = missing.get(str(kind), 0) + 1
+    skipped: dict[str, int] = {}
+    if "skipped_media" in df:
+        for value in df["skipped_media"].dropna().astype(str):
+            for kind in value.split(","):
+                skipped[kind] = skipped.get(kind, 0) + 1
+    kept = df["status"] == "kept"
+    text = df.get("text", pd.Series("", index=df.index)).fillna("").astype(str).str.strip() != ""
+    ids = df.get("post_id", pd.Series("", index=df.index)).astype(str)
     return {
         "posts": len(df),
-        "kept": int((df["status"] == "kept").sum()),
+        "kept": int(kept.sum()),
         "dropped": len(dropped),
         "dropped_by_reason": {str(k): int(v) for k, v in by_reason.items()},
+        "bad_records": int(ids.str.startswith(ERROR_PREFIX).sum()),
+        "kept_with": {
+            "text": int((kept & text).sum()),
+            **{
+                m: int((kept & df[f"{m}_path"].notna()).sum())
+                for m in ("video", "image", "audio")
+                if f"{m}_path" in df
+            },
+        },
+        "media_missing": dict(sorted(missing.items())),
+        "skipped_kinds": dict(sorted(skipped.items(), key=lambda kv: -kv[1])),
     }

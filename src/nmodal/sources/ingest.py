@@ -86,11 +86,31 @@ def ingest(
 
 
 def format_summary(result: IngestResult) -> str:
-    """Human-readable lines: kept / dropped by reason, and the output path."""
+    """Human-readable lines: read / kept / dropped by reason, bad records, media missing per
+    modality, skipped kinds, and the output path."""
     s = result.summary
-    lines = [f"posts: {s['posts']}  kept: {s['kept']}  dropped: {s['dropped']}"]
+    lines = [f"posts read: {s['posts']}  kept: {s['kept']}  dropped: {s['dropped']}"]
+    with_ = s.get("kept_with") or {}
+    if with_:
+        lines.append("kept posts with " + ", ".join(f"{k}: {v}" for k, v in with_.items()))
+    if s["dropped_by_reason"]:
+        lines.append("dropped, by reason:")
     for reason, n in s["dropped_by_reason"].items():
         lines.append(f"  {n:6d}  {reason}")
+    if s.get("bad_records"):
+        lines.append(
+            f"bad records (unreadable, each one row with file and line): {s['bad_records']}"
+        )
+    if s.get("media_missing"):
+        lines.append(
+            "posts with a media file missing or unusable: "
+            + ", ".join(f"{k}: {v}" for k, v in s["media_missing"].items())
+        )
+    if s.get("skipped_kinds"):
+        lines.append(
+            "posts with content not encoded: "
+            + ", ".join(f"{k}: {v}" for k, v in s["skipped_kinds"].items())
+        )
     if s.get("duplicates_skipped"):
         lines.append(f"duplicate post ids skipped: {s['duplicates_skipped']}")
     lines.append(f"wrote {result.path}")

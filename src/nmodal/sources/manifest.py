@@ -2,8 +2,15 @@
 
 One row per post. Columns: ``post_id`` (required, unique), ``account``, ``text``,
 ``date``, ``video_path``, ``image_path``, ``audio_path`` (``video``, ``image``, ``audio``
-are accepted too); relative paths are relative to the manifest's folder. Every other
-column (``stance``, ``language``, ...) is carried through as a label column.
+are accepted too); relative paths are relative to the manifest's folder, and every media
+file must lie inside that folder (or ``media_root`` when given: :mod:`nmodal.sources.paths`).
+The provenance columns of the posts table (``forwarded_from``, ``reply_to_message_id``,
+``url``, ... see ``docs/post-schema.md``) are read when present. Every other column
+(``stance``, ``language``, ...) is carried through as a label column.
+
+A JSONL line that is not JSON, not UTF-8 or not an object, and a row without a
+``post_id``, becomes one ``bad record`` row naming the file and line; the other rows are
+read. A byte-order mark is ignored (JSONL and CSV alike).
 
 Example manifest.jsonl::
 
@@ -12,50 +19,82 @@ Example manifest.jsonl::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from nmodal.errors import InputError
+from nmodal.sources.paths import MediaRoot
 from nmodal.sources.posts import COLUMNS
+from nmodal.sources.records import bad_record, clean_value, load_json_text
 
 SOURCE = "manifest"
 ALIASES = {"video": "video_path", "image": "image_path", "audio": "audio_path", "id": "post_id"}
-RESERVED = ("status", "reason", "notes", "num_frames", "duration", "width", "height", "has_audio")
+RESERVED = ("status", "reason", "notes", "num_frames", "duration", "width", "height",
+            "has_audio", "media_root")  # fmt: skip
 
 
-def _load(path: Path) -> pd.DataFrame:
+def _load(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The manifest's rows (a ``_line`` column: their line numbers) and bad-record rows."""
     suffix = path.suffix.lower()
+    bad: list[dict[str, Any]] = []
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
-        if suffix == ".tsv":
-            return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        if suffix in (".csv", ".tsv"):
+            df = pd.read_csv(
+                path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
+                encoding="utf-8-sig",
+            )  # fmt: skip
+            df["_line"] = range(2, len(df) + 2)
+            return df, bad
         rows = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
+        with path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                if lineno == 1:
+                    raw = raw.removeprefix(b"\xef\xbb\xbf")
+                if not raw.strip():
                     continue
                 try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+                    row = load_json_text(raw.decode("utf-8"), f"{path}:{lineno}")
+                except UnicodeDecodeError as exc:
+                    bad.append(
+                        bad_record(path, f"line {lineno}", f"not UTF-8 ({exc.reason})", SOURCE)
+                    )
+                    continue
+                except ValueError as exc:
+                    bad.append(bad_record(path, f"line {lineno}", str(exc), SOURCE))
+                    continue
                 if not isinstance(row, dict):
-                    raise InputError(f"{path}:{lineno}: expected a JSON object per line")
+                    bad.append(bad_record(path, f"line {lineno}", "not a JSON object", SOURCE))
+                    continue
+                row["_line"] = lineno
                 rows.append(row)
-        return pd.DataFrame.from_records(rows)
-    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        return pd.DataFrame.from_records(rows), bad
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"{path}: cannot read manifest ({exc})") from None
 
 
-def read_manifest(path: str | Path) -> list[dict[str, Any]]:
-    """Raw post records of a ``.jsonl``/``.json`` (one object per line) or ``.csv`` manifest."""
+def _cell(value: Any) -> Any:
+    """A manifest cell: empty strings and NaN as None, strings cleaned."""
+    if value is None or value is pd.NA or (isinstance(value, str) and value == ""):
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    return clean_value(value)
+
+
+def read_manifest(path: str | Path, media_root: str | Path | None = None) -> list[dict[str, Any]]:
+    """Raw post records of a ``.jsonl``/``.json`` (one object per line) or ``.csv`` manifest.
+
+    Media are read only inside ``media_root`` (default: the manifest's folder); relative
+    paths are relative to the manifest's folder.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: manifest not found")
-    df = _load(p)
+    df, bad = _load(p)
+    if df.empty and bad:
+        return bad
     for alias, canon in ALIASES.items():
         if alias not in df.columns:
             continue
@@ -68,30 +107,36 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
     if "post_id" not in df.columns:
         raise InputError(f"{p}: the manifest needs a post_id column")
     df = df.drop(columns=[c for c in RESERVED if c in df.columns])
-    root = p.parent.resolve()
-    records: list[dict[str, Any]] = []
+    root = MediaRoot(media_root if media_root is not None else p.parent, bases=(p.parent,))
+    records: list[dict[str, Any]] = list(bad)
     for row in df.to_dict("records"):
-        rec: dict[str, Any] = {k: (None if v == "" or v is pd.NA else v) for k, v in row.items()}
-        rec = {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
-        if rec["post_id"] is None:
-            raise InputError(f"{p}: a row without post_id")
+        line = row.pop("_line", "?")
+        rec: dict[str, Any] = {str(k): _cell(v) for k, v in row.items()}
+        if rec["post_id"] is None or isinstance(rec["post_id"], (list, dict)):
+            records.append(bad_record(p, f"line {line}", "no post_id", SOURCE))
+            continue
         rec["post_id"] = str(rec["post_id"])
-        rec["source"] = rec.get("source") or SOURCE
+        rec["source"] = str(rec.get("source") or SOURCE)
         rec["account"] = str(rec["account"]) if rec.get("account") is not None else None
+        if not isinstance(rec.get("text"), (str, type(None))):
+            rec["text"] = str(rec["text"])
+        rec["media_root"] = str(root)
         problems = []
         for col in ("video_path", "image_path", "audio_path"):
             value = rec.get(col)
             if value is None:
                 continue
-            full = (root / str(value)).resolve()
-            if full.is_file():
+            full, problem = root.resolve(str(value) if not isinstance(value, str) else value)
+            if full is not None:
                 rec[col] = str(full)
             else:
-                problems.append(f"{col.split('_')[0]}: file not found ({value})")
+                if str(problem).startswith("file missing"):
+                    problem = "file not found" + str(problem)[len("file missing") :]
+                problems.append(f"{col.split('_')[0]}: {problem}")
                 rec[col] = None
         rec["problems"] = problems
         records.append(rec)
-    labels = [c for c in df.columns if c not in COLUMNS]
+    labels = [c for c in df.columns if c not in COLUMNS and c != "_line"]
     for rec in records:
         for col in labels:
             rec.setdefault(col, None)

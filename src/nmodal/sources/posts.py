@@ -23,7 +23,17 @@ has_audio       whether the post has audio (nullable boolean)
 status          ``kept`` or ``dropped``
 reason          why a post was dropped (null when kept)
 notes           problems with media that did not decide the status (nullable)
+media_root      the folder the post's media were found in (the boundary: every media
+                path lies inside it; see :mod:`nmodal.sources.paths`)
+skipped_media   kinds the post carries that are not encoded (``document``,
+                ``sticker``, ``poll``, ...; comma-separated)
 ==============  ===============================================================
+
+Provenance columns (null where the source does not say; ``docs/post-schema.md``):
+``channel_id``, ``channel_username``, ``url`` (the t.me link), ``from_name``, ``from_id``,
+``author`` (a channel post's signature), ``forwarded_from`` (name), ``forwarded_from_id``,
+``forwarded_date``, ``forwarded_message_id``, ``reply_to_message_id``, ``edited``,
+``views``, ``forwards``, ``reactions`` (JSON ``{reaction: count}``), ``album_id``.
 
 On disk, media paths are stored **relative to DATASET_DIR** (POSIX separators) so a
 dataset and its media can be moved together; :func:`read_posts` returns absolute paths
@@ -40,10 +50,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from nmodal.errors import InputError, OutputExistsError
+from nmodal.sources.records import clean_str, safe_int
 
 POSTS_FILE = "posts.parquet"
 PATH_COLUMNS = ("video_path", "image_path", "audio_path")
@@ -66,7 +78,31 @@ COLUMNS: dict[str, str] = {
     "status": "string",
     "reason": "string",
     "notes": "string",
+    "media_root": "string",
+    "skipped_media": "string",
+    "channel_id": "string",
+    "channel_username": "string",
+    "url": "string",
+    "from_name": "string",
+    "from_id": "string",
+    "author": "string",
+    "forwarded_from": "string",
+    "forwarded_from_id": "string",
+    "forwarded_date": "datetime64[us, UTC]",
+    "forwarded_message_id": "Int64",
+    "reply_to_message_id": "Int64",
+    "edited": "datetime64[us, UTC]",
+    "views": "Int64",
+    "forwards": "Int64",
+    "reactions": "string",
+    "album_id": "string",
 }
+#: the provenance columns (see the module docs)
+PROVENANCE_COLUMNS = (
+    "channel_id", "channel_username", "url", "from_name", "from_id", "author",
+    "forwarded_from", "forwarded_from_id", "forwarded_date", "forwarded_message_id",
+    "reply_to_message_id", "edited", "views", "forwards", "reactions", "album_id",
+)  # fmt: skip
 STATUSES = ("kept", "dropped")
 
 
@@ -76,16 +112,51 @@ def posts_frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
     for col, dtype in COLUMNS.items():
         if col not in df.columns:
             df[col] = pd.Series([None] * len(df), dtype="object")
-        if col == "date":
-            df[col] = pd.to_datetime(df[col], utc=True, errors="coerce").astype(dtype)
-        elif col in ("message_id", "num_frames", "width", "height"):
-            df[col] = pd.to_numeric(df[col], errors="coerce").astype(dtype)
+        if dtype.startswith("datetime"):
+            df[col] = _dates(df[col]).astype(dtype)
+        elif dtype == "Int64":
+            df[col] = pd.array([safe_int(v) for v in df[col]], dtype="Int64")
         elif col == "text":
-            df[col] = df[col].fillna("").astype(dtype)
+            df[col] = df[col].map(_as_text, na_action="ignore").fillna("").astype(dtype)
+        elif dtype == "string":
+            df[col] = df[col].map(_as_text, na_action="ignore").astype(dtype)
         else:
             df[col] = df[col].astype(dtype)
     extra = [c for c in df.columns if c not in COLUMNS]
     return df[list(COLUMNS) + extra].reset_index(drop=True)
+
+
+def _as_text(value: Any) -> Any:
+    """A string cell: strings cleaned, numbers as text, None kept."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    return clean_str(value if isinstance(value, str) else str(value))
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """UTC timestamps; anything that is not a date (or out of range) becomes NaT."""
+
+    def one(v: Any) -> Any:
+        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+            return pd.NaT
+        if isinstance(v, (list, dict, bool)):
+            return pd.NaT
+        try:
+            ts = pd.Timestamp(v)
+        except (ValueError, TypeError, OverflowError):
+            return pd.NaT
+        if ts is pd.NaT:
+            return pd.NaT
+        try:
+            return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        except (ValueError, OverflowError):
+            return pd.NaT
+
+    return pd.Series([one(v) for v in values], index=values.index, dtype="object").pipe(
+        lambda s: pd.to_datetime(s, utc=True, errors="coerce")
+    )
 
 
 def _relative(path: object, base: Path) -> object:
