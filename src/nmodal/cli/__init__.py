@@ -23,6 +23,7 @@ from types import FrameType
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from nmodal import __version__
+from nmodal.cli._help import add_examples
 from nmodal.errors import NModalError
 
 # Order is the order shown in --help.
@@ -50,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
             "Train and use N-modal CLIP models on social-media posts. Typical flow: "
             "ingest -> extract -> train -> evaluate / classify / index + search."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_examples(
+        parser,
+        "nmodal demo --out demo-out          # the whole pipeline on generated posts",
+        "nmodal serve demo-out/index         # then search them at http://127.0.0.1:8000",
+        "nmodal ingest manifest posts.jsonl --out data/ds   # or step by step: ingest, extract, ...",
     )
     parser.add_argument("--version", action="version", version=f"nmodal {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

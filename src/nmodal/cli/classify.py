@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nmodal.errors import InputError
+from nmodal.cli._help import add_examples
 
 CLASSIFIER_NAMES = ("nb", "rf", "svm", "knn", "logreg", "mlp")
 
@@ -49,6 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "only), and write results.json, results.md, ROC and confusion plots and the "
             "final fitted classifiers."
         ),
+    )
+    add_examples(
+        p,
+        "nmodal classify --model runs/m1 --store data/features --posts data/ds --label stance "
+        "--out runs/stance",
+        "nmodal classify --model runs/m1 --store data/features --posts data/ds --label account "
+        "--by account --smote --classifiers rf,logreg --out runs/provenance",
     )
     p.add_argument("--model", type=Path, required=True, help="trained model directory")
     p.add_argument("--store", type=Path, required=True, help="feature store directory")

@@ -15,6 +15,7 @@ import argparse
 import os
 from pathlib import Path
 
+from nmodal.cli._help import add_examples
 from nmodal.cli.ingest import add_filter_arguments, filter_config
 
 
@@ -27,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "that can pass the filter, and write OUT/messages.ndjson, OUT/media/ and "
             "OUT/posts.parquet."
         ),
+    )
+    add_examples(
+        p,
+        "nmodal collect channel_a channel_b --out data/raw --limit 5000",
+        "nmodal collect channel_a --out data/raw --require none   # keep text-only posts too",
     )
     p.add_argument("channels", nargs="+", metavar="CHANNEL", help="channel usernames")
     p.add_argument("--out", required=True, metavar="DIR", help="collection folder")

@@ -8,6 +8,7 @@ from typing import Any
 
 from nmodal.cli._common import add_retrieval_arguments, add_train_arguments, parse_value
 from nmodal.errors import InputError
+from nmodal.cli._help import add_examples
 
 DEFAULT_LOSSES = "clip,triplet,symile,gram,anchor,siglip"
 
@@ -39,12 +40,15 @@ def register(sub: Any) -> None:
             "(symile: multilinear score, gram: volume, others: the paper's sum of cosines). "
             "With --missing-rate, every loss is also trained with that rate of training "
             "artifacts dropped at random (test posts untouched, --missing mask) and the change "
-            "in recall is reported. Writes OUT/results.json and OUT/table.md.\n\n"
-            "loss options: --losses clip,symile:negative_sampling=n_squared,anchor:anchor=text\n"
-            "example: nmodal compare store/ --out runs/cmp --losses clip,symile,gram "
-            "--trials 5 --epochs 20 --missing-rate 0.3"
+            "in recall is reported. Writes OUT/results.json and OUT/table.md. Loss options go "
+            "after a colon: --losses clip,symile:negative_sampling=n_squared,anchor:anchor=text"
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_examples(
+        p,
+        "nmodal compare data/features --out runs/cmp --losses clip,symile,gram --trials 5 "
+        "--epochs 20 --missing-rate 0.3",
+        "nmodal compare data/features --out runs/cmp2 --losses clip,anchor:anchor=text",
     )
     p.add_argument("store", type=Path, help="feature store directory")
     p.add_argument("--out", type=Path, required=True, help="output directory")

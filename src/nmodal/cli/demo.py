@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from nmodal.cli._help import add_examples
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from nmodal.demo.pipeline import DEFAULT_POSTS
@@ -27,6 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "DIR/report.html, DIR/report.md and DIR/results.json. Each step is skipped on "
             "--resume when its output exists."
         ),
+    )
+    add_examples(
+        p,
+        "nmodal demo --out demo-out                       # default sizes, ~10 minutes on 2 cores",
+        "nmodal demo --out demo-out --resume              # continue an interrupted run",
+        "nmodal demo --out small --posts 200 --trials 1 --epochs 5 --no-sweeps  # a quick look",
+        "nmodal serve demo-out/index                      # then search the demo's posts",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(

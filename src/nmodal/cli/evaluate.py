@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nmodal.cli._help import add_examples
 from nmodal.cli._common import add_retrieval_arguments, csv_list
 
 
@@ -17,10 +18,13 @@ def register(sub: Any) -> None:
         description=(
             "Query every artifact of the test population (recorded in MODEL_DIR/split.json by "
             "`nmodal train`) against the other modalities' artifacts and report recall@K, per "
-            "query modality and per modality pair, as in the paper's Fig. 2.\n\n"
-            "example: nmodal evaluate models/triclip --store store/ --out results/eval.json"
+            "query modality and per modality pair, as in the paper's Fig. 2."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_examples(
+        p,
+        "nmodal evaluate models/triclip --store data/features --out results/eval.json",
+        "nmodal evaluate models/triclip --store data/features --queries 300 --modalities text,image",
     )
     p.add_argument("model", type=Path, help="model directory (from `nmodal train`)")
     p.add_argument("--store", type=Path, required=True, help="feature store directory")

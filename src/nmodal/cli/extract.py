@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from nmodal.cli._help import add_examples
 from nmodal.errors import InputError
 
 
@@ -25,11 +26,13 @@ def register(sub: Any) -> None:
             "and the artifact is marked absent.\n\n"
             "encoder sets: offline (no network; e5-small text, EfficientNet-Lite0 image and frames, "
             "log-mel audio) and paper (distilbert-multilingual, ViT-MAE, VideoMAE, wav2vec2 via "
-            "transformers; hub names or --model-path MODALITY=DIR).\n\n"
-            "example: nmodal extract data/ds --out data/features --encoders offline "
-            "--modalities text,image,video"
+            "transformers; hub names or --model-path MODALITY=DIR)."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_examples(
+        p,
+        "nmodal extract data/ds --out data/features --encoders offline --modalities text,image,video",
+        "nmodal extract data/ds --out data/features --limit 100   # a trial run on 100 posts",
     )
     p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="directory with posts.parquet")
     p.add_argument(

@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from nmodal.cli._help import add_examples
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -19,6 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build a vector index of posts for search (nmodal search / nmodal serve)",
         description="Embed every artifact of a feature store with a trained model and index it "
         "with FAISS, one index per modality, post metadata alongside.",
+    )
+    add_examples(
+        p,
+        "nmodal index build --model runs/m1 --store data/features --posts data/ds --out data/index",
+        "nmodal index add data/index --model runs/m1 --store data/features-new",
+        "nmodal index info data/index",
     )
     sub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
 
@@ -47,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     b.add_argument("--batch-size", type=int, default=8192)
     b.add_argument("--overwrite", action="store_true", help="replace an existing index")
+    add_examples(
+        b,
+        "nmodal index build --model runs/m1 --store data/features --posts data/ds --out data/index",
+        "nmodal index build --model runs/m1 --store data/features --posts data/ds "
+        "--out data/ivf --factory IVF1024,SQ8 --nprobe 16",
+    )
     b.set_defaults(handler=handle_build)
 
     a = sub.add_parser("add", help="add the posts of a store that the index lacks")
@@ -73,10 +86,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="IVF centroids: retrain on all vectors when the index has grown past twice what "
         "they were trained on (auto, default), at every addition, or never",
     )
+    add_examples(
+        a,
+        "nmodal index add data/index --model runs/m1 --store data/features-new "
+        "--posts data/ds-new",
+    )
     a.set_defaults(handler=handle_add)
 
     i = sub.add_parser("info", help="print an index's manifest")
     i.add_argument("index", type=Path, help="index directory")
+    add_examples(i, "nmodal index info data/index")
     i.set_defaults(handler=handle_info)
 
 

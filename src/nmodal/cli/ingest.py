@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from nmodal.cli._help import add_examples
 
 def add_filter_arguments(p: argparse.ArgumentParser) -> None:
     """The post filter's options (shared with ``nmodal collect``)."""
@@ -76,6 +77,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "folder named; paths are stored relative to DATASET_DIR. Ends with a summary."
         ),
     )
+    add_examples(
+        p,
+        "nmodal ingest telegram-export exports/ChatExport_A --out data/ds",
+        "nmodal ingest manifest posts.jsonl --out data/ds --require none",
+        "nmodal ingest ndjson messages.ndjson --media-dir media --out data/ds",
+    )
     sub = p.add_subparsers(dest="source", metavar="SOURCE", required=True)
 
     t = sub.add_parser("telegram-export", help="Telegram Desktop JSON export folder(s)")
@@ -88,9 +95,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "links; default links are t.me/c/<channel id>/<id>",
     )
     _add_common(t)
+    add_examples(
+        t,
+        "nmodal ingest telegram-export exports/ChatExport_A exports/ChatExport_B --out data/ds",
+        "nmodal ingest telegram-export exports/ChatExport_A --out data/ds --require none",
+    )
     t.set_defaults(handler=run_ingest)
 
-    m = sub.add_parser("manifest", help="JSONL or CSV manifest, one post per row")
+    m = sub.add_parser(
+        "manifest",
+        help="JSONL or CSV manifest, one post per row",
+        description="A JSONL (one JSON object per line) or CSV file, one post per row. "
+        "Columns: post_id (required, unique), account, date (ISO 8601), text, image_path, "
+        "video_path, audio_path (image, video and audio are accepted too; relative paths are "
+        "relative to the manifest's folder). Every other column (stance, language, ...) is "
+        "carried through as a label column.",
+    )
     m.add_argument("file", metavar="FILE")
     m.add_argument(
         "--media-root",
@@ -98,6 +118,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder media files must lie in (default: the manifest's folder)",
     )
     _add_common(m)
+    add_examples(
+        m,
+        "nmodal ingest manifest posts.jsonl --out data/ds --require none   # keep every post",
+        "nmodal ingest manifest posts.csv --out data/ds --require video,text --min-frames 32",
+    )
     m.set_defaults(handler=run_ingest)
 
     n = sub.add_parser("ndjson", help="Telethon to_dict NDJSON (telegram-tracker, 4CAT, collect)")
@@ -105,6 +130,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     n.add_argument("--media-dir", help="folder with the downloaded media files")
     n.add_argument("--account", help="account name for every message (default: from the data)")
     _add_common(n)
+    add_examples(
+        n,
+        "nmodal ingest ndjson messages.ndjson --media-dir media --out data/ds --overwrite",
+        "nmodal ingest ndjson a.ndjson b.ndjson --account rybar --out data/ds --require none",
+    )
     n.set_defaults(handler=run_ingest)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nmodal.cli._help import add_examples
 from nmodal.errors import InputError, OutputExistsError
 
 
@@ -30,6 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Label posts of a feature store, or one new post given as raw text/media, with a "
             "classifier saved by `nmodal classify` (CLASSIFY_OUT/classifiers/NAME)."
         ),
+    )
+    add_examples(
+        p,
+        "nmodal predict --classifier runs/stance/classifiers/rf --model runs/m1 "
+        "--store data/features --posts p1,p2 --out labels.csv",
+        "nmodal predict --classifier runs/stance/classifiers/rf --model runs/m1 --text 'a new post'",
+        "nmodal predict --classifier demo-out/classifiers/stance/rf --model demo-out/models/triCLIP "
+        "--store demo-out/features   # the demo's saved classifiers",
     )
     p.add_argument("--classifier", type=Path, required=True, help="saved classifier directory")
     p.add_argument(

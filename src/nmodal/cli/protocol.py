@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from nmodal.cli._help import add_examples
 from nmodal.cli._common import add_retrieval_arguments, add_train_arguments, csv_list, int_list
 
 
@@ -16,12 +17,15 @@ def register(sub: Any) -> None:
         description=(
             "For each trial: a fresh split with a held-out test population (100 posts), a fresh "
             "training run and retrieval on the test posts; reports mean ± std of recall@1/5/10/25 "
-            "over trials. Lists in --epochs/--train-sizes/--dims/--losses run a grid and write "
-            "the paper's tables (Tables 2-5) to OUT/tables.md and everything to OUT/protocol.json.\n\n"
-            "example: nmodal protocol store/ --out runs/p1 --losses clip,triplet --epochs 1,10,50 "
-            "--train-sizes 1000,10000 --bimodal text,image"
+            "over trials. Lists in --epoch-grid/--train-sizes/--dims/--losses run a grid and write "
+            "the paper's tables (Tables 2-5) to OUT/tables.md and everything to OUT/protocol.json."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_examples(
+        p,
+        "nmodal protocol data/features --out runs/p1 --losses clip,triplet --epoch-grid 1,10,50 "
+        "--train-sizes 1000,10000 --bimodal text,image",
+        "nmodal protocol data/features --out runs/quick --trials 2 --epochs 10",
     )
     p.add_argument("store", type=Path, help="feature store directory")
     p.add_argument("--out", type=Path, required=True, help="output directory")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nmodal.cli._common import csv_list
+from nmodal.cli._help import add_examples
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "search",
         help="search an index by text, image, video, audio or post id",
         description="Rank the posts of an index (nmodal index build) for one query.",
+    )
+    add_examples(
+        p,
+        'nmodal search data/index --text "convoy on the highway" -k 10 --since 2024-01-01',
+        "nmodal search data/index --video clip.mp4 --account rybar --json",
+        "nmodal search data/index --post rybar/1234 --modality video",
     )
     p.add_argument("index", type=Path, help="index directory")
     q = p.add_mutually_exclusive_group(required=True)

@@ -13,6 +13,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
+from nmodal.cli._help import add_examples
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -20,6 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve the search API and web page for an index",
         description="Run an HTTP server with a search page (/) and a JSON API (/docs). "
         "Binds 127.0.0.1 unless --host says otherwise.",
+    )
+    add_examples(
+        p,
+        "nmodal serve data/index                     # http://127.0.0.1:8000, API docs at /docs",
+        "nmodal serve demo-out/index --port 8001     # the demo's posts",
+        "nmodal serve data/ivf-index --nprobe 16     # requests may ask for more: &nprobe=256",
     )
     p.add_argument("index", type=Path, help="index directory (nmodal index build)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

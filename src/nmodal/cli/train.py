@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from nmodal.cli._help import add_examples
 from nmodal.cli._common import (
     add_train_arguments,
     check_output,
@@ -23,10 +24,13 @@ def register(sub: Any) -> None:
             "Split the store's posts into train/validation/test (the test population is held "
             "out and recorded in split.json for `nmodal evaluate`), train one projection head "
             "per modality with the chosen loss, keep the best epoch on validation loss, and "
-            "save MODEL_DIR/{config.json, model.safetensors, history.json, split.json}.\n\n"
-            "example: nmodal train store/ --out models/triclip --modalities text,image,video"
+            "save MODEL_DIR/{config.json, model.safetensors, history.json, split.json}."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_examples(
+        p,
+        "nmodal train data/features --out models/triclip --modalities text,image,video",
+        "nmodal train data/features --out models/small --test-size 30 --epochs 20",
     )
     p.add_argument("store", type=Path, help="feature store directory (from `nmodal extract`)")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
