@@ -161,3 +161,35 @@ def test_interrupted_demo_resumes_the_missing_pieces_only(
     assert clip.is_file()
     after = json.loads((copy / "runs" / "triCLIP-e2-d256.json").read_text())
     assert after["recall"] == before["recall"]  # deterministic: the same trial again
+
+
+@pytest.mark.slow
+def test_saved_classifiers_predict_and_the_index_searches(
+    demo_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo leaves what `nmodal predict` and `nmodal serve` need, as its log says."""
+    from nmodal.index import PostIndex
+
+    for task in ("stance", "provenance"):
+        for clf in ("nb", "rf", "svm", "knn", "mlp"):
+            assert (demo_dir / "classifiers" / task / clf / "classifier.json").is_file()
+    out = demo_dir / "labels.csv"
+    args = ["--classifier", str(demo_dir / "classifiers" / "stance" / "rf")]
+    args += ["--model", str(demo_dir / "models" / "triCLIP"), "--store", str(demo_dir / "features")]
+    assert main(["predict", *args, "--out", str(out)]) == 0
+    import pandas as pd
+
+    labels = pd.read_csv(out)
+    assert set(labels["modality"]) == {"text", "image", "video"}
+    from nmodal.sources import read_posts
+
+    stances = set(read_posts(demo_dir / "dataset", status="kept")["stance"].astype(str))
+    assert set(labels["label"].astype(str)) <= stances and len(stances) == 2
+    assert len(labels) == 3 * len(set(labels["post_id"]))
+    probs = labels[[c for c in labels.columns if c.startswith("p(")]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    index = PostIndex.open(demo_dir / "index")
+    assert index.modalities == ["text", "image", "video", "audio"]
+    assert index.num_posts == 60 and index.accounts_list()
+    first = index.post_ids[0]
+    assert index.more_like_this(first, k=3).hits[0].post["text"]

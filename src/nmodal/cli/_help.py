@@ -49,7 +49,7 @@ def add_examples(parser: argparse.ArgumentParser, *examples: str) -> None:
 
 def example_lines(help_text: str) -> list[str]:
     """The example command lines at the end of a help page (empty when it has none)."""
-    head, sep, tail = help_text.rpartition("\n" + EXAMPLES_HEADING + "\n")
+    _, sep, tail = help_text.rpartition("\n" + EXAMPLES_HEADING + "\n")
     if not sep:
         return []
     return [line.strip() for line in tail.splitlines() if line.strip()]

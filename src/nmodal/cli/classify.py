@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nmodal.errors import InputError
 from nmodal.cli._help import add_examples
+from nmodal.errors import InputError
 
 CLASSIFIER_NAMES = ("nb", "rf", "svm", "knn", "logreg", "mlp")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from nmodal.cli._common import add_retrieval_arguments, add_train_arguments, parse_value
-from nmodal.errors import InputError
 from nmodal.cli._help import add_examples
+from nmodal.errors import InputError
 
 DEFAULT_LOSSES = "clip,triplet,symile,gram,anchor,siglip"
 

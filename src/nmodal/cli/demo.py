@@ -14,6 +14,7 @@ import os
 
 from nmodal.cli._help import add_examples
 
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from nmodal.demo.pipeline import DEFAULT_POSTS
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nmodal.cli._help import add_examples
 from nmodal.cli._common import add_retrieval_arguments, csv_list
+from nmodal.cli._help import add_examples
 
 
 def register(sub: Any) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from nmodal.cli._help import add_examples
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -88,8 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_examples(
         a,
-        "nmodal index add data/index --model runs/m1 --store data/features-new "
-        "--posts data/ds-new",
+        "nmodal index add data/index --model runs/m1 --store data/features-new --posts data/ds-new",
     )
     a.set_defaults(handler=handle_add)
 
@@ -103,6 +104,13 @@ def handle_build(args: argparse.Namespace) -> int:
     from nmodal.index import build_index
     from nmodal.index.layout import read_manifest
 
+    if args.posts is None:
+        print(
+            "nmodal index build: warning: no --posts DATASET_DIR: the index will hold no text, "
+            "account, date or media paths, so search results show only post ids and the "
+            "account/date filters match nothing",
+            file=sys.stderr,
+        )
     out = build_index(
         args.model, args.store, args.posts, args.out, factory=args.factory, nprobe=args.nprobe,
         overwrite=args.overwrite, batch_size=args.batch_size,

@@ -15,6 +15,7 @@ from typing import Any
 
 from nmodal.cli._help import add_examples
 
+
 def add_filter_arguments(p: argparse.ArgumentParser) -> None:
     """The post filter's options (shared with ``nmodal collect``)."""
     g = p.add_argument_group(

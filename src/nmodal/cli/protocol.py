@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nmodal.cli._help import add_examples
 from nmodal.cli._common import add_retrieval_arguments, add_train_arguments, csv_list, int_list
+from nmodal.cli._help import add_examples
 
 
 def register(sub: Any) -> None:

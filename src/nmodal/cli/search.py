@@ -93,6 +93,7 @@ def handle(args: argparse.Namespace) -> int:
 
     index = PostIndex.open(args.index, nprobe=args.nprobe)
     accounts = tuple(a for value in (args.account or []) for a in csv_list(value))
+    check_accounts(accounts, index.accounts_list())
     options: dict[str, Any] = {
         "k": args.k,
         "filters": Filters(accounts=accounts, since=args.since, until=args.until),
@@ -113,6 +114,21 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     print_table(result)
     return 0
+
+
+def check_accounts(wanted: tuple[str, ...], known: list[str]) -> None:
+    """An InputError naming the index's accounts when ``wanted`` has one it does not hold
+    (a filter on a misspelt account would otherwise return no posts, silently)."""
+    unknown = [a for a in wanted if a not in known]
+    if not unknown:
+        return
+    from nmodal.errors import InputError
+
+    shown = ", ".join(known[:50]) + (f", ... ({len(known)} in all)" if len(known) > 50 else "")
+    raise InputError(
+        f"--account: no posts of {', '.join(map(repr, unknown))} in this index; "
+        f"its accounts are: {shown or '(none recorded: built without --posts)'}"
+    )
 
 
 def print_table(result: Any) -> None:

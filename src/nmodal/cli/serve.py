@@ -9,11 +9,15 @@ Example:
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
+import socket
 import sys
 from pathlib import Path
 
 from nmodal.cli._help import add_examples
+from nmodal.errors import InputError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -72,7 +76,47 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _try_bind(host: str, port: int) -> OSError | None:
+    """Bind and release ``host:port`` as the server will (None when it is free)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return exc
+    return None
+
+
+def check_address(host: str, port: int) -> None:
+    """An InputError, before anything is loaded, when the server could not bind
+    ``host:port``; for a busy port it names a free one to try."""
+    if not 0 < port < 65536:
+        raise InputError(f"--port {port}: a port is a number from 1 to 65535")
+    problem = _try_bind(host, port)
+    if problem is None:
+        return
+    if isinstance(problem, socket.gaierror):
+        raise InputError(f"--host {host}: not an address of this machine ({problem.strerror})")
+    if problem.errno == errno.EADDRINUSE:
+        free = next(
+            (p for p in range(port + 1, min(port + 100, 65536)) if not _try_bind(host, p)), None
+        )
+        hint = f"; try --port {free}" if free else ""
+        raise InputError(f"{host}:{port} is already in use (another server?){hint}")
+    if problem.errno == errno.EACCES:
+        raise InputError(
+            f"{host}:{port}: permission denied (ports below 1024 need root); try --port 8000"
+        )
+    raise InputError(f"cannot listen on {host}:{port}: {problem.strerror or problem}")
+
+
 def handle(args: argparse.Namespace) -> int:
+    check_address(args.host, args.port)  # before the index and model load (seconds)
     import torch
     import uvicorn
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from nmodal.cli._help import add_examples
 from nmodal.cli._common import (
     add_train_arguments,
     check_output,
@@ -14,6 +14,7 @@ from nmodal.cli._common import (
     read_store,
     train_config_from_args,
 )
+from nmodal.cli._help import add_examples
 
 
 def register(sub: Any) -> None:
@@ -39,6 +40,22 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=run)
 
 
+#: a test split above this share of the collection gets a warning
+LARGE_TEST_SHARE = 0.25
+
+
+def warn_large_test_share(test: int, total: int) -> None:
+    """Warn when the held-out test posts are a large share of a small collection (the
+    default 100 test posts of the paper leave little to train on in 150)."""
+    if total and test / total > LARGE_TEST_SHARE:
+        print(
+            f"nmodal train: warning: {test} of {total} posts ({100 * test / total:.0f}%) are "
+            f"held out for test and never trained on; on a small collection pass a smaller "
+            f"--test-size (e.g. --test-size {max(1, total // 5)})",
+            file=sys.stderr,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """``nmodal train``; under ``torchrun -m nmodal train ...`` every rank runs it inside
     one process group (DDP, see :mod:`nmodal.train.distributed`)."""
@@ -57,6 +74,7 @@ def _train(args: argparse.Namespace) -> int:
     fs = read_store(args.store, config.modalities)
     groups = load_groups(args, fs.post_ids)
     split = split_posts(fs.num_posts, args.test_size, args.val_fraction, args.seed, groups=groups)
+    warn_large_test_share(len(split.test), fs.num_posts)
     print(
         f"training on {len(split.train)} posts, validating on {len(split.val)}, "
         f"holding out {len(split.test)} for test; modalities {fs.modalities}"

@@ -11,6 +11,8 @@ interrupted demo resumes (``--resume``) where it stopped::
     DIR/models/<model>/       trial 1's model, for the examples, map and classifiers
     DIR/showcase.json         2-D map and example retrievals
     DIR/classify/<task>.json  stance / provenance cross-validation
+    DIR/classifiers/<task>/<clf>/  each classifier fitted on all posts (nmodal predict)
+    DIR/index/                the quadCLIP model's search index  (nmodal serve DIR/index)
     DIR/results.json, DIR/report.html, DIR/report.md, DIR/figures/, DIR/thumbs/
 
 The protocol is the paper's: N trials, each a fresh split and a fresh training run for a
@@ -448,10 +450,20 @@ def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 
 def _classify(task: str, out: Path, fs: Any, posts: Any, cfg: DemoConfig, path: Path) -> None:
-    from nmodal.classify import DISPLAY_NAMES, cross_validate, embedding_rows, label_rows
+    from nmodal.classify import (
+        DISPLAY_NAMES,
+        FoldSMOTE,
+        cross_validate,
+        embedding_rows,
+        label_rows,
+        make_pipeline,
+        save_classifier,
+    )
+    from nmodal.classify.run import model_fingerprint
     from nmodal.model import NModalModel
 
-    model = NModalModel.load(out / "models" / "triCLIP")
+    model_dir = out / "models" / "triCLIP"
+    model = NModalModel.load(model_dir)
     rows = embedding_rows(model, fs.select(list(model.modalities)))
     label = "stance" if task == "stance" else "account"
     data = label_rows(rows, posts, label=label, by="post")
@@ -470,6 +482,22 @@ def _classify(task: str, out: Path, fs: Any, posts: Any, cfg: DemoConfig, path: 
             classifier_params=CLASSIFIER_PARAMS.get(clf),
         )
         results[DISPLAY_NAMES.get(clf, clf)] = res
+        # the classifier fitted on every row, saved as `nmodal classify` saves its own, so
+        # `nmodal predict --classifier DIR/classifiers/<task>/<clf>` can be tried on it
+        sampler = FoldSMOTE(random_state=cfg.seed) if smote else None
+        final = make_pipeline(clf, seed=cfg.seed, sampler=sampler, **CLASSIFIER_PARAMS.get(clf, {}))
+        final.fit(data.X, data.y)
+        meta = {
+            "classifier": clf,
+            "label": label,
+            "model_fingerprint": model_fingerprint(model_dir),
+            "modalities": list(model.modalities),
+            "fusion": None,
+            "by": "post",
+            "smote": smote,
+            "cv": {m: res[m] for m in ("accuracy", "roc_auc")},
+        }
+        save_classifier(final, out / "classifiers" / task / clf, metadata=meta, overwrite=True)
     title = (
         "Stance (living vs made accounts)"
         if task == "stance"
@@ -573,6 +601,16 @@ def run_demo(
         path = out / "classify" / f"{task}.json"
         steps.run(f"classify {task}", path, _classify, task, out, fs, posts, cfg, path)
 
+    def index() -> None:
+        from nmodal.index import build_index
+
+        # quadCLIP: text, image, video and audio queries all find posts
+        build_index(
+            out / "models" / "quadCLIP", features, dataset, out / "index", progress=cfg.progress
+        )
+
+    steps.run("search index", out / "index", index)
+
     runs = [_read_json(out / "runs" / f"{s.key}.json") for s in specs]
     showcase = _read_json(out / "showcase.json")
     classifiers = {t: _read_json(out / "classify" / f"{t}.json") for t in ("stance", "provenance")}
@@ -585,8 +623,14 @@ def run_demo(
     files = render_report(results, out)
     log(f"[demo] done in {time.perf_counter() - started:.0f} s")
     for name, p in (("report", files.html), ("markdown", files.markdown), ("results", out / "results.json"),
-                    ("models", out / "models"), ("features", features), ("corpus", corpus)):  # fmt: skip
-        log(f"[demo] {name:9s} {p}")
+                    ("models", out / "models"), ("classifiers", out / "classifiers"),
+                    ("index", out / "index"), ("features", features), ("corpus", corpus)):  # fmt: skip
+        log(f"[demo] {name:11s} {p}")
+    log(f"[demo] search the posts: nmodal serve {out / 'index'}")
+    log(
+        f"[demo] label posts: nmodal predict --classifier {out / 'classifiers' / 'stance' / 'rf'} "
+        f"--model {out / 'models' / 'triCLIP'} --store {features}"
+    )
     for family in FAMILIES:
         r = results["retrieval"][family]
         log(
