@@ -15,9 +15,12 @@ if [ -f "$stamp" ]; then
 fi
 
 # System packages: an emoji font and espeak-ng for the demo corpus, Chromium for the
-# browser tests and the report screenshot. Without root they are skipped (the demo falls
-# back to procedural assets and the browser tests skip themselves).
-APT_PACKAGES="fonts-noto-color-emoji fonts-dejavu-core espeak-ng chromium"
+# browser tests and the report screenshot, and fonts for the scripts posts are written in
+# (headless Chromium and matplotlib draw boxes for characters no installed font has):
+# DejaVu for Latin, Cyrillic, Greek and Arabic, Noto CJK for Chinese, Japanese and Korean
+# (fonts-noto-cjk: 57 MB download, 91 MB installed). Without root they are skipped (the
+# demo falls back to procedural assets and the browser tests skip themselves).
+APT_PACKAGES="fonts-noto-color-emoji fonts-dejavu-core fonts-noto-cjk espeak-ng chromium"
 missing=""
 for p in $APT_PACKAGES; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

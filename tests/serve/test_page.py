@@ -81,20 +81,26 @@ def test_search_click_through_and_screenshot(page: Any, server: Server, tmp_path
     page.screenshot(path=str(tmp_path / "text-query.png"), full_page=True)
 
     clicked = first.get_attribute("data-post-id")
-    first.click()
-    page.wait_for_function(f"() => location.hash === '#post={clicked}'")
-    page.wait_for_selector("#query-info strong")
+    first.click()  # opens the post's detail view; "more like this" is a button there
+    page.wait_for_function(f"() => location.hash.endsWith('open={clicked}')")
+    page.wait_for_selector("#detail .like-all")
+    page.click("#detail .like-all")
+    page.wait_for_function(f"() => location.hash.startsWith('#like={clicked}')")
+    assert page.locator("#detail").is_hidden()
     page.wait_for_function(
-        "id => document.querySelector('#query-info strong').textContent === id "
+        "id => document.querySelector('#query-info strong')?.textContent === id "
         "&& document.querySelector('#query-info .qtext') !== null",
         arg=clicked,
     )
+    page.wait_for_selector("#results .result")
     ids = page.locator("#results .result").evaluate_all("els => els.map(e => e.dataset.postId)")
     assert len(ids) == 20 and clicked not in ids
     page.screenshot(path=str(tmp_path / "more-like-this.png"), full_page=True)
     assert (tmp_path / "text-query.png").stat().st_size > 10_000
     assert (tmp_path / "more-like-this.png").stat().st_size > 10_000
 
+    page.go_back()  # the detail view again
+    page.wait_for_selector("#detail:not([hidden])")
     page.go_back()  # back to the text query
     page.wait_for_function("() => location.hash.startsWith('#q=')")
     page.wait_for_selector("#results .result")

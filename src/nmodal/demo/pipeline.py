@@ -459,8 +459,7 @@ def _classify(task: str, out: Path, fs: Any, posts: Any, cfg: DemoConfig, path: 
         make_pipeline,
         save_classifier,
     )
-    from nmodal.classify.run import model_fingerprint
-    from nmodal.model import NModalModel
+    from nmodal.model import NModalModel, model_fingerprint
 
     model_dir = out / "models" / "triCLIP"
     model = NModalModel.load(model_dir)
