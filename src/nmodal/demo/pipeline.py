@@ -699,6 +699,16 @@ def _assemble(
             "seed": cfg.seed,
         },
         "notes": _notes(mains, cfg),
+        "limitations": [
+            "The corpus is generated (emoji concepts on coloured backgrounds, synthetic "
+            "speech), not real channels: the numbers show that the pipeline works and how the "
+            "models compare, not how well they find real posts.",
+            "A post's image is a frame of its own video, so image and video queries are easy; "
+            "the per-query-modality rows under each model show the hard ones.",
+            "Features come from the offline encoders (e5-small text, EfficientNet-Lite0 images "
+            "and frames, log-mel audio), not the paper's DistilBERT, ViT-MAE, VideoMAE and "
+            "wav2vec2, so absolute figures are not the paper's.",
+        ],
         "warnings": list(corpus_meta.get("warnings", [])),
         "population": cfg.population,
         "retrieval": {f: mains[f]["recall"] for f in FAMILIES if f in mains},

@@ -21,6 +21,7 @@ The results dict (every key optional except where a section needs it)::
                               "text"?, "thumbnail"?}, "hits": [{"rank", "post_id", "score",
                               "correct", "text"?, "thumbnail"?}]}]
     classifiers            {task: {"title", "caption", "results": {classifier: cv result}}}
+    limitations            [str]   what the numbers do not say (shown beside the headline)
     timings                {step: seconds}
 
 Thumbnails are PNG paths, absolute or relative to ``out_dir``.
@@ -45,7 +46,7 @@ from typing import Any
 
 from nmodal.evaluation.tables import recall_table
 from nmodal.report import figures
-from nmodal.report.tables import Table, chance, paper_tables
+from nmodal.report.tables import Table, chance, non_monotonic_notes, paper_tables
 from nmodal.retrieval import DEFAULT_KS
 
 FIGURES_DIR = "figures"
@@ -54,7 +55,9 @@ CSS = """
 :root { --fg: #1d232b; --muted: #5b6570; --line: #d9dee3; --accent: #2f6fb3; --ok: #2e8b57;
         --bad: #b8433a; --bg: #ffffff; --panel: #f6f8fa; }
 * { box-sizing: border-box; }
-body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "DejaVu Sans",
+       "Noto Sans CJK SC", "Noto Sans CJK JP", "PingFang SC", "Microsoft YaHei", sans-serif,
+       "Noto Color Emoji", "Apple Color Emoji", "Segoe UI Emoji";
        color: var(--fg); background: var(--bg); }
 main { max-width: 1120px; margin: 0 auto; padding: 24px 28px 64px; }
 h1 { font-size: 1.7em; margin: 0 0 4px; }
@@ -70,6 +73,8 @@ th:first-child, td:first-child { text-align: left; }
 thead th { background: var(--panel); }
 tbody tr:nth-child(even) { background: #fbfcfd; }
 .scroll { overflow-x: auto; }
+.limits { border-left: 4px solid var(--line); padding: 2px 12px; margin: 8px 0 18px; color: var(--muted); font-size: 0.92em; }
+.limits ul { margin: 4px 0; padding-left: 18px; }
 .warn { background: #fff6e5; border: 1px solid #f0c36d; border-radius: 6px; padding: 8px 12px; }
 figure { margin: 14px 0 22px; }
 figure img { max-width: 100%; border: 1px solid var(--line); border-radius: 4px; }
@@ -147,14 +152,34 @@ def _rel(path: Path, out_dir: Path) -> str:
         return str(path)
 
 
+#: a query modality whose recall@1 is below this share of the model's overall recall@1 is
+#: named beside the headline
+WEAK_SHARE = 0.5
+
+
 def _headline(results: Mapping[str, Any]) -> Table | None:
+    """Each model's recall over all queries, and right below it the same model's recall
+    per query modality (an average over modalities can hide one that barely works)."""
     retrieval = results.get("retrieval")
     if not retrieval:
         return None
     population = int(results.get("population", 100))
-    rows: dict[str, Any] = dict(retrieval)
-    rows["chance"] = chance(population, DEFAULT_KS)
     runs = [r for r in results.get("runs", []) if r.get("main")]
+    by_name = {r["name"]: r for r in runs}
+    rows: dict[str, Any] = {}
+    weak = []
+    for name, recall in retrieval.items():
+        rows[name] = recall
+        per_query = by_name.get(name, {}).get("by_query_modality", {})
+        for m, rec in per_query.items():
+            rows[f"↳ {name}: {m} queries"] = rec
+            overall, alone = recall.get("1", {}).get("mean"), rec.get("1", {}).get("mean")
+            if overall and alone is not None and alone < WEAK_SHARE * overall:
+                weak.append(
+                    f"{name}'s {m} queries find their post first in {100 * alone:.1f}% of cases "
+                    f"against {100 * overall:.1f}% over all queries"
+                )
+    rows["chance"] = chance(population, DEFAULT_KS)
     detail = ""
     if runs:
         r = runs[0]
@@ -168,9 +193,35 @@ def _headline(results: Mapping[str, Any]) -> Table | None:
         "Post retrieval on held-out posts",
         f"Mean ± std of recall@K over trials on a population of {population} test posts "
         f"that share no concept with the training posts; every artifact of every test post is "
-        f"a query, scored against the other modalities of each post.{detail}",
+        f"a query, scored against the other modalities of each post.{detail}"
+        + (
+            " ↳ rows: the same model, queries of one modality only."
+            if any(k.startswith("↳") for k in rows)
+            else ""
+        )
+        + (f" Read the headline with care: {'; '.join(weak)}." if weak else ""),
         recall_table(rows, DEFAULT_KS),
     )
+
+
+def _limitations(results: Mapping[str, Any]) -> list[str]:
+    """Model-card limitations of the retrieval numbers: the caller's, then what follows from
+    the run itself (population, trials)."""
+    out = [str(x) for x in results.get("limitations", [])]
+    population = int(results.get("population", 100))
+    out.append(
+        f"Recall@K depends on the population: these figures rank {population} test posts "
+        f"(chance @1 = {100 / population:.1f}%); a real collection of thousands of posts "
+        "gives lower recall for the same model, so compare only numbers from equal populations."
+    )
+    runs = [r for r in results.get("runs", []) if r.get("main")]
+    if runs:
+        trials = runs[0].get("trials", "?")
+        out.append(
+            f"± is the spread over {trials} trials (fresh split and training each); it does not "
+            "cover other corpora, encoders or languages."
+        )
+    return out
 
 
 def _make_figures(results: Mapping[str, Any], fig_dir: Path) -> list[_Figure]:
@@ -186,17 +237,30 @@ def _make_figures(results: Mapping[str, Any], fig_dir: Path) -> list[_Figure]:
         )
     histories = {r["name"]: r["histories"] for r in runs if r.get("histories")}
     if histories:
+        # the caption says what the plot draws: validation lines and per-trial lines only
+        # when the runs have them
+        has_val = any("val_loss" in rec for h in histories.values() for t in h for rec in t)
+        most_trials = max(len([t for t in h if t]) for h in histories.values())
+        lines = (
+            "thin lines are the single trials, bold lines their mean"
+            if most_trials > 1
+            else "one trial per model"
+        )
         out.append(
             _Figure(
                 "loss",
                 "Training curves",
-                "Training loss (solid) and, where a validation set was used, validation loss "
-                "(dashed) per epoch; thin lines are single trials, bold lines their mean. "
-                f"{settings}. "
+                (
+                    "Training loss (solid) and validation loss (dashed) per epoch; "
+                    if has_val
+                    else "Training loss per epoch (no validation set in this protocol, so no "
+                    "validation curve); "
+                )
+                + f"{lines}. {settings}. "
                 + (
                     "The validation posts come from the training side of each split (never the "
                     "test population); each trial keeps the epoch with the lowest validation loss."
-                    if any("val_loss" in rec for h in histories.values() for t in h for rec in t)
+                    if has_val
                     else "Each trial trains for a fixed number of epochs and keeps the last one, "
                     "as in the paper."
                 ),
@@ -403,7 +467,21 @@ def render_report(
                 (sid, stitle, "".join(b[0] for b in blocks), "\n\n".join(b[1] for b in blocks))
             )
 
-    section("retrieval", "Retrieval", [table_block(t) for t in tables])
+    def limits_block() -> tuple[str, str]:
+        items = _limitations(results)
+        h = "<div class='limits'><b>Limitations.</b><ul>" + "".join(
+            f"<li>{_esc(x)}</li>" for x in items
+        )
+        return h + "</ul></div>", "**Limitations.**\n\n" + "\n".join(f"- {x}" for x in items)
+
+    def flags_block() -> list[tuple[str, str]]:
+        notes = non_monotonic_notes(results.get("runs", []))
+        return [(f'<p class="warn">⚠ {_esc(n)}</p>', f"> **Warning:** {n}") for n in notes]
+
+    blocks = [table_block(t) for t in tables]
+    if headline:
+        blocks.insert(1, limits_block())
+    section("retrieval", "Retrieval", blocks + flags_block())
     section(
         "training",
         "Training and recall curves",
