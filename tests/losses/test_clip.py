@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from nmodal.losses import NModalCLIPLoss, build_loss
 from nmodal.model import ModelConfig, NModalModel
 
-from .reference import clip_identity_loop, clip_soft_loop
+from .reference import clip_identity_loop, clip_soft_loop, peer_inputs
 
 
 def embeddings(num: int, batch: int = 6, dim: int = 5, seed: int = 0, scale: float = 1.0):
@@ -170,3 +170,31 @@ def test_temperature_saved_with_model(tmp_path):
     loaded = NModalModel.load(tmp_path / "m")
     assert isinstance(loaded.loss, NModalCLIPLoss)
     assert loaded.loss.temperature == pytest.approx(0.05, rel=1e-6)
+
+
+# pytorch-metric-learning 2.9.0 on peer_inputs: NTXentLoss(temperature=0.5) with ref_emb,
+# both directions averaged, then averaged over the modality pairs
+PML_NTXENT = {2: 0.7317576578174536, 3: 0.821335933966492}
+
+
+@pytest.mark.parametrize("num", [2, 3])
+def test_fixed_inputs_equal_pytorch_metric_learning_ntxent(num):
+    loss = NModalCLIPLoss(temperature=0.5, learn_temperature=False).double()
+    assert loss(peer_inputs(num)).item() == pytest.approx(PML_NTXENT[num], rel=1e-7)
+
+
+@pytest.mark.parametrize("num", [2, 3, 4])
+def test_equals_the_installed_pytorch_metric_learning_ntxent(num):
+    pml = pytest.importorskip("pytorch_metric_learning.losses")
+    z = [t.detach() for t in embeddings(num, seed=70 + num)]
+    loss = NModalCLIPLoss(temperature=0.1, learn_temperature=False).double()
+    ntxent = pml.NTXentLoss(temperature=loss.temperature)
+    labels = torch.arange(len(z[0]))
+
+    def two_way(x, y):
+        forward = ntxent(x, labels, ref_emb=y, ref_labels=labels.clone())
+        return (forward + ntxent(y, labels, ref_emb=x, ref_labels=labels.clone())) / 2
+
+    pairs = [(a, b) for a in range(num) for b in range(a + 1, num)]
+    expected = sum(two_way(z[a], z[b]) for a, b in pairs) / len(pairs)
+    assert loss(z).item() == pytest.approx(expected.item(), rel=1e-9)

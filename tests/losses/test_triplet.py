@@ -12,7 +12,7 @@ from nmodal.errors import InputError
 from nmodal.losses import NModalTripletLoss
 from nmodal.losses.triplet import pairwise_distances, positive_distances
 
-from .reference import published_triplet_loop, triplet_loop
+from .reference import peer_inputs, published_triplet_loop, triplet_loop
 
 
 def embeddings(num: int, batch: int = 5, dim: int = 4, seed: int = 0, dtype=torch.float64):
@@ -169,3 +169,43 @@ def test_term_counts_with_and_without_same_modality():
 def test_bad_options(kwargs):
     with pytest.raises(InputError):
         NModalTripletLoss(**kwargs)
+
+
+# pytorch-metric-learning 2.9.0 on the 3 peer_inputs modalities concatenated (labels: the
+# item): TripletMarginLoss(margin=0.2, reducer=MeanReducer()), every triplet with anchor and
+# positive of one item in different rows, the negative of another item
+PML_TRIPLET = {"euclidean": 0.01851235351417775, "cosine": 0.028863582809322396}
+
+
+def pml_equivalent(distance: str) -> NModalTripletLoss:
+    return NModalTripletLoss(
+        margin=0.2,
+        distance=distance,
+        negatives="all",
+        reduction="mean",
+        alpha=1.0,
+        include_same_modality=False,
+    )
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+def test_fixed_inputs_equal_pytorch_metric_learning_triplet_margin(distance):
+    value = pml_equivalent(distance)(peer_inputs(3)).item()
+    assert value == pytest.approx(PML_TRIPLET[distance], rel=1e-9)
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+@pytest.mark.parametrize("num", [2, 3, 4])
+def test_equals_the_installed_pytorch_metric_learning_triplet_margin(distance, num):
+    pytest.importorskip("pytorch_metric_learning")
+    from pytorch_metric_learning.distances import CosineSimilarity, LpDistance
+    from pytorch_metric_learning.losses import TripletMarginLoss
+    from pytorch_metric_learning.reducers import MeanReducer
+
+    z = [t.detach() for t in embeddings(num, batch=6, seed=80 + num)]
+    measure = (
+        LpDistance(normalize_embeddings=False) if distance == "euclidean" else CosineSimilarity()
+    )
+    peer = TripletMarginLoss(margin=0.2, distance=measure, reducer=MeanReducer())
+    expected = peer(torch.cat(z), torch.arange(6).repeat(num))
+    assert pml_equivalent(distance)(z).item() == pytest.approx(expected.item(), rel=1e-9)
