@@ -3,10 +3,14 @@ non-monotonic results flagged, captions that say what the plots draw, limitation
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nmodal.report import render_report
+from nmodal.report.figures import CJK_FONT_FILES, plot_embedding_map
 from nmodal.report.tables import non_monotonic_notes, training_time_table
 
 KS = ("1", "5", "10", "25")
@@ -84,3 +88,18 @@ def test_rendered_report_explains_its_numbers(tmp_path: Path):
     caption = md[md.index("*Training curves.") :].splitlines()[0]
     assert "no validation set" in caption and "dashed" not in caption
     assert "one trial per model" in caption and "thin lines" not in caption
+
+
+@pytest.mark.skipif(
+    not any(Path(p).is_file() for p in CJK_FONT_FILES),
+    reason="fonts-noto-cjk is not installed (scripts/setup.sh installs it)",
+)
+def test_cjk_account_names_are_drawn_not_boxed(tmp_path: Path):
+    accounts = ["人民日报", "Рыбарь", "alpha"]
+    points = [[float(i), float(i % 3)] for i in range(9)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plot_embedding_map(points, ["text", "image", "video"] * 3, accounts * 3, tmp_path / "m.png")
+    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    assert missing == []
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"

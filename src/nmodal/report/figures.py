@@ -20,6 +20,16 @@ import numpy as np
 MODALITY_MARKERS = {"text": "o", "image": "s", "video": "^", "audio": "D"}
 
 
+#: sans-serif fonts tried first, in order, per glyph
+PLOT_FONTS = ("DejaVu Sans", "Noto Sans CJK JP")
+#: where Debian's fonts-noto-cjk (and Fedora's, Arch's) put the regular weight
+CJK_FONT_FILES = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+)
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -27,6 +37,28 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _fonts_for(labels: Sequence[Any]) -> None:
+    """Per-glyph font fallback (matplotlib >= 3.6) when ``labels`` (account names, classes)
+    hold CJK characters: they are drawn with the Noto CJK font scripts/setup.sh installs,
+    not as boxes. A font installed after matplotlib built its font cache is registered here
+    (slow: a 19 MB collection, hence only when needed); absent fonts are skipped."""
+    if not any(ord(c) >= 0x2E80 for label in labels for c in str(label)):
+        return
+    import matplotlib
+    from matplotlib import font_manager
+
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    if "Noto Sans CJK JP" not in known:
+        for path in CJK_FONT_FILES:
+            if Path(path).is_file():
+                font_manager.fontManager.addfont(path)
+                break
+        known = {f.name for f in font_manager.fontManager.ttflist}
+    families = [f for f in PLOT_FONTS if f in known]
+    if families:
+        matplotlib.rcParams["font.family"] = families
 
 
 def _save(fig: Any, path: str | Path) -> Path:
@@ -113,6 +145,7 @@ def plot_embedding_map(
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     mods = list(dict.fromkeys(mod.tolist()))
     accounts = sorted(set(acc.tolist()))
+    _fonts_for(accounts)
     cmap = plt.get_cmap("tab10" if len(accounts) <= 10 else "tab20")
     for i, m in enumerate(mods):
         sel = mod == m
