@@ -22,8 +22,9 @@ GRAM_NOTE = (
     "text-video |cosine| 0.72 and 0.54 but only 35% of text-image cosines positive, "
     "image-video 0.06; with dam_weight=1 the signs are fixed (99% positive, text-image 0.70, "
     "text-video 0.57) but image-video stays at 0.02, and test recall stays near chance either "
-    "way. GRAM's authors fine-tune encoders that are already aligned. See nmodal.losses.gram "
-    "and the README."
+    "way, while CLIP-trained embeddings scored by the same volume rule reach R@1 47% (sum of "
+    "cosines: 44%): the rule is sound, the trained space is not. GRAM's authors fine-tune "
+    "encoders that are already aligned. See nmodal.losses.gram and the README."
 )
 
 
