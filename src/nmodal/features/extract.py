@@ -32,6 +32,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,14 @@ import numpy as np
 
 from nmodal.encoders.base import MODALITIES, Encoder, encoder_set
 from nmodal.errors import InputError
+from nmodal.features.chunks import (
+    CHUNK_POSTS,
+    ChunkResult,
+    encoder_recipe,
+    init_chunk_worker,
+    run_chunk,
+    worker_chunk,
+)
 from nmodal.features.decode import Decoded, DecodeSpec, PostJob, decode_post, init_worker
 from nmodal.features.store import DEFAULT_SHARD_SIZE, StoreWriter
 
@@ -58,6 +67,13 @@ class ExtractStats:
     post (worker processes starting). ``outside_share`` is the share of the steady-state
     time (``seconds - startup_seconds``) spent outside the encoders: waiting for decoded
     media, writing shards, bookkeeping.
+
+    With decode-and-encode workers (``cores`` processes doing both), the time is counted in
+    core-seconds: ``encode_seconds`` and ``decode_seconds`` are summed over the workers,
+    ``startup_seconds`` is the wait for the first chunk less that chunk's own work
+    (workers starting and loading their encoders), and ``outside_share`` is the share of
+    the ``cores * steady_seconds`` core-seconds not spent inside an encoder (decoding,
+    resizing, idling, the pipes).
     """
 
     posts: int = 0
@@ -70,6 +86,8 @@ class ExtractStats:
     encode_seconds: dict[str, float] = field(default_factory=dict)
     wait_seconds: float = 0.0
     write_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    cores: int = 1
 
     @property
     def posts_per_second(self) -> float:
@@ -81,11 +99,12 @@ class ExtractStats:
 
     @property
     def outside_seconds(self) -> float:
-        return max(0.0, self.steady_seconds - sum(self.encode_seconds.values()))
+        return max(0.0, self.cores * self.steady_seconds - sum(self.encode_seconds.values()))
 
     @property
     def outside_share(self) -> float:
-        return self.outside_seconds / self.steady_seconds if self.steady_seconds > 0 else 0.0
+        total = self.cores * self.steady_seconds
+        return self.outside_seconds / total if total > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +119,8 @@ class ExtractStats:
             "encode_seconds": dict(self.encode_seconds),
             "wait_seconds": self.wait_seconds,
             "write_seconds": self.write_seconds,
+            "decode_seconds": self.decode_seconds,
+            "cores": self.cores,
             "outside_share": self.outside_share,
         }
 
@@ -185,10 +206,13 @@ def decode_spec(
     )
 
 
-def default_workers() -> int:
+def default_workers(encode: bool = False) -> int:
+    """Worker processes by default: one per core for decode-and-encode workers (this
+    process then only writes), one fewer for decode-only workers (this process encodes)."""
     import os
 
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+    cores = os.cpu_count() or 2
+    return max(1, min(8, cores if encode else cores - 1))
 
 
 def _mp_context() -> Any:
@@ -424,7 +448,7 @@ def extract_features(
                 writer, jobs, encs, spec, stats, address=ray_address, progress=progress
             )
         else:
-            _run_local(writer, jobs, encs, spec, stats, workers, progress)
+            _run_local(writer, jobs, encs, spec, stats, workers, progress, runtime)
         writer.finish()
     stats.errors = int(writer.manifest["num_errors"])
     stats.seconds = time.perf_counter() - start
@@ -449,10 +473,17 @@ def _run_local(
     stats: ExtractStats,
     workers: int | None,
     progress: bool,
+    runtime: Mapping[str, Any] | None = None,
 ) -> None:
-    workers = default_workers() if workers is None else workers
     pending = writer.pending_shards()
     stats.posts_skipped = len(jobs) - sum(len(writer.shard_post_ids(k)) for k in pending)
+    if _all_on_cpu(encs, runtime):
+        # decode-and-encode workers (one thread each): every core busy, bytes independent
+        # of the number of workers (see nmodal.features.chunks)
+        n = default_workers(encode=True) if workers is None else workers
+        _run_chunked(writer, jobs, pending, encs, spec, stats, n, progress, runtime)
+        return
+    workers = default_workers() if workers is None else workers
     todo: list[PostJob] = [j for k in pending for j in jobs[slice(*writer.shard_bounds(k))]]
     prefetch = max(2 * ENCODE_BATCH, 4 * max(workers, 1))
     stream = decoded_stream(todo, spec, workers, prefetch)
@@ -460,6 +491,140 @@ def _run_local(
         _encode_shards(writer, pending, encs, stream, stats, progress)
     finally:
         stream.close()
+
+
+def _all_on_cpu(encs: Mapping[str, Encoder], runtime: Mapping[str, Any] | None) -> bool:
+    """Whether every encoder runs on the CPU (GPU encoders stay in this process)."""
+    from nmodal.encoders.torch_utils import resolve_device
+
+    for e in encs.values():
+        device = (runtime or {}).get("device") or e.runtime.get("device")
+        if resolve_device(None if device in (None, "auto") else str(device)).type != "cpu":
+            return False
+    return True
+
+
+def chunk_units(writer: StoreWriter, pending: Sequence[int]) -> list[tuple[int, int, int]]:
+    """``(shard, lo, hi)`` work units: ``CHUNK_POSTS`` posts counted from each shard's start."""
+    units: list[tuple[int, int, int]] = []
+    for k in pending:
+        lo, hi = writer.shard_bounds(k)
+        units.extend((k, a, min(a + CHUNK_POSTS, hi)) for a in range(lo, hi, CHUNK_POSTS))
+    return units
+
+
+def _run_chunked(
+    writer: StoreWriter,
+    jobs: Sequence[PostJob],
+    pending: Sequence[int],
+    encs: Mapping[str, Encoder],
+    spec: DecodeSpec,
+    stats: ExtractStats,
+    workers: int,
+    progress: bool,
+    runtime: Mapping[str, Any] | None,
+    decode: Callable[[PostJob, DecodeSpec], Decoded] = decode_post,
+) -> None:
+    """Chunks of posts decoded and encoded in ``workers`` processes (0: in this process),
+    gathered in order into shards that this process writes."""
+    units = chunk_units(writer, pending)
+    results = _chunk_results(units, jobs, encs, spec, workers, runtime, decode)
+    stats.cores = max(1, workers)
+    first = True
+    with progress_bar(writer, progress) as bar:
+        for k in pending:
+            lo, hi = writer.shard_bounds(k)
+            n = hi - lo
+            features = {m: np.zeros((n, e.dim), np.float32) for m, e in encs.items()}
+            present = {m: np.zeros(n, bool) for m in encs}
+            errors: list[dict[str, Any]] = []
+            while n:
+                t0 = time.perf_counter()
+                (uk, a, b), res = next(results)
+                waited = time.perf_counter() - t0
+                if first:
+                    work = res.decode_seconds + sum(res.encode_seconds.values())
+                    stats.startup_seconds, first = max(0.0, waited - work), False
+                    stats.wait_seconds += waited - stats.startup_seconds
+                else:
+                    stats.wait_seconds += waited
+                assert uk == k, "chunks arrive in shard order"
+                for m in encs:
+                    features[m][a - lo : b - lo] = res.features[m]
+                    present[m][a - lo : b - lo] = res.present[m]
+                errors.extend(res.errors)
+                stats.decode_seconds += res.decode_seconds
+                for m, v in res.encode_seconds.items():
+                    stats.encode_seconds[m] = stats.encode_seconds.get(m, 0.0) + v
+                bar.update(b - a)
+                if b == hi:
+                    break
+            t0 = time.perf_counter()
+            writer.write_shard(k, features, present, errors)
+            stats.write_seconds += time.perf_counter() - t0
+            stats.shards_written += 1
+            stats.posts += n
+    results.close()
+
+
+def _chunk_results(
+    units: Sequence[tuple[int, int, int]],
+    jobs: Sequence[PostJob],
+    encs: Mapping[str, Encoder],
+    spec: DecodeSpec,
+    workers: int,
+    runtime: Mapping[str, Any] | None,
+    decode: Callable[[PostJob, DecodeSpec], Decoded],
+) -> Generator[tuple[tuple[int, int, int], ChunkResult], None, None]:
+    """``(unit, result)`` in ``units`` order; up to ``2 * workers`` chunks in flight.
+
+    A worker that dies (a decoder crash) costs only the posts that crash it: the chunk's
+    posts are then decoded one by one in throw-away processes and the chunk is encoded from
+    those (same batch, same bytes for the posts that survive)."""
+    if workers <= 0:
+        for unit in units:
+            yield unit, run_chunk(jobs[unit[1] : unit[2]], spec, encs, decode)
+        return
+    ctx = _mp_context()
+    recipes = encoder_recipe(encs, runtime)
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=init_chunk_worker, initargs=(recipes,)
+        )
+
+    def submit(pool: ProcessPoolExecutor, unit: tuple[int, int, int]) -> Future[ChunkResult]:
+        return pool.submit(worker_chunk, list(jobs[unit[1] : unit[2]]), spec, decode)
+
+    pool = new_pool()
+    todo = iter(units)
+    queue: deque[tuple[tuple[int, int, int], Future[ChunkResult]]] = deque()
+    try:
+        for first in islice(todo, 2 * workers):
+            queue.append((first, submit(pool, first)))
+        while queue:
+            unit, fut = queue.popleft()
+            try:
+                result = fut.result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                chunk = list(jobs[unit[1] : unit[2]])
+                decoded = [_decode_isolated(j, spec, ctx, decode) for j in chunk]
+                pool = new_pool()
+                try:
+                    result = pool.submit(worker_chunk, chunk, spec, decode, decoded).result()
+                except BrokenProcessPool as exc:
+                    raise InputError(
+                        f"an encoding worker process died on posts {chunk[0].post_id} .. "
+                        f"{chunk[-1].post_id} (out of memory?); pass --workers 0 to encode "
+                        "in this process"
+                    ) from exc
+                queue = deque((u, submit(pool, u)) for u, _ in queue)
+            for nxt in islice(todo, 1):
+                queue.append((nxt, submit(pool, nxt)))
+            yield unit, result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _encode_shards(
