@@ -91,8 +91,7 @@ def encode_raw(
     ``modalities`` only."""
     from nmodal.encoders import from_provenance
     from nmodal.errors import MediaError
-    from nmodal.features.decode import PostJob, decode_post, recorded_decode_settings
-    from nmodal.features.extract import decode_spec
+    from nmodal.features.decode import decode_raw, recorded_decode_settings, spec_for
 
     encoders = {}
     for m in modalities:
@@ -103,19 +102,7 @@ def encode_raw(
     recorded: dict[str, Any] = {}
     for m in modalities:
         recorded.update(recorded_decode_settings(model.config.encoders.get(m, {})))
-    spec = decode_spec(
-        encoders,
-        num_frames=recorded.get("num_frames", 16),
-        seed=recorded.get("seed", 0),
-        audio_seconds=recorded.get("audio_seconds", 30.0),
-        max_side=recorded.get("max_side", 1024),
-    )
-    paths = {
-        m: None if artifacts.get(m) is None else str(artifacts[m])
-        for m in ("video", "image", "audio")
-    }
-    job = PostJob(post_id, artifacts.get("text"), paths["video"], paths["image"], paths["audio"])
-    decoded = decode_post(job, spec)
+    decoded = decode_raw(artifacts, spec_for(encoders, recorded), post_id)
     for err in decoded.errors:
         if artifacts.get(err["modality"]) is not None or not decoded.items:
             raise MediaError(str(err["path"]), str(err["reason"]), str(err["stage"]))

@@ -8,6 +8,7 @@ from typing import Any
 
 from nmodal.cli._help import add_examples
 from nmodal.errors import InputError
+from nmodal.features.decode import DECODE_DEFAULTS
 
 
 def _csv(text: str) -> list[str]:
@@ -52,7 +53,9 @@ def register(sub: Any) -> None:
         "--workers",
         type=int,
         default=None,
-        help="decoding processes (default: cores - 1; 0 = none)",
+        help="processes that decode and encode posts on the CPU, one thread each "
+        "(default: one per core, at most 8; 0 = all in this process); with a GPU encoder, "
+        "decoding processes (default: cores - 1)",
     )
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument(
@@ -61,13 +64,18 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--dtype", choices=("float32", "float16"), default="float32", help="stored feature dtype"
     )
+    d = DECODE_DEFAULTS
     p.add_argument(
-        "--num-frames", type=int, default=16, help="frames sampled per video (default 16)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the held-out image frame choice")
+        "--num-frames", type=int, default=d.num_frames,
+        help=f"frames sampled per video (default {d.num_frames})",
+    )  # fmt: skip
     p.add_argument(
-        "--audio-seconds", type=float, default=30.0, help="longest audio used (default 30 s)"
+        "--seed", type=int, default=d.seed, help="seed of the held-out image frame choice"
     )
+    p.add_argument(
+        "--audio-seconds", type=float, default=d.audio_seconds,
+        help=f"longest audio used (default {d.audio_seconds:g} s)",
+    )  # fmt: skip
     p.add_argument(
         "--limit", type=int, default=None, help="only the first N kept posts (a trial run)"
     )

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,12 @@ from nmodal.errors import MediaError
 
 @dataclass(frozen=True)
 class DecodeSpec:
-    """What to decode from every post, and how (the same for the whole run)."""
+    """What to decode from every post, and how (the same for the whole run).
+
+    The one place the decode defaults live: extraction, its CLI, ``classify`` and the
+    index's queries take them from here (``DECODE_DEFAULTS``), and a store records them
+    (:meth:`settings`) so a query or a new post is decoded as the store's posts were.
+    """
 
     modalities: tuple[str, ...]
     num_frames: int = 16
@@ -57,6 +63,21 @@ class DecodeSpec:
 
 
 DECODE_KEYS = ("num_frames", "seed", "sample_rate", "audio_seconds", "max_side")
+#: the default decode settings (those of stores that recorded none)
+DECODE_DEFAULTS = DecodeSpec(modalities=())
+
+
+def spec_for(encoders: Mapping[str, Any], recorded: Mapping[str, Any] | None = None) -> DecodeSpec:
+    """The spec that decodes for ``encoders`` (``{modality: encoder}``, their input sizes)
+    with the ``recorded`` decode settings (:func:`recorded_decode_settings`; defaults for
+    what is not recorded)."""
+    known = {k: v for k, v in dict(recorded or {}).items() if k in DECODE_KEYS}
+    return DecodeSpec(
+        modalities=tuple(encoders),
+        video_size=getattr(encoders.get("video"), "input_size", None),
+        image_size=getattr(encoders.get("image"), "input_size", None),
+        **known,
+    )
 
 
 def recorded_decode_settings(provenance: Any) -> dict[str, Any]:
@@ -175,6 +196,20 @@ def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
             except Exception as exc:
                 out.errors.append(_error(job.post_id, "audio", exc, source, "audio"))
     return out
+
+
+def decode_raw(artifacts: Mapping[str, Any], spec: DecodeSpec, post_id: str = "input") -> Decoded:
+    """One post given as raw artifacts (``text``: a string; ``image``, ``video``,
+    ``audio``: file paths or None) decoded exactly as extraction decodes a post with
+    ``spec``: the one function ``classify`` and the index's queries decode with."""
+    paths = {
+        m: None if artifacts.get(m) is None else str(artifacts[m])
+        for m in ("video", "image", "audio")
+    }
+    text = artifacts.get("text")
+    job = PostJob(post_id, None if text is None else str(text), paths["video"],
+                  paths["image"], paths["audio"])  # fmt: skip
+    return decode_post(job, spec)
 
 
 def init_worker() -> None:

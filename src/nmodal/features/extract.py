@@ -48,7 +48,15 @@ from nmodal.features.chunks import (
     run_chunk,
     worker_chunk,
 )
-from nmodal.features.decode import Decoded, DecodeSpec, PostJob, decode_post, init_worker
+from nmodal.features.decode import (
+    DECODE_DEFAULTS,
+    Decoded,
+    DecodeSpec,
+    PostJob,
+    decode_post,
+    init_worker,
+    spec_for,
+)
 from nmodal.features.store import DEFAULT_SHARD_SIZE, StoreWriter
 
 DEFAULT_MODALITIES = ("text", "image", "video")
@@ -190,20 +198,15 @@ def resolve_encoders(
 
 def decode_spec(
     encs: Mapping[str, Encoder],
-    num_frames: int,
-    seed: int,
-    audio_seconds: float,
-    max_side: int | None,
+    num_frames: int = DECODE_DEFAULTS.num_frames,
+    seed: int = DECODE_DEFAULTS.seed,
+    audio_seconds: float = DECODE_DEFAULTS.audio_seconds,
+    max_side: int | None = DECODE_DEFAULTS.max_side,
 ) -> DecodeSpec:
-    return DecodeSpec(
-        modalities=tuple(encs),
-        num_frames=num_frames,
-        seed=seed,
-        video_size=encs["video"].input_size if "video" in encs else None,
-        image_size=encs["image"].input_size if "image" in encs else None,
-        audio_seconds=audio_seconds,
-        max_side=max_side,
-    )
+    """The run's :class:`DecodeSpec` for ``encs`` (see :func:`nmodal.features.decode.spec_for`)."""
+    recorded = {"num_frames": num_frames, "seed": seed, "audio_seconds": audio_seconds,
+                "max_side": max_side}  # fmt: skip
+    return spec_for(encs, recorded)
 
 
 def default_workers(encode: bool = False) -> int:
@@ -398,10 +401,10 @@ def extract_features(
     device: str | None = None,
     batch_size: int | None = None,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
-    num_frames: int = 16,
-    seed: int = 0,
-    audio_seconds: float = 30.0,
-    max_side: int | None = 1024,
+    num_frames: int = DECODE_DEFAULTS.num_frames,
+    seed: int = DECODE_DEFAULTS.seed,
+    audio_seconds: float = DECODE_DEFAULTS.audio_seconds,
+    max_side: int | None = DECODE_DEFAULTS.max_side,
     limit: int | None = None,
     progress: bool = True,
     use_ray: bool = False,

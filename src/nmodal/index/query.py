@@ -80,17 +80,10 @@ def load_query_input(
     path = Path(payload)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    from nmodal.features.decode import DecodeSpec, PostJob, decode_post
+    from nmodal.features.decode import decode_raw, spec_for
 
-    size = getattr(encoder, "input_size", None)
-    spec = DecodeSpec(
-        modalities=(kind,),
-        video_size=size if kind == "video" else None,
-        image_size=size if kind == "image" else None,
-        **dict(decode or {}),
-    )
-    slots = {f"{m}_path": str(path) if m == kind else None for m in ("video", "image", "audio")}
-    decoded = decode_post(PostJob(post_id="query", text=None, **slots), spec)
+    spec = spec_for({kind: encoder}, decode)
+    decoded = decode_raw({kind: str(path)}, spec, post_id="query")
     if kind not in decoded.items:
         error = (
             decoded.errors[0] if decoded.errors else {"reason": "nothing to decode", "stage": kind}
