@@ -23,9 +23,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,9 +37,11 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
 
+from nmodal.atomic import recover_dir, replacing_dir
 from nmodal.classify.estimators import SVMClassifier
 from nmodal.classify.mlp import TorchMLPClassifier
 from nmodal.errors import InputError, OutputExistsError
+from nmodal.integrity import hash_files, verify_files
 from nmodal.jsonfile import read_format_json
 
 FORMAT = "nmodal-classifier"
@@ -163,11 +162,10 @@ def save_classifier(
     kind = _kind(est)
     if not hasattr(est, "classes_"):
         raise InputError(f"cannot save an unfitted {type(est).__name__}")
+    recover_dir(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: exists (pass overwrite=True / --overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with replacing_dir(path) as tmp:
         arrays, fitted = _fitted_state(est, kind, tmp)
         if arrays:
             save_file(
@@ -184,22 +182,24 @@ def save_classifier(
             "n_features_in": int(est.n_features_in_),
             "fitted": fitted,
             "metadata": dict(metadata or {}),
+            "files": hash_files(tmp, skip=INFO_FILE),
         }
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
-def read_classifier_info(path: str | Path) -> dict[str, Any]:
-    """The ``classifier.json`` of a saved classifier (kind, classes, metadata, ...)."""
-    return read_format_json(
+def read_classifier_info(path: str | Path, verify: bool | None = None) -> dict[str, Any]:
+    """The ``classifier.json`` of a saved classifier (kind, classes, metadata, ...).
+
+    A swap killed half-way is recovered first; the SHA-256 recorded for each file is checked
+    (``verify``: default on unless ``--no-verify``).
+    """
+    path = recover_dir(Path(path))
+    info = read_format_json(
         path, INFO_FILE, format=FORMAT, versions=READABLE_VERSIONS, what="a saved classifier"
     )
+    verify_files(path, info.get("files"), INFO_FILE, verify=verify)
+    return info
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
@@ -247,10 +247,28 @@ def _load_v1_arrays(
     return cal
 
 
-def load_classifier(path: str | Path) -> Any:
-    """Rebuild a classifier saved by :func:`save_classifier`; executes no stored code."""
+def load_classifier(path: str | Path, verify: bool | None = None) -> Any:
+    """Rebuild a classifier saved by :func:`save_classifier`; executes no stored code.
+
+    Hashes are checked (see :func:`read_classifier_info`); arrays of the wrong shape or
+    parameters that do not fit the kind are an :class:`InputError` naming the folder.
+    """
     path = Path(path)
-    info = read_classifier_info(path)
+    info = read_classifier_info(path, verify=verify)
+    try:
+        est = _rebuild(path, info)
+        # a dry run on one row: arrays whose shapes do not fit each other fail here, clearly
+        proba = est.predict_proba(np.zeros((1, est.n_features_in_), dtype=np.float32))
+        if proba.shape != (1, len(est.classes_)):
+            raise InputError(f"{path}: arrays do not fit {len(est.classes_)} classes")
+        return est
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path}: saved classifier does not match {INFO_FILE} ({exc})") from exc
+
+
+def _rebuild(path: Path, info: dict[str, Any]) -> Any:
     version, kind, params, fitted = info["version"], info["kind"], info["params"], info["fitted"]
     classes = _classes_array(info["classes"])
     n_features = int(info["n_features_in"])

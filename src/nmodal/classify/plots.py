@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from nmodal.atomic import writing_file
+
 
 def _pyplot() -> Any:
     import matplotlib
@@ -73,7 +75,8 @@ def plot_roc(
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with writing_file(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 
@@ -108,6 +111,7 @@ def plot_confusion(result: Mapping[str, Any], path: str | Path, title: str | Non
             )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with writing_file(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path

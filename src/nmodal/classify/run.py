@@ -17,15 +17,13 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nmodal.atomic import recover_dir, replacing_dir
 from nmodal.classify.crossval import cross_validate
 from nmodal.classify.estimators import CLASSIFIERS, DISPLAY_NAMES, make_pipeline
 from nmodal.classify.persist import save_classifier
@@ -55,11 +53,10 @@ def parse_modality(spec: str, available: Sequence[str]) -> tuple[list[str], str 
     return mods, None
 
 
-def _prepare_out(out_dir: Path, overwrite: bool) -> Path:
+def _check_out(out_dir: Path, overwrite: bool) -> None:
+    recover_dir(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out_dir}: exists and is not empty (use --overwrite)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
 
 
 def run_classification(
@@ -126,8 +123,8 @@ def run_classification(
         "class_counts": dict(zip(classes.tolist(), counts.tolist(), strict=True)),
         "dropped": data.dropped,
     }
-    tmp = _prepare_out(out_dir, overwrite)
-    try:
+    _check_out(out_dir, overwrite)
+    with replacing_dir(out_dir) as tmp:
         results: dict[str, Any] = {}
         for name in classifiers:
             results[name] = cross_validate(
@@ -170,10 +167,4 @@ def run_classification(
         plot_roc(display, tmp / "roc.png", title=f"ROC: {label}")
         for name in classifiers:
             plot_confusion(results[name], tmp / f"confusion-{name}.png", title=DISPLAY_NAMES[name])
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return doc

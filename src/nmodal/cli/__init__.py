@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         "nmodal ingest manifest posts.jsonl --out data/ds   # or step by step: ingest, extract, ...",
     )
     parser.add_argument("--version", action="version", version=f"nmodal {__version__}")
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip checking the SHA-256 recorded in models, indexes and classifiers "
+        "(faster loads of large trusted folders; file names are still checked)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -85,7 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    if args.no_verify:
+        from nmodal.integrity import NO_VERIFY_ENV
+
+        os.environ[NO_VERIFY_ENV] = "1"
     in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        from nmodal.lifeline import preload_in_forkserver
+
+        preload_in_forkserver()  # decode workers and their forkserver die with this process
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return int(args.handler(args) or 0)

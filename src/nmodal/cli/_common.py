@@ -232,8 +232,7 @@ def check_output(path: Path, overwrite: bool) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
-    tmp.replace(path)
+    """Write JSON atomically (temp file, fsync, rename)."""
+    from nmodal.atomic import write_text
+
+    write_text(path, json.dumps(data, indent=2, default=float))

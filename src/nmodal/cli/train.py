@@ -66,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from nmodal.cli._common import write_json
     from nmodal.train import split_posts, train_model
 
     check_output(args.out, args.overwrite)
@@ -86,20 +85,20 @@ def _train(args: argparse.Namespace) -> int:
 
     if not is_main_process():  # under torchrun only rank 0 writes
         return 0
-    result.model.save(args.out, overwrite=args.overwrite)
-    write_json(
-        args.out / "history.json",
-        {
-            "history": result.history,
-            "best_epoch": result.best_epoch,
-            "best_val_loss": result.best_val_loss,
-            "seconds": result.seconds,
-            "samples_per_second": result.samples_per_second,
-        },
-    )
-    write_json(
-        args.out / "split.json",
-        {part: fs.post_ids[getattr(split, part)].tolist() for part in ("train", "val", "test")},
+    history = {
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "seconds": result.seconds,
+        "samples_per_second": result.samples_per_second,
+    }
+    parts = {part: fs.post_ids[getattr(split, part)].tolist() for part in ("train", "val", "test")}
+    # One atomic folder: weights, config, split and history appear together or not at all.
+    result.model.save(
+        args.out,
+        overwrite=args.overwrite,
+        extras={"split.json": parts},
+        notes={"history.json": history},
     )
     print(
         f"trained {result.history[-1]['epoch']} epochs in {result.seconds:.1f}s "

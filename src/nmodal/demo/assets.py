@@ -28,6 +28,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from nmodal.atomic import writing_file
 from nmodal.demo.concepts import VOICES, Concept, emoji_key
 from nmodal.errors import MediaError
 
@@ -181,41 +182,36 @@ def write_clip(
     (:data:`X264_OPTIONS`) keeps the output deterministic.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
-    try:
-        with av.open(str(tmp), "w", format="mp4") as container:
-            video = container.add_stream(
-                "libx264", rate=fps, options=X264_OPTIONS | {"crf": str(crf)}
-            )
-            video.width, video.height = int(frames.shape[2]), int(frames.shape[1])
-            video.pix_fmt = "yuv420p"
-            video.codec_context.thread_count = 1
-            sound = None
-            if audio is not None:
-                # the "fast" AAC coder is ~4x quicker than the default two-loop search
-                sound = container.add_stream("aac", rate=audio_rate, options={"aac_coder": "fast"})
-                sound.layout = "mono"
-            for i in range(len(frames)):
-                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
-                frame.pts = i
-                frame.time_base = Fraction(1, fps)
-                container.mux(video.encode(frame))
-            container.mux(video.encode(None))
-            if sound is not None and audio is not None:
-                block = 1024
-                padded = np.zeros(-(-len(audio) // block) * block, np.float32)
-                padded[: len(audio)] = audio
-                for start in range(0, len(padded), block):
-                    chunk = av.AudioFrame.from_ndarray(
-                        padded[None, start : start + block], format="fltp", layout="mono"
-                    )
-                    chunk.sample_rate = audio_rate
-                    chunk.pts = start
-                    chunk.time_base = Fraction(1, audio_rate)
-                    container.mux(sound.encode(chunk))
-                container.mux(sound.encode(None))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with (
+        writing_file(path, suffix=path.suffix) as tmp,
+        av.open(str(tmp), "w", format="mp4") as container,
+    ):
+        video = container.add_stream("libx264", rate=fps, options=X264_OPTIONS | {"crf": str(crf)})
+        video.width, video.height = int(frames.shape[2]), int(frames.shape[1])
+        video.pix_fmt = "yuv420p"
+        video.codec_context.thread_count = 1
+        sound = None
+        if audio is not None:
+            # the "fast" AAC coder is ~4x quicker than the default two-loop search
+            sound = container.add_stream("aac", rate=audio_rate, options={"aac_coder": "fast"})
+            sound.layout = "mono"
+        for i in range(len(frames)):
+            frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        if sound is not None and audio is not None:
+            block = 1024
+            padded = np.zeros(-(-len(audio) // block) * block, np.float32)
+            padded[: len(audio)] = audio
+            for start in range(0, len(padded), block):
+                chunk = av.AudioFrame.from_ndarray(
+                    padded[None, start : start + block], format="fltp", layout="mono"
+                )
+                chunk.sample_rate = audio_rate
+                chunk.pts = start
+                chunk.time_base = Fraction(1, audio_rate)
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode(None))
     return path

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -44,6 +43,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from nmodal.atomic import write_text
 from nmodal.demo.assets import (
     AUDIO_RATE,
     Assets,
@@ -313,7 +313,7 @@ def generate_corpus(
             )
     specs = plan_corpus(num_posts, seed)
     (root / MEDIA_DIR).mkdir(parents=True, exist_ok=True)
-    _atomic_write(info_path, json.dumps({**settings, "complete": False}, indent=2))
+    write_text(info_path, json.dumps({**settings, "complete": False}, indent=2))
 
     jobs = [(spec, assets, str(root)) for spec in specs]
     written = 0
@@ -324,7 +324,7 @@ def generate_corpus(
     bar.close()
 
     manifest = root / MANIFEST
-    _atomic_write(
+    write_text(
         manifest, "".join(json.dumps(s.manifest_row(), ensure_ascii=False) + "\n" for s in specs)
     )
     accounts = sorted({s.account for s in specs})
@@ -336,7 +336,7 @@ def generate_corpus(
         "num_concepts": len({s.concept_id for s in specs}),
         "accounts": accounts,
     }
-    _atomic_write(info_path, json.dumps(meta, indent=2, ensure_ascii=False))
+    write_text(info_path, json.dumps(meta, indent=2, ensure_ascii=False))
     return CorpusInfo(root, manifest, num_posts, written, num_posts - written, assets)
 
 
@@ -352,9 +352,3 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: unreadable demo manifest ({exc})") from exc
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

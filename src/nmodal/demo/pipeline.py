@@ -31,8 +31,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from nmodal.atomic import replacing_dir, write_text
 from nmodal.errors import InputError, OutputExistsError
 
 DEFAULT_POSTS = 400
@@ -151,10 +150,7 @@ def plan_runs(cfg: DemoConfig) -> list[RunSpec]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=_json_default))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=1, ensure_ascii=False, default=_json_default))
 
 
 def _json_default(x: Any) -> Any:
@@ -233,15 +229,12 @@ def _check_state(out: Path, cfg: DemoConfig, resume: bool) -> None:
 def _ingest(corpus_manifest: Path, dataset: Path, progress: bool) -> None:
     from nmodal.sources import FilterConfig, ingest, read_manifest
 
-    tmp = dataset.with_name(f".{dataset.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    result = ingest(
-        read_manifest(corpus_manifest), tmp, FilterConfig.preset("paper"), progress=progress
-    )
-    if result.summary["kept"] < 2:
-        raise InputError(f"{corpus_manifest}: the filter kept {result.summary['kept']} posts")
-    shutil.rmtree(dataset, ignore_errors=True)
-    os.replace(tmp, dataset)
+    with replacing_dir(dataset) as tmp:
+        result = ingest(
+            read_manifest(corpus_manifest), tmp, FilterConfig.preset("paper"), progress=progress
+        )
+        if result.summary["kept"] < 2:
+            raise InputError(f"{corpus_manifest}: the filter kept {result.summary['kept']} posts")
 
 
 def _concept_groups(posts: Any, post_ids: np.ndarray) -> np.ndarray:

@@ -213,7 +213,11 @@ def decode_raw(artifacts: Mapping[str, Any], spec: DecodeSpec, post_id: str = "i
 
 
 def init_worker() -> None:
-    """Process-pool initialiser: one thread per decoding worker (they run side by side)."""
+    """Process-pool initialiser: one thread per decoding worker (they run side by side),
+    and the worker dies with its parent (no decoder outlives a killed ``extract``)."""
+    from nmodal.lifeline import die_with_parent
+
+    die_with_parent()
     import torch
 
     torch.set_num_threads(1)

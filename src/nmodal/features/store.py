@@ -46,9 +46,7 @@ import fcntl
 import hashlib
 import json
 import math
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +54,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from nmodal import atomic
 from nmodal.errors import InputError, OutputExistsError
 from nmodal.features.featureset import FeatureSet
 from nmodal.jsonfile import read_format_json
@@ -93,16 +92,7 @@ def _file_sha256(path: Path) -> str:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_bytes(path, data)
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -281,16 +271,8 @@ class StoreWriter:
             tensors[m] = np.ascontiguousarray(x.astype(self.dtype))
             tensors[f"{m}.present"] = p.astype(np.uint8)
         name = shard_name(index)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.path)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path / f"{name}.safetensors")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic.writing_file(self.path / f"{name}.safetensors") as tmp:
+            save_file(tensors, str(tmp))
         _write_atomic(self.path / f"{name}.ids.json", _json_bytes(ids))
         records = [_error_record(e) for e in errors]
         _write_atomic(self.path / f"{name}.errors.jsonl", _errors_bytes(records))
@@ -426,14 +408,12 @@ def write_featureset(
     ``dtype`` (``float32``/``float16``) defaults to float16 when every modality of ``fs``
     is float16, else float32.
     """
-    path = Path(path)
+    path = atomic.recover_dir(Path(path))
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: exists (pass overwrite=True / --overwrite)")
     if dtype is None:
         dtype = "float16" if all(x.dtype == np.float16 for x in fs.features.values()) else "float32"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic.replacing_dir(path) as tmp:
         writer = StoreWriter(
             tmp,
             fs.post_ids.tolist(),
@@ -450,10 +430,4 @@ def write_featureset(
                 {m: p[lo:hi] for m, p in fs.present.items()},
             )
         writer.finish()
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path

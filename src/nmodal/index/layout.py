@@ -3,7 +3,8 @@
 Layout of an index directory::
 
     manifest.json        format, version, model {path, fingerprint}, dataset_dir, modalities
-                         {name: {factory, count, encoder, nprobe}}, num_posts, projection_dim
+                         {name: {factory, count, encoder, nprobe}}, num_posts, projection_dim,
+                         files {name: sha256} of every other file (checked on open)
     posts.parquet        one row per indexed post, row order = post number: post_id, account,
                          date, text, media paths, labels, has_<modality>
     <m>.emb.npy          (num_posts, p) float32 L2-normalised embeddings of modality <m>,
@@ -23,14 +24,13 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nmodal.atomic import recover_dir, replacing_dir
 from nmodal.errors import InputError, OutputExistsError
+from nmodal.integrity import hash_files, plain_name, verify_files
 from nmodal.jsonfile import read_format_json
 from nmodal.model import model_fingerprint
 
@@ -52,9 +52,15 @@ def faiss_file(modality: str) -> str:
     return f"{modality}.faiss"
 
 
-def read_manifest(index_dir: str | Path) -> dict[str, Any]:
-    """The manifest of an index directory; :class:`InputError` if it is not one."""
-    return read_format_json(
+def read_manifest(index_dir: str | Path, verify: bool | None = None) -> dict[str, Any]:
+    """The manifest of an index directory, verified; :class:`InputError` if it is not one.
+
+    A swap killed half-way is recovered first. Modality names must be plain names (they
+    become file names) and every file the manifest lists must match its recorded SHA-256
+    (``verify``: default on unless ``--no-verify``).
+    """
+    index_dir = recover_dir(Path(index_dir))
+    manifest = read_format_json(
         index_dir,
         MANIFEST,
         format=FORMAT,
@@ -62,6 +68,19 @@ def read_manifest(index_dir: str | Path) -> dict[str, Any]:
         what="an nmodal post index",
         version_hint="; rebuild the index",
     )
+    mods = manifest.get("modalities")
+    if not isinstance(mods, dict) or not all(
+        plain_name(m) and isinstance(v, dict) for m, v in mods.items()
+    ):
+        raise InputError(f"{index_dir / MANIFEST}: 'modalities' must map plain names to objects")
+    verify_files(
+        index_dir,
+        manifest.get("files"),
+        MANIFEST,
+        required=(POSTS_FILE, *(f(m) for m in mods for f in (emb_file, present_file, faiss_file))),
+        verify=verify,
+    )
+    return manifest
 
 
 def check_model(manifest: dict[str, Any], model_dir: str | Path, index_dir: str | Path) -> None:
@@ -79,38 +98,20 @@ def check_model(manifest: dict[str, Any], model_dir: str | Path, index_dir: str 
 def write_directory_atomically(
     out: str | Path, fill: Callable[[Path], None], overwrite: bool = False
 ) -> Path:
-    """Create directory ``out`` by calling ``fill(tmp_dir)`` and renaming it into place.
+    """Create or replace directory ``out`` by calling ``fill(tmp_dir)``, crash-safe.
 
-    Readers never see a half-written directory: the new one is complete before the rename.
-    When replacing an existing directory the old one is first renamed aside (and restored if
-    the final rename fails), then deleted.
+    See :func:`nmodal.atomic.replacing_dir`: the old directory stays readable until the new
+    one is complete; a killed run's leftovers are recovered by the next reader or writer.
     """
-    out = Path(out)
+    out = recover_dir(Path(out))
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: exists (pass --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with replacing_dir(out) as tmp:
         fill(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old: Path | None = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rmdir(old)
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return out
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest.json`` last, recording the SHA-256 of every other file."""
+    manifest["files"] = hash_files(directory, skip=MANIFEST)
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import av
 import av.container
 
 from nmodal.errors import MediaError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # Exceptions PyAV raises for unreadable or undecodable input.
 AV_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, EOFError)
@@ -83,3 +88,27 @@ def open_input(path: str | Path, stage: str) -> Iterator[av.container.InputConta
         yield container
     finally:
         container.close()
+
+
+def media_errors(stage: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a public media function (first argument: the path) so that any exception
+    other than :class:`MediaError` (a PyAV or Pillow error, an ``AttributeError`` on a codec
+    FFmpeg does not know, ``MemoryError``) becomes a :class:`MediaError` naming the file."""
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return fn(*args, **kwargs)
+            except MediaError:
+                raise
+            except (KeyboardInterrupt, SystemExit, GeneratorExit):
+                raise
+            except Exception as exc:
+                path = args[0] if args else kwargs.get("path", "?")
+                reason = f"unreadable ({type(exc).__name__}: {str(exc)[:200]})"
+                raise MediaError(str(path), reason, stage) from exc
+
+        return inner
+
+    return wrap

@@ -14,9 +14,13 @@ import av
 import numpy as np
 
 from nmodal.errors import MediaError
-from nmodal.media._container import AV_ERRORS, open_input
+from nmodal.media._container import AV_ERRORS, media_errors, open_input
+
+# A hard cap on decoded audio (memory stays ~230 MB at 16 kHz), whatever the header says.
+MAX_AUDIO_SECONDS = 3600.0
 
 
+@media_errors("audio")
 def load_audio(
     path: str | Path,
     sample_rate: int = 16000,
@@ -24,7 +28,7 @@ def load_audio(
     offset: float = 0.0,
 ) -> np.ndarray:
     """The first audio track of ``path`` from ``offset`` seconds on, at most
-    ``max_seconds`` long, mixed to mono and resampled to ``sample_rate``: float32 in [-1, 1].
+    ``max_seconds`` long (never more than :data:`MAX_AUDIO_SECONDS`), mixed to mono and resampled to ``sample_rate``: float32 in [-1, 1].
 
     Raises ``MediaError(reason="no audio track")`` when the file has none, and
     ``MediaError(reason="empty audio track")`` when nothing decodes. Silence is returned
@@ -32,7 +36,8 @@ def load_audio(
     """
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-    limit = None if max_seconds is None else max(0, round(max_seconds * sample_rate))
+    seconds = MAX_AUDIO_SECONDS if max_seconds is None else min(max_seconds, MAX_AUDIO_SECONDS)
+    limit: int | None = max(0, round(seconds * sample_rate))
     skip: int | None = max(0, round(offset * sample_rate))
     with open_input(path, "audio") as container:
         if not container.streams.audio:

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from nmodal.errors import MediaError
-from nmodal.media._container import check_file
+from nmodal.media._container import check_file, media_errors
 
 MAX_PIXELS = 16384 * 16384  # larger images are refused (decompression bombs)
 
@@ -30,6 +30,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
+@media_errors("image")
 def load_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     """The image at ``path`` as (H, W, 3) uint8 RGB, upright per its EXIF orientation.
 

@@ -28,10 +28,15 @@ import numpy as np
 from PIL import Image
 
 from nmodal.errors import MediaError
-from nmodal.media._container import AV_ERRORS, check_file, open_input
+from nmodal.media._container import AV_ERRORS, check_file, media_errors, open_input
 
 SEEK_MIN_FRAMES = 600  # below this, sequential decoding is always cheap enough
 SEEK_COST_FRAMES = 8  # a seek is charged like decoding this many frames
+# Limits from the data, not the header: a frame count the container claims is recounted
+# from the packets when it exceeds MAX_FRAMES or the file's size in bytes (every frame costs
+# at least one byte), and frames larger than MAX_PIXELS are refused before decoding.
+MAX_FRAMES = 1 << 24  # 6.5 days at 30 fps
+MAX_PIXELS = 1 << 26  # 8192 x 8192
 
 
 @dataclass(frozen=True)
@@ -96,12 +101,21 @@ def held_out_index(total: int, sampled: np.ndarray, seed: int, key: str) -> int:
     >>> held_out_index(64, sample_indices(64, 16), seed=0, key="a.mp4") in sample_indices(64, 16)
     False
     """
-    candidates = np.setdiff1d(np.arange(total, dtype=np.int64), sampled, assume_unique=True)
-    if candidates.size == 0:
+    # The r-th frame number not in ``sampled``, found in O(len(sampled)): memory and time
+    # never grow with ``total`` (a header may claim 2**31 frames).
+    taken = np.unique(np.asarray(sampled, dtype=np.int64))
+    taken = taken[(taken >= 0) & (taken < total)]
+    free = total - taken.size
+    if free <= 0:
         raise ValueError(f"no frame left out of {total} for the image")
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
     rng = np.random.default_rng([seed & 0xFFFFFFFF, int.from_bytes(digest, "little")])
-    return int(candidates[rng.integers(candidates.size)])
+    index = int(rng.integers(free))
+    for t in taken.tolist():
+        if t > index:
+            break
+        index += 1
+    return index
 
 
 def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
@@ -135,6 +149,21 @@ def _count_packets(path: Path, stage: str) -> int:
             raise MediaError(str(path), f"corrupt video data ({exc})", stage) from None
 
 
+def _codec_name(stream: av.stream.Stream) -> str | None:
+    """The stream's codec name; None for a codec FFmpeg does not know (no codec context)."""
+    ctx = getattr(stream, "codec_context", None)
+    name = getattr(ctx, "name", None) if ctx is not None else None
+    return str(name) if name else None
+
+
+def _stream_size(stream: av.video.stream.VideoStream) -> tuple[int, int]:
+    """Stored width and height (0, 0 when the codec is unknown)."""
+    ctx = getattr(stream, "codec_context", None)
+    width = int(getattr(ctx, "width", 0) or 0) if ctx is not None else 0
+    height = int(getattr(ctx, "height", 0) or 0) if ctx is not None else 0
+    return width, height
+
+
 def _rotation(frame: av.VideoFrame) -> int:
     try:
         rot = float(frame.rotation)
@@ -143,6 +172,7 @@ def _rotation(frame: av.VideoFrame) -> int:
     return round(rot / 90.0) * 90 % 360
 
 
+@media_errors("probe")
 def probe(path: str | Path, decode_first_frame: bool = True) -> MediaInfo:
     """Container metadata of ``path``; with ``decode_first_frame`` also the rotation, and a
     check that the video decodes at all.
@@ -162,7 +192,7 @@ def probe(path: str | Path, decode_first_frame: bool = True) -> MediaInfo:
         if vstream is None and astream is None:
             raise MediaError(str(p), "no audio or video stream", "probe")
         cduration = float(container.duration) / 1e6 if container.duration else 0.0
-        audio_codec = astream.codec_context.name if astream is not None else None
+        audio_codec = _codec_name(astream) if astream is not None else None
         if vstream is None:
             return MediaInfo(
                 str(p), False, True, 0, 0.0, cduration, 0, 0, 0, None, audio_codec, fmt
@@ -170,8 +200,10 @@ def probe(path: str | Path, decode_first_frame: bool = True) -> MediaInfo:
         rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
         fps = float(rate) if rate else 0.0
         num = int(vstream.frames or 0)
-        end = _index_end(vstream)
         size = p.stat().st_size
+        if num > min(size, MAX_FRAMES):
+            num = 0  # an implausible claim: count what the file holds (below)
+        end = _index_end(vstream)
         if num > 0 and end > size:
             raise MediaError(
                 str(p), f"truncated: {size} bytes, but the index refers to {end}", "probe"
@@ -182,7 +214,9 @@ def probe(path: str | Path, decode_first_frame: bool = True) -> MediaInfo:
             else 0.0
         )
         duration = sduration or cduration
-        width, height = vstream.codec_context.width, vstream.codec_context.height
+        width, height = _stream_size(vstream)
+        if width * height > MAX_PIXELS:
+            raise MediaError(str(p), f"frames too large: {width}x{height} pixels", "probe")
         rotation = 0
         if decode_first_frame:
             try:
@@ -193,7 +227,7 @@ def probe(path: str | Path, decode_first_frame: bool = True) -> MediaInfo:
                 raise MediaError(str(p), "no decodable video frames", "probe")
             rotation = _rotation(first)
             width, height = first.width, first.height
-        video_codec = vstream.codec_context.name
+        video_codec = _codec_name(vstream)
     if num <= 0:
         num = _count_packets(p, "probe")
         frame_count = "packets"
@@ -347,6 +381,7 @@ def _constant_rate(stream: av.video.stream.VideoStream, total: int) -> bool:
     return bool(gaps.min() > 0 and gaps.max() - gaps.min() <= 1)
 
 
+@media_errors("decode")
 def sample_video(
     path: str | Path,
     num_frames: int = 16,

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +29,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from nmodal.atomic import recover_dir, replacing_dir
 from nmodal.errors import InputError, OutputExistsError
+from nmodal.integrity import hash_files, plain_name, verify_files
 from nmodal.losses import build_loss
 from nmodal.model.heads import HeadConfig, ProjectionHead
 
@@ -140,43 +139,96 @@ class NModalModel(nn.Module):
             self.train(was_training)
         return result
 
-    def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` atomically into directory ``path``."""
+    def save(
+        self,
+        path: str | Path,
+        overwrite: bool = False,
+        extras: Mapping[str, Any] | None = None,
+        notes: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Write the model directory ``path`` atomically: complete or absent.
+
+        ``config.json`` + ``model.safetensors``, plus one JSON file per entry of ``extras``
+        (``{"split.json": {...}}``) and of ``notes`` (``{"history.json": {...}}``), all
+        swapped in together. ``config.json`` records the SHA-256 of the weights and the
+        extras, checked by :meth:`load`; notes (timings, logs) are not covered, so that they
+        do not change the model's fingerprint.
+        """
         path = Path(path)
+        recover_dir(path)
         if path.exists() and not overwrite:
             raise OutputExistsError(f"{path}: exists (pass overwrite=True / --overwrite)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        docs = {**(extras or {}), **(notes or {})}
+        for name in docs:
+            if not plain_name(name) or name in (CONFIG_FILE, WEIGHTS_FILE):
+                raise ValueError(f"model extra {name!r}: not a plain JSON file name")
+        with replacing_dir(path) as tmp:
             state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
             save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
-            cfg = {"format": FORMAT, **self.config.to_dict()}
+            for name, doc in docs.items():
+                (tmp / name).write_text(json.dumps(doc, indent=2, default=float))
+            files = {
+                name: digest
+                for name, digest in hash_files(tmp, skip=CONFIG_FILE).items()
+                if name not in (notes or {})
+            }
+            cfg = {"format": FORMAT, **self.config.to_dict(), "files": files}
             (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod
-    def load(cls, path: str | Path, map_location: str = "cpu") -> NModalModel:
-        """Rebuild a saved model (heads and loss) from its directory."""
-        path = Path(path)
+    def load(
+        cls, path: str | Path, map_location: str = "cpu", verify: bool | None = None
+    ) -> NModalModel:
+        """Rebuild a saved model (heads and loss) from its directory.
+
+        ``verify`` (default: on unless ``--no-verify``) checks the SHA-256 recorded in
+        ``config.json`` for every file; names that are not plain file names, wrong shapes
+        or dtypes are refused with an
+        :class:`InputError` naming the file.
+        """
+        path = recover_dir(Path(path))
         cfile = path / CONFIG_FILE
         if not cfile.is_file() or not (path / WEIGHTS_FILE).is_file():
             raise InputError(
                 f"{path}: not an nmodal model (needs {CONFIG_FILE} and {WEIGHTS_FILE})"
             )
-        raw = json.loads(cfile.read_text())
-        if raw.pop("format", None) != FORMAT:
+        try:
+            raw = json.loads(cfile.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{cfile}: unreadable ({exc})") from exc
+        if not isinstance(raw, dict) or raw.pop("format", None) != FORMAT:
             raise InputError(f"{cfile}: not an nmodal model config")
-        config = ModelConfig.from_dict(raw)
-        state = load_file(str(path / WEIGHTS_FILE), device=map_location)
+        files = raw.pop("files", None)
+        verify_files(path, files, CONFIG_FILE, required=(WEIGHTS_FILE,), verify=verify)
+        try:
+            config = ModelConfig.from_dict(raw)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise InputError(f"{cfile}: invalid model config ({exc})") from exc
+        try:
+            state = load_file(str(path / WEIGHTS_FILE), device=map_location)
+        except Exception as exc:  # safetensors raises its own error types on bad headers
+            raise InputError(f"{path / WEIGHTS_FILE}: unreadable weights ({exc})") from exc
         loss = build_loss(config.loss) if any(k.startswith("loss.") for k in state) else None
-        model = cls(config, loss=loss)
-        model.load_state_dict(state)
+        try:
+            model = cls(config, loss=loss)
+            expected = model.state_dict()
+            bad = [
+                k
+                for k, v in state.items()
+                if k not in expected or v.shape != expected[k].shape or v.dtype != expected[k].dtype
+            ]
+            missing = sorted(set(expected) - set(state))
+            if bad or missing:
+                raise InputError(
+                    f"{path / WEIGHTS_FILE}: weights do not match {CONFIG_FILE} "
+                    f"(unexpected or wrong shape/dtype: {bad[:3]}, missing: {missing[:3]})"
+                )
+            model.load_state_dict(state)
+        except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(f"{path}: model does not match its config ({exc})") from exc
         model.eval()
         return model
 

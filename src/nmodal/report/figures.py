@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from nmodal.atomic import writing_file
+
 MODALITY_MARKERS = {"text": "o", "image": "s", "video": "^", "audio": "D"}
 
 
@@ -65,7 +67,8 @@ def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with writing_file(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
     _pyplot().close(fig)
     return path
 

@@ -44,6 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from nmodal.atomic import write_text
 from nmodal.evaluation.tables import recall_table
 from nmodal.report import figures
 from nmodal.report.tables import Table, chance, non_monotonic_notes, paper_tables
@@ -539,12 +540,6 @@ def render_report(
 
     html_path = out_dir / f"{name}.html"
     md_path = out_dir / f"{name}.md"
-    _atomic_write(html_path, page)
-    _atomic_write(md_path, "\n".join(md))
+    write_text(html_path, page)
+    write_text(md_path, "\n".join(md))
     return ReportFiles(html_path, md_path, [f.path for f in figs])
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -20,14 +20,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from nmodal.atomic import write_text
 from nmodal.sources.filtering import FilterConfig, count_words
 from nmodal.sources.telethon_ndjson import media_kind
 
@@ -56,10 +55,7 @@ def load_state(out_dir: Path) -> dict[str, int]:
 
 def save_state(out_dir: Path, state: dict[str, int]) -> None:
     """Write the state atomically."""
-    fd, tmp = tempfile.mkstemp(prefix=".state.", dir=out_dir)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(state, fh, indent=1, sort_keys=True)
-    os.replace(tmp, out_dir / STATE_FILE)
+    write_text(out_dir / STATE_FILE, json.dumps(state, indent=1, sort_keys=True))
 
 
 @dataclass

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +30,7 @@ from tqdm.auto import tqdm
 
 from nmodal.errors import InputError, MediaError
 from nmodal.sources.posts import posts_frame
+from nmodal.sources.probe_pool import run_bounded
 from nmodal.sources.records import ERROR_PREFIX, dedup_notes
 
 MODALITIES = ("text", "video", "image", "audio")
@@ -41,6 +41,7 @@ _UNSPACED = re.compile(
     "\uf900-\ufaff\U00020000-\U0003134f\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff]"
 )
 PRESETS = ("all", "paper")
+PROBE_TIMEOUT = 120.0  # seconds one post's media may take to probe in a worker
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,15 @@ def _inspect_star(args: tuple[str | None, str | None, str | None]) -> dict[str, 
     return inspect_media(*args)
 
 
+def _failed_probe(job: tuple[str | None, str | None, str | None], reason: str) -> dict[str, Any]:
+    """The result of a post whose probe hung or crashed its worker: each file failed."""
+    out: dict[str, Any] = {}
+    for kind, path in zip(("video", "image", "audio"), job, strict=True):
+        if path and not (kind == "audio" and path == job[0]):
+            out[f"{kind}_error"] = reason
+    return out
+
+
 def inspect_all(
     jobs: Sequence[tuple[str | None, str | None, str | None]],
     workers: int | None = None,
@@ -153,7 +163,9 @@ def inspect_all(
 ) -> list[dict[str, Any]]:
     """:func:`inspect_media` for every ``(video, image, audio)`` in a process pool.
 
-    ``workers=0`` runs in this process; ``None`` uses up to 8 CPU cores.
+    ``workers=0`` runs in this process; ``None`` uses up to 8 CPU cores. In a pool a post
+    whose probe runs past :data:`PROBE_TIMEOUT` seconds or kills its worker gets an error
+    for its files; the others go on (:func:`nmodal.sources.probe_pool.run_bounded`).
     """
     todo = [i for i, job in enumerate(jobs) if any(job)]
     results: list[dict[str, Any]] = [{} for _ in jobs]
@@ -167,13 +179,12 @@ def inspect_all(
             results[i] = res
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            chunk = max(1, len(todo) // (workers * 8))
-            for i, res in zip(
-                todo, pool.map(_inspect_star, [jobs[i] for i in todo], chunksize=chunk), strict=True
-            ):
-                results[i] = res
-                bar.update()
+        bounded = run_bounded(
+            _inspect_star, [jobs[i] for i in todo], workers, PROBE_TIMEOUT, _failed_probe
+        )
+        for i, res in zip(todo, bounded, strict=True):
+            results[i] = res
+            bar.update()
     bar.close()
     return results
 

@@ -48,12 +48,12 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from nmodal.atomic import writing_file
 from nmodal.errors import InputError, OutputExistsError
 from nmodal.sources.records import clean_str, safe_int
 
@@ -214,14 +214,8 @@ def write_posts(df: pd.DataFrame, dataset_dir: str | Path, overwrite: bool = Tru
     for col in PATH_COLUMNS:
         df[col] = df[col].map(lambda p: _relative(p, base), na_action="ignore").astype("string")
     base.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".posts.", suffix=".parquet.tmp", dir=base)
-    os.close(fd)
-    try:
+    with writing_file(out) as tmp:
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 
