@@ -4,13 +4,14 @@ Example:
     nmodal serve data/index                     # http://127.0.0.1:8000, API docs at /docs
     nmodal serve data/index --port 9000 --max-upload-mb 200
     nmodal serve data/ivf-index --nprobe 16     # requests may ask for more: &nprobe=256
+    nmodal serve data/index --host 0.0.0.0 --allow-host search.lan   # prints a token link
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import ipaddress
+import os
 import socket
 import sys
 from pathlib import Path
@@ -24,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve the search API and web page for an index",
         description="Run an HTTP server with a search page (/) and a JSON API (/docs). "
-        "Binds 127.0.0.1 unless --host says otherwise.",
+        "Binds 127.0.0.1 unless --host says otherwise; any other bind requires an access "
+        "token (generated and printed, or --token / NMODAL_TOKEN). Requests naming another "
+        "Host, or coming from another origin, are refused.",
     )
     add_examples(
         p,
@@ -62,18 +65,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "requests already run in parallel; small per-query work is slower split up)",
     )
     p.add_argument(
+        "--token",
+        default=None,
+        help="access token required on every request (default: $NMODAL_TOKEN; generated "
+        "and printed when binding anything but loopback)",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a further host name clients may use in the URL (repeatable; default: "
+        "127.0.0.1, localhost, ::1 and the --host address)",
+    )
+    p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     p.set_defaults(handler=handle)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _try_bind(host: str, port: int) -> OSError | None:
@@ -122,22 +130,29 @@ def handle(args: argparse.Namespace) -> int:
 
     from nmodal.index import PostIndex
     from nmodal.serve import create_app
+    from nmodal.serve.security import TOKEN_ENV, SecurityConfig
 
     torch.set_num_threads(max(1, args.threads))
     index = PostIndex.open(args.index, nprobe=args.nprobe)
     index.search_threads = max(1, args.threads)
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    security = SecurityConfig.for_bind(args.host, token, args.allow_host)
     app = create_app(
-        index, model_dir=args.model, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024)
+        index,
+        model_dir=args.model,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        security=security,
     )
-    if not _is_loopback(args.host):
-        print(
-            f"nmodal serve: warning: binding {args.host}: the collection is reachable from other "
-            "machines, without authentication",
-            file=sys.stderr,
-        )
+    link = f"http://{args.host}:{args.port}/"
+    if security.token:
+        link += f"?token={security.token}"
+        if token is None:
+            print(
+                "nmodal serve: binding beyond loopback: generated an access token", file=sys.stderr
+            )
     print(
-        f"serving {index.num_posts} posts from {args.index} at http://{args.host}:{args.port}/ "
-        f"(API docs at /docs)",
+        f"serving {index.num_posts} posts from {args.index} at {link} (API docs at /docs; "
+        f"clients may name the server as {', '.join(sorted(security.allowed_hosts))})",
         file=sys.stderr,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

@@ -67,8 +67,16 @@ def parse_date(value: str | None, end: bool = False) -> pd.Timestamp | None:
         raise InputError(f"date {text!r} is not a date (use YYYY-MM-DD or ISO 8601)")
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
+    # Dates outside what nanosecond timestamps hold (1677-2262, e.g. 0000-01-01) are clamped
+    # to that range: they filter nothing out on their side, and never overflow.
+    if ts < pd.Timestamp.min:
+        return pd.Timestamp.min
+    if ts > pd.Timestamp.max:
+        return pd.Timestamp.max
+    ts = ts.as_unit("ns")
     if end and _DATE_ONLY.match(text):
-        ts = ts + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+        day = pd.Timedelta(days=1)
+        ts = pd.Timestamp.max if ts > pd.Timestamp.max - day else ts + day - pd.Timedelta(1, "ns")
     return ts
 
 

@@ -40,6 +40,7 @@ from nmodal.errors import InputError, MediaError
 from nmodal.index import Filters, PostIndex, QueryEncoder, SearchResult
 from nmodal.index.query import EncoderSource, EncoderUnavailableError
 from nmodal.serve.media import THUMB_TYPES, resolve_inside, thumbnail
+from nmodal.serve.security import SecurityConfig, install_security, without_paths
 from nmodal.serve.uploads import SUFFIX, BodySizeLimit, declared_family, sniff
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -111,6 +112,7 @@ def _result_json(index: PostIndex, result: SearchResult) -> dict[str, Any]:
     for hit in out["hits"]:
         post = hit["post"]
         post["urls"] = _post_urls(post)
+        hit["post"] = without_paths(post)
     out["total_posts"] = index.num_posts
     return out
 
@@ -164,12 +166,14 @@ def create_app(
     encoder_source: EncoderSource | None = None,
     query_encoder: QueryEncoder | None = None,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    security: SecurityConfig | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``index``.
 
     Queries by text or file are encoded lazily (first use) with the index's model (or
     ``model_dir``, fingerprint-checked) and the encoders from ``encoder_source`` (default: the
-    encoder registry). Searches by post id need neither.
+    encoder registry). Searches by post id need neither. ``security`` (default: loopback
+    Host names only, no token) is enforced on every request (:mod:`nmodal.serve.security`).
     """
     idx = index if isinstance(index, PostIndex) else PostIndex.open(index)
     encoder = query_encoder or QueryEncoder.for_index(idx.manifest, model_dir, encoder_source)
@@ -183,10 +187,13 @@ def create_app(
         "each index's number of lists, without effect on exact indexes; `/api/info` lists "
         "each modality's `nlist` and default `nprobe`, and a search's `extra.nprobe` the "
         "lists it visited.",
+        docs_url=None,  # /docs is served offline by install_security
+        redoc_url=None,
     )
     app.state.index = idx
     app.state.encoder = encoder
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes + MULTIPART_SLACK)
+    install_security(app, security or SecurityConfig())
 
     @app.exception_handler(EncoderUnavailableError)
     async def _unavailable(request: Request, exc: EncoderUnavailableError) -> JSONResponse:
@@ -313,7 +320,7 @@ def create_app(
     def post(post_id: Annotated[str, Query()]) -> JSONResponse:
         detail = idx.post(row_or_404(post_id))
         detail["urls"] = _post_urls(detail)
-        return JSONResponse(detail)
+        return JSONResponse(without_paths(detail))
 
     def media_path(post_id: str, kind: str) -> Path:
         detail = idx.post(row_or_404(post_id))

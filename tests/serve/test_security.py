@@ -1,0 +1,105 @@
+"""Host allow-list, Origin check, access token and response headers on a real server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from index.fixtures import Collection, fake_encoder_source
+from nmodal.serve import create_app
+from nmodal.serve.security import SecurityConfig, is_loopback
+
+from .conftest import Server, run_server
+
+TOKEN = "s3cret-token-for-tests"
+
+
+@pytest.fixture(scope="module")
+def guarded(served_collection: tuple[Collection, Path]) -> Iterator[str]:
+    """The collection served with a token, as `nmodal serve --host 0.0.0.0 --token` does."""
+    _, index_dir = served_collection
+    security = SecurityConfig.for_bind("0.0.0.0", TOKEN, ["search.lan"])
+    uv, thread, url = run_server(
+        create_app(index_dir, encoder_source=fake_encoder_source, security=security)
+    )
+    try:
+        yield url
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_every_response_carries_the_security_headers(client: httpx.Client) -> None:
+    for path in ("/", "/api/health", "/static/app.js", "/docs", "/api/post?post_id=nope"):
+        r = client.get(path)
+        assert r.headers["x-content-type-options"] == "nosniff", path
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
+        assert r.headers["x-frame-options"] == "DENY", path
+
+
+def test_foreign_host_is_refused(client: httpx.Client) -> None:
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 names its own host."""
+    assert client.get("/api/health", headers={"Host": "evil.example"}).status_code == 421
+    assert client.get("/api/health", headers={"Host": "evil.example:8000"}).status_code == 421
+    assert client.get("/api/health").status_code == 200
+
+
+def test_cross_origin_requests_are_refused(client: httpx.Client, server: Server) -> None:
+    files = {"file": ("q.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/png")}
+    r = client.post("/api/search/file", files=files, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    r = client.get("/api/health", headers={"Origin": "null"})
+    assert r.status_code == 403
+    r = client.get("/api/health", headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403
+    own = server.url  # same origin: accepted
+    assert client.get("/api/health", headers={"Origin": own}).status_code == 200
+
+
+def test_docs_are_offline_and_responses_hold_no_paths(client: httpx.Client) -> None:
+    page = client.get("/docs").text
+    assert "/api/search" in page and "/openapi.json" in page
+    assert "cdn" not in page.lower() and "https://" not in page and "http://" not in page
+    hits = client.get("/api/search", params={"text": "tank", "k": 5}).json()["hits"]
+    pid = hits[0]["post_id"]
+    for post in [client.get("/api/post", params={"post_id": pid}).json(), hits[0]["post"]]:
+        assert not [k for k in post if k.endswith("_path")], post
+        assert all(u.startswith("/api/") for u in post["urls"].values())
+
+
+def test_bad_dates_are_4xx_or_clamped(client: httpx.Client) -> None:
+    for value in ("0000-01-01", "9999-12-31", "2262-04-11"):
+        r = client.get("/api/search", params={"text": "tank", "until": value})
+        assert r.status_code == 200, (value, r.text)
+    r = client.get("/api/search", params={"text": "tank", "until": "not a date"})
+    assert r.status_code == 400
+
+
+def test_token_required_beyond_loopback(guarded: str) -> None:
+    with httpx.Client(base_url=guarded, timeout=30) as c:
+        assert c.get("/api/health").status_code == 401
+        assert c.get("/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        ok = c.get("/api/health", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200
+        # the printed link: ?token= becomes an HttpOnly cookie, then a clean URL
+        r = c.get("/", params={"token": TOKEN}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        assert (
+            "HttpOnly" in r.headers["set-cookie"] and "SameSite=Strict" in r.headers["set-cookie"]
+        )
+        assert c.get("/api/health").status_code == 200  # the cookie now travels along
+        named = c.get("/api/health", headers={"Host": "search.lan"})
+        assert named.status_code == 200  # an --allow-host name
+    assert httpx.get(f"{guarded}/api/health", headers={"Host": "evil.example"}).status_code == 421
+
+
+def test_bind_configuration() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+    assert SecurityConfig.for_bind("127.0.0.1", None).token is None
+    generated = SecurityConfig.for_bind("0.0.0.0", None)
+    assert generated.token and len(generated.token) >= 24  # never exposed without a token
+    assert "192.168.1.4" in SecurityConfig.for_bind("192.168.1.4", None).allowed_hosts
