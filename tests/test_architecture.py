@@ -21,6 +21,9 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "jsonfile": 1,
     "atomic": 1,
+    "integrity": 1,
+    "lifeline": 1,
+    "_forkserver_lifeline": 2,  # imported only by the multiprocessing forkserver
     "ops": 1,
     "media": 2,
     "encoders": 2,
