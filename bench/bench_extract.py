@@ -1,28 +1,30 @@
 """Extraction throughput (posts/s) of the offline and the paper encoder sets on this CPU.
 
-A few generated posts (a 640x360 H.264 clip of 96 frames with an AAC track, and a
-multilingual text) go through the real pipeline, ``nmodal.features.extract_features``,
-quadmodal (text, image = held-out frame, video = 16 frames, audio = the clip's track):
+The typical post: a 20-word multilingual text, a 1280x720 JPEG photo and a 30 s 640x360
+H.264 clip with an AAC track (generated with PyAV), quadmodal (text, image = the photo,
+video = 16 frames, audio = the clip's track). Measured in the same run:
 
-- ``offline``: the shipped set (e5-small, EfficientNet-Lite0 image and frames, log-mel);
-- ``paper``: distilbert-base, ViT-MAE-base, VideoMAE-base (16 frames) and wav2vec2-base
-  built from their default (base-size) configs with random weights, saved with
-  ``save_pretrained`` and loaded through the encoders' real loading path: the same compute
-  as the published checkpoints, without downloading them. (The DistilBERT vocabulary is
-  the benchmark's own words, so the embedding table is small; the transformer is the
-  base one and tokens per word are about what WordPiece gives.)
+- ``loop``: a plain sequential loop over nmodal's public API, one post at a time in one
+  process: :func:`nmodal.features.decode.decode_post`, then each encoder's ``encode``;
+- ``extract``: the real pipeline, ``nmodal.features.extract_features``, whose workers
+  (one per core, one torch thread each) decode *and* encode their own 8-post chunks.
 
-Decoding runs in ``cores - 1`` worker processes beside the encoders. Reported per set:
-posts/s over the whole extraction and in steady state (after the first decoded post),
-seconds per modality inside the encoders, and the share of steady-state time outside the
-encoders (waiting for decoding, resizing, writing the store): target < 10%.
+Sets: ``offline`` (e5-small, EfficientNet-Lite0 image and frames, log-mel) and ``paper``
+(distilbert-base, ViT-MAE-base, VideoMAE-base with 16 frames, wav2vec2-base built from
+their default base-size configs with random weights and loaded through the encoders' real
+loading path: the compute of the published checkpoints without downloading them).
+
+Reported: posts/s of each, the ratio extract / loop, and the core-seconds per stage
+(decode + resize, each encoder, this process's waiting and writing); ``outside`` is the
+share of the workers' core-seconds not spent inside an encoder. On a machine whose cores
+are shared with other jobs the absolute figures are noisy: compare the ratios.
 
 Usage::
 
-    .venv/bin/python bench/bench_extract.py            # 16 offline / 6 paper posts
-    .venv/bin/python bench/bench_extract.py --quick    # 6 / 3 posts
+    .venv/bin/python bench/bench_extract.py --quick --no-paper   # 32 posts, loop on 4
+    .venv/bin/python bench/bench_extract.py                      # 64 / 8, paper 4 / 4
 
-``run(quick)`` returns the figures as a dict, ``report(result)`` formats them.
+``run(quick, paper)`` returns the figures as a dict, ``report(result)`` formats them.
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ def run(quick: bool = False, paper: bool = True) -> dict[str, Any]:
 
 def measure(quick: bool, paper: bool = True) -> dict[str, Any]:
     """The measurement itself (in this process, with its OpenMP settings)."""
-    n_offline, n_loop, n_paper = (16, 4, 2) if quick else (48, 8, 4)
+    n_offline, n_loop, n_paper = (32, 4, 2) if quick else (64, 8, 4)
     out: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
         "workers": default_workers(encode=True),

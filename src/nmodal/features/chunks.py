@@ -34,7 +34,7 @@ from nmodal.encoders.base import MODALITIES, Encoder, from_provenance
 from nmodal.features.decode import Decoded, DecodeSpec, PostJob, decode_post
 
 #: posts per work unit (and per encoder batch) in the decode-and-encode workers
-CHUNK_POSTS = 16
+CHUNK_POSTS = 8
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Feature extraction: posts table in, feature store out (resumable, sharded).
 
 ``extract_features`` reads the kept posts of ``DATASET_DIR/posts.parquet``, decodes their
-media in worker processes (so decoding overlaps the encoders), encodes every modality with
-a frozen encoder and writes the store shard by shard (see :mod:`nmodal.features.store`).
+media and encodes every modality with a frozen encoder in worker processes (on the CPU each
+worker decodes *and* encodes its own chunks of posts, :mod:`nmodal.features.chunks`; with a
+GPU encoder the workers decode and this process encodes) and writes the store shard by
+shard (see :mod:`nmodal.features.store`).
 Killed at any point, the same call resumes where it stopped and ends with the same bytes
 as an uninterrupted run; on a complete store it does nothing. A broken file never stops a
 run: the artifact is marked absent and an error record says why.
@@ -415,7 +417,10 @@ def extract_features(
     ``encoders`` is a set name (``offline``, ``paper``) or ``{modality: Encoder}``;
     ``settings`` overrides encoder settings per modality (e.g. ``{"video": {"model_path":
     "/models/videomae-base"}}``); ``device`` / ``batch_size`` go to every encoder.
-    ``workers`` decoding processes (default: cores - 1; 0 decodes in this process).
+    ``workers``: with every encoder on the CPU, processes that decode and encode chunks of
+    posts, one torch thread each (default: one per core, at most 8; 0: all in this
+    process); the store's bytes do not depend on it. With a GPU encoder, decoding processes
+    beside the encoders (default: cores - 1; 0 decodes in this process).
     ``use_ray`` runs the same extraction as a Ray Data pipeline
     (:func:`nmodal.features.ray_extract.extract_with_ray`).
     """
