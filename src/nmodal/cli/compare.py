@@ -10,7 +10,7 @@ from nmodal.cli._common import add_retrieval_arguments, add_train_arguments, par
 from nmodal.cli._help import add_examples
 from nmodal.errors import InputError
 
-DEFAULT_LOSSES = "clip,triplet,symile,gram,anchor,siglip"
+DEFAULT_LOSSES = "clip,triplet,symile,gram,anchor,siglip,gcca,ridge"
 
 
 GRAM_NOTE = (
@@ -55,7 +55,9 @@ def register(sub: Any) -> None:
             "(symile: multilinear score, gram: volume, others: the paper's sum of cosines). "
             "With --missing-rate, every loss is also trained with that rate of training "
             "artifacts dropped at random (test posts untouched, --missing mask) and the change "
-            "in recall is reported. Writes OUT/results.json and OUT/table.md. Loss options go "
+            "in recall is reported. The closed-form baselines gcca (generalised CCA) and ridge "
+            "are fitted on the same training posts and shown as rows beside the trained models. "
+            "Writes OUT/results.json and OUT/table.md. Loss options go "
             "after a colon: --losses clip,symile:negative_sampling=n_squared,anchor:anchor=text"
         ),
     )

@@ -11,6 +11,9 @@ training data with that rate of artifacts dropped at random
 (:func:`~nmodal.evaluation.missing.drop_artifacts`; test posts untouched) with
 ``missing="mask"``, and the table shows the change in recall against the full data.
 
+The closed-form baselines ``gcca`` and ``ridge`` (:mod:`nmodal.evaluation.baselines`) are
+"losses" too: fitted on the same training posts, scored with the same rule, one row each.
+
 Example:
     >>> out = compare_losses(make_synthetic(1500, dim=32), TrainConfig(epochs=3),
     ...                      losses=["clip", "symile"], trials=2, progress=False)
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from nmodal.errors import InputError
+from nmodal.evaluation.baselines import BASELINE_NAMES
 from nmodal.evaluation.protocol import run_protocol
 from nmodal.evaluation.sweep import model_label
 from nmodal.evaluation.tables import format_cell
@@ -36,8 +40,9 @@ from nmodal.train import TrainConfig
 
 def _spec(loss: str | Mapping[str, Any]) -> dict[str, Any]:
     spec = {"name": loss} if isinstance(loss, str) else dict(loss)
-    if spec.get("name") not in LOSS_NAMES:
-        raise InputError(f"unknown loss {spec.get('name')!r}; known: {sorted(LOSS_NAMES)}")
+    if spec.get("name") not in (*LOSS_NAMES, *BASELINE_NAMES):
+        known = sorted(LOSS_NAMES) + list(BASELINE_NAMES)
+        raise InputError(f"unknown loss {spec.get('name')!r}; known: {known}")
     return spec
 
 

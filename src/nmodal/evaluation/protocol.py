@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from nmodal.errors import InputError
+from nmodal.evaluation.baselines import LinearEmbedder, fit_baseline, is_baseline
 from nmodal.evaluation.missing import drop_artifacts, missing_fraction
 from nmodal.features.featureset import FeatureSet
 from nmodal.model import NModalModel
@@ -34,7 +35,7 @@ from nmodal.train import TrainConfig, split_posts, train_model
 
 
 def evaluate_model(
-    model: NModalModel,
+    model: NModalModel | LinearEmbedder,
     fs: FeatureSet,
     modalities: Sequence[str] | None = None,
     ks: Sequence[int] = DEFAULT_KS,
@@ -125,14 +126,23 @@ def run_protocol(
             if val_fs is not None:
                 val_fs = drop_artifacts(val_fs, train_missing_rate, seed=trial_seed + 1)
         start = time.perf_counter()
-        result = train_model(train_fs, trial_config, val=val_fs, progress=progress)
+        model: NModalModel | LinearEmbedder
+        if is_baseline(str(config.loss.get("name"))):
+            # closed form: no epochs, no validation set (k and reg are chosen inside train)
+            model = fit_baseline(train_fs, config.loss, mods, seed=trial_seed)
+            history: list[dict[str, float]] = []
+            best_epoch, train_seconds = 0, float(model.info["seconds"])
+        else:
+            result = train_model(train_fs, trial_config, val=val_fs, progress=progress)
+            model, history = result.model, result.history
+            best_epoch, train_seconds = result.best_epoch, result.seconds
         test = fs.subset(split.test)
         report = evaluate_model(
-            result.model, test, ks=ks, queries=queries, seed=trial_seed, scoring=scoring
+            model, test, ks=ks, queries=queries, seed=trial_seed, scoring=scoring
         )
         restricted = {
             "+".join(sub): evaluate_model(
-                result.model,
+                model,
                 test,
                 modalities=sub,
                 ks=ks,
@@ -150,9 +160,10 @@ def run_protocol(
                 "train_missing_fraction": missing_fraction(train_fs),
                 "report": report,
                 "restricted": restricted,
-                "history": result.history,
-                "best_epoch": result.best_epoch,
-                "train_seconds": result.seconds,
+                "history": history,
+                "best_epoch": best_epoch,
+                "baseline": model.info if isinstance(model, LinearEmbedder) else None,
+                "train_seconds": train_seconds,
                 "seconds": time.perf_counter() - start,
             }
         )

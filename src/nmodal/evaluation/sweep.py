@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from nmodal.evaluation.baselines import BASELINE_LABELS
 from nmodal.evaluation.protocol import run_protocol
 from nmodal.evaluation.tables import recall_grid_table, recall_table
 from nmodal.features.featureset import FeatureSet
@@ -35,7 +36,11 @@ def size_label(n: int | None) -> str:
 
 
 def model_label(loss: str, num_modalities: int, train_size: int | None = None) -> str:
-    """The paper's names: ("clip", 3, 10000) -> "triCLIP-10k"; ("triplet", 3) -> "triTRIP"."""
+    """The paper's names: ("clip", 3, 10000) -> "triCLIP-10k"; ("triplet", 3) -> "triTRIP";
+    closed-form baselines by their own name: ("gcca", 3) -> "GCCA (closed form)"."""
+    if loss in BASELINE_LABELS:
+        base = BASELINE_LABELS[loss]
+        return base if train_size is None else f"{base}-{size_label(train_size)}"
     name = ARITY.get(num_modalities, f"{num_modalities}-modal ") + LOSS_SUFFIX.get(
         loss, loss.upper()
     )
