@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from nmodal.errors import InputError
-from nmodal.retrieval import post_retrieval_recall
 from nmodal.features.featureset import FeatureSet
+from nmodal.retrieval import post_retrieval_recall
 from nmodal.train.closed_form import SVD, centred_svds, gcca_fit, ridge_fit
 
 BASELINE_NAMES = ("gcca", "ridge")

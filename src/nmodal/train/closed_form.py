@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from nmodal.model.heads import ProjectionHead
+
 SVD = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -89,7 +91,9 @@ GCCA_INIT_REG = 1.0  # relative regulariser of the GCCA initialisation (see READ
 
 @torch.no_grad()
 def init_heads_from_gcca(
-    heads: Mapping[str, nn.Module], features: Mapping[str, np.ndarray], reg: float = GCCA_INIT_REG
+    heads: Mapping[str, ProjectionHead],
+    features: Mapping[str, np.ndarray],
+    reg: float = GCCA_INIT_REG,
 ) -> int:
     """Start every projection head at the GCCA solution of ``features`` (complete training
     posts): the first linear layer becomes ``x -> sqrt(n) (x - mean) W_m`` (coordinates
@@ -112,7 +116,7 @@ def init_heads_from_gcca(
         head.projection.weight[:k] = w
         head.projection.bias[:k] = -(w @ torch.as_tensor(means[m], dtype=w.dtype))
         linears = [b for b in head.blocks if isinstance(b, nn.Linear)]
-        if linears and getattr(head, "residual", False):
+        if linears and head.residual:
             linears[-1].weight.zero_()
             linears[-1].bias.zero_()
     return k

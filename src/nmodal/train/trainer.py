@@ -33,7 +33,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from nmodal.errors import InputError
 from nmodal.features.featureset import FeatureSet
 from nmodal.losses import build_loss, with_modalities
 from nmodal.model import HeadConfig, ModelConfig, NModalModel
+from nmodal.model.heads import ProjectionHead
 from nmodal.retrieval import post_retrieval_recall
 from nmodal.train.closed_form import init_heads_from_gcca
 from nmodal.train.distributed import DistContext
@@ -394,7 +395,8 @@ def _train(
             rng = np.random.default_rng(config.seed)
             complete = np.sort(rng.choice(complete, GCCA_INIT_POSTS, replace=False))
         if len(complete) >= GCCA_MIN_POSTS:  # fewer: torch's random initialisation
-            init_heads_from_gcca(model.heads, {m: train.features[m][complete] for m in modalities})
+            heads = {m: cast(ProjectionHead, model.heads[m]) for m in modalities}
+            init_heads_from_gcca(heads, {m: train.features[m][complete] for m in modalities})
     model = model.to(device)
     assert model.loss is not None
     forward: nn.Module = model
