@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
         description=(
             "Split the store's posts into train/validation/test (the test population is held "
             "out and recorded in split.json for `nmodal evaluate`), train one projection head "
-            "per modality with the chosen loss (initialised from generalised CCA, --init), keep "
+            "per modality with the chosen loss (optionally started at generalised CCA, --init), keep "
             "the last epoch (or the best on validation, --select), and "
             "save MODEL_DIR/{config.json, model.safetensors, history.json, split.json}."
         ),
