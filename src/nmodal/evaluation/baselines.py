@@ -1,7 +1,7 @@
 """Closed-form baselines for N-modal retrieval: generalised CCA and ridge regression.
 
 They are fitted on the same training posts as the trained heads and scored with the same
-retrieval rule, so a table can show what a linear method reaches in under a second (the
+retrieval rule, so a table can show what a linear method reaches without training (the
 way classifier tables show majority and random baselines). Both are first-class "losses"
 of :func:`~nmodal.evaluation.protocol.run_protocol`, ``compare`` and ``protocol``:
 ``{"name": "gcca"}`` and ``{"name": "ridge"}``.
