@@ -83,11 +83,15 @@ def test_text_search_equals_library(client: httpx.Client, library):
     index, encoder = library
     query = "tanks on the bridge"
     got = client.get("/api/search", params={"text": query, "k": 12}).json()
-    want = index.search(["text"], encoder.encode("text", query), k=12)
+    want = index.search(["text"], encoder.encode("text", query), k=12, include_same=True)
     assert ids_scores(got)[0] == ids_scores(want)[0]
     np.testing.assert_allclose(ids_scores(got)[1], ids_scores(want)[1], rtol=1e-6)
     assert got["exact"] is True
-    assert got["modalities"] == ["image", "video"]
+    assert got["modalities"] == ["text", "image", "video"]  # its own modality too, by default
+    paper = client.get("/api/search", params={"text": query, "k": 12, "same_modality": "false"})
+    want = index.search(["text"], encoder.encode("text", query), k=12, include_same=False)
+    assert ids_scores(paper.json()) == ids_scores(want)
+    assert paper.json()["modalities"] == ["image", "video"]  # the paper's rule
     hit = got["hits"][0]
     assert {"rank", "post_id", "score", "matches", "post"} <= set(hit)
     assert {"account", "date", "text", "artifacts", "urls"} <= set(hit["post"])
@@ -103,7 +107,7 @@ def test_filters_over_http(client: httpx.Client, library):
     ]  # fmt: skip
     got = client.get("/api/search", params=params).json()
     want = index.search(
-        ["text"], vec, k=7, modalities=["video"], collation="mean",
+        ["text"], vec, k=7, modalities=["video"], collation="mean", include_same=True,
         filters=Filters(accounts=("alpha", "bravo", "delta"), since="2024-02-01", until="2024-05-31"),
     )  # fmt: skip
     assert ids_scores(got)[0] == ids_scores(want)[0]
@@ -129,7 +133,7 @@ def test_bad_requests_get_clear_4xx(client: httpx.Client):
 def test_similar_and_post_detail(client: httpx.Client, library):
     index, _ = library
     got = client.get("/api/similar", params={"post_id": "post-00004", "k": 9}).json()
-    want = index.more_like_this("post-00004", k=9)
+    want = index.more_like_this("post-00004", k=9, include_same=True)
     assert ids_scores(got)[0] == ids_scores(want)[0]
     assert "post-00004" not in ids_scores(got)[0]
     assert got["query_post"]["post_id"] == "post-00004"
@@ -166,7 +170,8 @@ def test_media_and_thumbnails(client: httpx.Client, server: Server):
 
 
 def test_path_traversal_is_refused(tmp_path: Path):
-    """Media paths leading outside the dataset dir (.., absolute, symlink) are never served."""
+    """Media paths leading outside the media root (.., absolute, symlink) are never served:
+    the index does not record them (404), and a recorded file that leaves its root is 403."""
     col = make_collection(tmp_path / "c", num_posts=60, seed=9)
     secret = tmp_path / "secret.txt"
     secret.write_text("top secret")
@@ -190,7 +195,7 @@ def test_path_traversal_is_refused(tmp_path: Path):
         for pid in evil:
             for endpoint in ("/api/media", "/api/thumbnail"):
                 r = c.get(endpoint, params={"post_id": pid, "kind": "image"})
-                assert r.status_code == 403, (pid, endpoint)
+                assert r.status_code == 404, (pid, endpoint)
                 assert b"secret" not in r.content and b"root:" not in r.content
         assert (
             c.get("/api/media", params={"post_id": "post-00010", "kind": "image"}).status_code
@@ -227,9 +232,9 @@ def test_upload_image_equals_library(client: httpx.Client, library, tmp_path: Pa
         "kind": "image",
         "bytes": path.stat().st_size,
     }
-    want = index.search(["image"], encoder.encode("image", path), k=6)
+    want = index.search(["image"], encoder.encode("image", path), k=6, include_same=True)
     assert ids_scores(got)[0] == ids_scores(want)[0]
-    assert got["modalities"] == ["text", "video"]
+    assert got["modalities"] == ["text", "image", "video"]
 
 
 def test_upload_video(client: httpx.Client, tmp_path: Path):
@@ -238,7 +243,7 @@ def test_upload_video(client: httpx.Client, tmp_path: Path):
     r = client.post("/api/search/file", files=files, data={"kind": "video"})
     assert r.status_code == 200, r.text
     assert r.json()["upload"]["kind"] == "video"
-    assert r.json()["modalities"] == ["text", "image"]
+    assert r.json()["modalities"] == ["text", "image", "video"]
 
 
 def test_upload_rejections(client: httpx.Client, tmp_path: Path):
@@ -435,3 +440,32 @@ def test_load_50_clients_2000_requests(served_collection):
     print(f"load test: 2000 requests, 50 clients, {elapsed:.1f} s, {2000 / elapsed:.0f} requests/s")
     assert errors == []
     assert len(statuses) == 2000 and set(statuses) == {200}
+
+
+def test_media_outside_the_dataset_folder_are_served(tmp_path: Path):
+    """The README's flow: the export lies outside the dataset folder; its files are served,
+    and a recorded file replaced by a symlink leading out of its root is refused."""
+    col = make_collection(tmp_path / "c", num_posts=60, seed=9)
+    export = tmp_path / "export"
+    export.mkdir()
+    posts = pd.read_parquet(col.dataset / "posts.parquet")
+    row = posts.index[posts["post_id"] == "post-00010"][0]
+    moved = export / "photo.png"
+    (col.dataset / posts.loc[row, "image_path"]).rename(moved)
+    posts.loc[row, "image_path"] = os.path.relpath(moved, col.dataset)
+    posts["media_root"] = str(export)
+    posts.loc[posts.index != row, "image_path"] = None
+    posts.to_parquet(col.dataset / "posts.parquet", index=False)
+    index_dir = build_index(col.model, col.store, col.dataset, tmp_path / "idx", progress=False)
+    with (
+        serving(create_app(index_dir, encoder_source=fake_encoder_source)) as url,
+        httpx.Client(base_url=url) as c,
+    ):
+        r = c.get("/api/media", params={"post_id": "post-00010", "kind": "image"})
+        assert r.status_code == 200 and r.content == moved.read_bytes()
+        assert c.get("/api/thumbnail", params={"post_id": "post-00010"}).status_code == 200
+        secret = tmp_path / "secret.png"
+        moved.rename(secret)
+        moved.symlink_to(secret)  # swapped after the build: now leads out of the root
+        r = c.get("/api/media", params={"post_id": "post-00010", "kind": "image"})
+        assert r.status_code == 403

@@ -156,7 +156,7 @@ def test_broken_and_outside_recordings_over_http(tmp_path: Path):
                 )
             for endpoint in ("/api/media", "/api/thumbnail"):
                 r = c.get(endpoint, params={"post_id": "post-00007", "kind": "audio"})
-                assert r.status_code == 403 and "outside the collection" in r.json()["detail"]
+                assert r.status_code == 404 and "has no audio file" in r.json()["detail"]
             assert c.get("/api/health").status_code == 200
     finally:
         uv.should_exit = True

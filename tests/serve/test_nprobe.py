@@ -34,7 +34,7 @@ def similar(client: httpx.Client, post_id: str, **params: Any) -> dict[str, Any]
 
 def test_more_lists_give_recall_at_least_as_high(ivf: httpx.Client, approx: Approx):
     want = {
-        pid: [h.post_id for h in approx.exact.more_like_this(pid, k=10).hits]
+        pid: [h.post_id for h in approx.exact.more_like_this(pid, k=10, include_same=True).hits]
         for pid in approx.post_ids
     }
     recalls = []
@@ -55,7 +55,7 @@ def test_more_lists_give_recall_at_least_as_high(ivf: httpx.Client, approx: Appr
 def test_all_lists_equal_exact_search(ivf: httpx.Client, approx: Approx, tmp_path: Path):
     for pid in approx.post_ids[:15]:
         body = similar(ivf, pid, nprobe=NLIST)
-        want = approx.exact.more_like_this(pid, k=10)
+        want = approx.exact.more_like_this(pid, k=10, include_same=True)
         assert hit_ids(body) == [h.post_id for h in want.hits]
         np.testing.assert_allclose(
             [h["score"] for h in body["hits"]], [h.score for h in want.hits], rtol=1e-6
@@ -109,7 +109,10 @@ def test_invalid_nprobe_is_a_422_with_a_message(ivf: httpx.Client, bad: str):
 def test_concurrent_requests_with_different_nprobe_do_not_interfere(approx: Approx):
     plan = [(pid, p) for pid in approx.post_ids for p in (1, 3, NLIST, None)]
     baseline = {
-        (pid, p): [h.post_id for h in approx.ivf.more_like_this(pid, k=10, nprobe=p).hits]
+        (pid, p): [
+            h.post_id
+            for h in approx.ivf.more_like_this(pid, k=10, include_same=True, nprobe=p).hits
+        ]
         for pid, p in plan
     }
     assert any(baseline[pid, 1] != baseline[pid, NLIST] for pid in approx.post_ids)

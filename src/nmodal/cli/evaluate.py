@@ -16,9 +16,12 @@ def register(sub: Any) -> None:
         "evaluate",
         help="measure cross-modal retrieval (recall@K) of a trained model",
         description=(
-            "Query every artifact of the test population (recorded in MODEL_DIR/split.json by "
-            "`nmodal train`) against the other modalities' artifacts and report recall@K, per "
-            "query modality and per modality pair, as in the paper's Fig. 2."
+            "Query every artifact of the test population (the held-out posts recorded with the "
+            "model: MODEL_DIR/split.json from `nmodal train`, or the ids in config.json of the "
+            "demo's models) against the other modalities' artifacts and report recall@K, per "
+            "query modality and per modality pair, as in the paper's Fig. 2. A population "
+            "holding posts the model trained on is refused unless --allow-training-posts is "
+            "given, and then labelled as such."
         ),
     )
     add_examples(
@@ -39,6 +42,12 @@ def register(sub: Any) -> None:
         default=None,
         help="evaluate on these modalities only, e.g. text,image (the paper's bi-tri rows)",
     )
+    p.add_argument(
+        "--allow-training-posts",
+        action="store_true",
+        help="evaluate a --split that contains posts the model was trained on (the report "
+        "says so: such figures are not held-out recall)",
+    )
     add_retrieval_arguments(p)
     p.add_argument("--ks", default="1,5,10,25", help="K values (default 1,5,10,25)")
     p.add_argument("--seed", type=int, default=0)
@@ -46,18 +55,36 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def _select_posts(args: argparse.Namespace, fs: Any) -> Any:
+def recorded_split(model_dir: Path, extra: dict[str, Any]) -> dict[str, list[str]] | None:
+    """The train/val/test post ids recorded with a model: ``split.json`` (``nmodal train``)
+    or ``config.json``'s ``extra`` (the demo's ``test_post_ids``/``train_post_ids``...)."""
+    split_file = model_dir / "split.json"
+    if split_file.is_file():
+        data = json.loads(split_file.read_text(encoding="utf-8"))
+        return {part: [str(p) for p in data.get(part) or []] for part in ("train", "val", "test")}
+    for block in (extra.get("split"), *(v for v in extra.values() if isinstance(v, dict))):
+        if isinstance(block, dict) and "test_post_ids" in block:
+            return {
+                part: [str(p) for p in block.get(f"{part}_post_ids") or []]
+                for part in ("train", "val", "test")
+            }
+    return None
+
+
+def _select_posts(args: argparse.Namespace, fs: Any, split: dict[str, list[str]] | None) -> Any:
     import numpy as np
 
     from nmodal.errors import InputError
 
     if args.split == "all":
-        return fs
-    if args.split == "test":
-        split_file = args.model / "split.json"
-        if not split_file.is_file():
-            raise InputError(f"{split_file}: missing; pass --split all or a file of post ids")
-        ids = json.loads(split_file.read_text())["test"]
+        ids = [str(p) for p in fs.post_ids]
+    elif args.split == "test":
+        if split is None or not split["test"]:
+            raise InputError(
+                f"{args.model}: no held-out posts recorded (no split.json, no test ids in "
+                "config.json); pass a file of post ids with --split"
+            )
+        ids = split["test"]
     else:
         path = Path(args.split)
         if not path.is_file():
@@ -67,18 +94,35 @@ def _select_posts(args: argparse.Namespace, fs: Any) -> Any:
     missing = [p for p in ids if p not in pos]
     if missing:
         raise InputError(f"{len(missing)} posts are not in the store, e.g. {missing[0]}")
-    return fs.subset(np.array([pos[p] for p in ids], dtype=int))
+    return fs.subset(np.array([pos[p] for p in ids], dtype=int)), ids
+
+
+def training_overlap(ids: list[str], split: dict[str, list[str]] | None) -> int | None:
+    """How many of ``ids`` the model was trained (or validated) on; None when unknown."""
+    if split is None:
+        return None
+    seen = set(split["train"]) | set(split["val"])
+    return sum(1 for p in ids if p in seen)
 
 
 def run(args: argparse.Namespace) -> int:
     from nmodal.cli._common import int_list, write_json
+    from nmodal.errors import InputError
     from nmodal.evaluation import evaluate_model, recall_table
     from nmodal.features import read_featureset
     from nmodal.model import NModalModel
     from nmodal.retrieval import matched_scoring
 
     model = NModalModel.load(args.model)
-    fs = _select_posts(args, read_featureset(args.store))
+    split = recorded_split(args.model, dict(model.config.extra))
+    fs, ids = _select_posts(args, read_featureset(args.store), split)
+    trained = training_overlap(ids, split)
+    if trained and not args.allow_training_posts:
+        raise InputError(
+            f"{trained} of the {len(ids)} posts of --split {args.split} were used to train "
+            f"{args.model}: recall on them is not held-out recall. Use --split test (the "
+            "held-out posts), or pass --allow-training-posts to evaluate anyway (labelled)"
+        )
     ks = int_list(args.ks)
     scoring = (
         matched_scoring(str(model.config.loss.get("name")))
@@ -89,6 +133,15 @@ def run(args: argparse.Namespace) -> int:
         model, fs, modalities=args.modalities, ks=ks, queries=args.queries, seed=args.seed,
         scoring=scoring,
     )  # fmt: skip
+    report["split"] = args.split
+    report["training_posts_in_population"] = trained
+    if trained:
+        print(
+            f"WARNING: {trained} of these {len(ids)} posts were used in training; "
+            "these figures are NOT held-out recall"
+        )
+    elif trained is None and args.split != "test":
+        print("note: the model records no split; whether these posts were trained on is unknown")
     print(
         f"population {report['population']} posts, {report['num_queries']} queries, "
         f"scoring {scoring}; chance @1 = {100 * report['chance'][str(ks[0])]:.2f}%"

@@ -1,12 +1,16 @@
 """``nmodal search``: ranked posts for a text, a media file, or another post.
 
-A query artifact is compared with every post's artifacts in the *other* modalities and a
-post's score is the sum of those cosine similarities (``--collate mean``: their mean).
+A query artifact is compared with every artifact of a post, its own modality included (text
+with post text, a photo with photos: reposts rank first), and a post's score is the sum of
+those cosine similarities (``--collate mean``: their mean); the per-modality scores are
+shown. ``--other-modalities`` is the paper's protocol: other modalities only.
 
 Example:
     nmodal search data/index --text "convoy on the highway" -k 10 --since 2024-01-01
     nmodal search data/index --video clip.mp4 --account rybar --json
     nmodal search data/index --post rybar/1234 --modality video
+    nmodal search data/index --text "мост" --forwarded-from "Rybar" --other-modalities
+    nmodal search data/index --image photo.jpg --forwards none
 """
 
 from __future__ import annotations
@@ -67,9 +71,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="post score: sum (the paper) or mean of its pair similarities",
     )
     p.add_argument(
-        "--include-same",
+        "--other-modalities",
         action="store_true",
-        help="also match artifacts of the query's own modality",
+        help="the paper's rule: compare the query only with the other modalities of a post "
+        "(default: every modality, its own included)",
+    )
+    p.add_argument(
+        "--forwarded-from",
+        action="append",
+        default=None,
+        metavar="NAME_OR_ID",
+        help="only forwards from this origin (its name or id, e.g. channel1374438247; "
+        "repeatable or comma-separated)",
+    )
+    p.add_argument(
+        "--forwards",
+        choices=["any", "only", "none"],
+        default="any",
+        help="only forwards, no forwards, or any post (default)",
     )
     p.add_argument(
         "--model",
@@ -94,12 +113,17 @@ def handle(args: argparse.Namespace) -> int:
     index = PostIndex.open(args.index, nprobe=args.nprobe)
     accounts = tuple(a for value in (args.account or []) for a in csv_list(value))
     check_accounts(accounts, index.accounts_list())
+    origins = tuple(o for value in (args.forwarded_from or []) for o in csv_list(value))
+    filters = Filters(
+        accounts=accounts, since=args.since, until=args.until, forwarded_from=origins,
+        forwards=args.forwards,
+    )  # fmt: skip
     options: dict[str, Any] = {
         "k": args.k,
-        "filters": Filters(accounts=accounts, since=args.since, until=args.until),
+        "filters": filters,
         "modalities": args.modality,
         "collation": args.collate,
-        "include_same": args.include_same,
+        "include_same": not args.other_modalities,
     }
     if args.post is not None:
         result = index.more_like_this(args.post, **options)
@@ -148,3 +172,27 @@ def print_table(result: Any) -> None:
         if text:
             room = max(width - 7, 20)
             print(f"       {text[: room - 1] + '…' if len(text) > room else text}")
+        origin = provenance_line(post)
+        if origin:
+            print(f"       {origin}")
+
+
+def provenance_line(post: dict[str, Any]) -> str:
+    """``forwarded from X (channel1, msg 12) · reply to 7 · by Ann · edited · t.me link``."""
+    parts = []
+    if post.get("forwarded_from"):
+        ids = [str(post[c]) for c in ("forwarded_from_id",) if post.get(c)]
+        if post.get("forwarded_message_id"):
+            ids.append(f"msg {post['forwarded_message_id']}")
+        parts.append(
+            f"forwarded from {post['forwarded_from']}" + (f" ({', '.join(ids)})" if ids else "")
+        )
+    if post.get("reply_to_message_id"):
+        parts.append(f"reply to {post['reply_to_message_id']}")
+    if post.get("author"):
+        parts.append(f"by {post['author']}")
+    if post.get("views") is not None:
+        parts.append(f"{post['views']} views")
+    if post.get("url"):
+        parts.append(str(post["url"]))
+    return " · ".join(parts)

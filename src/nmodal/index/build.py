@@ -2,7 +2,13 @@
 
 Only artifacts that are present in the store are embedded and indexed; a post with no
 artifact in any of the model's modalities is left out. Post metadata (account, date, text,
-media paths, labels) comes from the dataset's ``posts.parquet``.
+provenance, media paths, labels) comes from the dataset's ``posts.parquet``.
+
+The media files the index may serve are decided here, once: each post's media paths are
+resolved (symlinks included) and kept only when the file lies inside the post's
+``media_root`` (the boundary ingest recorded); the index stores those absolute real paths
+with their root, and the manifest lists the roots (``media_roots``). ``nmodal serve`` serves
+exactly these files, wherever ingest found them (the export may be outside the dataset).
 
 Example:
     >>> build_index("runs/m1", "stores/s1", "data/telegram", "indexes/i1")  # doctest: +SKIP
@@ -14,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -42,12 +49,16 @@ from nmodal.index.post_index import PostIndex
 #: standard table does not define, are kept too, as strings)
 META_COLUMNS = (
     "post_id", "source", "account", "date", "text", "media_type",
-    "image_path", "video_path", "audio_path", "duration",
+    "image_path", "video_path", "audio_path", "duration", "media_root", "message_id",
+    "channel_id", "channel_username", "url", "from_name", "from_id", "author",
+    "forwarded_from", "forwarded_from_id", "forwarded_date", "forwarded_message_id",
+    "reply_to_message_id", "edited", "views", "forwards", "reactions", "album_id",
 )  # fmt: skip
 STANDARD_COLUMNS = (
-    *META_COLUMNS, "message_id", "num_frames", "width", "height", "has_audio", "status",
-    "reason", "notes",
+    *META_COLUMNS, "num_frames", "width", "height", "has_audio", "status",
+    "reason", "notes", "skipped_media",
 )  # fmt: skip
+PATH_COLUMNS = ("image_path", "video_path", "audio_path")
 ADD_CHUNK = 65_536
 #: ``add_posts`` retrains an IVF index's centroids (retrain="auto") once it holds more than
 #: this many times the vectors they were trained on: the lists drift from the data
@@ -76,6 +87,14 @@ def posts_metadata(post_ids: np.ndarray, dataset_dir: str | Path | None) -> pd.D
         table["date"] = pd.to_datetime(table["date"], utc=True, errors="coerce").dt.tz_localize(
             None
         )
+    for col in ("edited", "forwarded_date"):
+        if col in table:
+            table[col] = (
+                pd.to_datetime(table[col], utc=True, errors="coerce")
+                .dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+                .astype("string")
+            )
+    _servable_paths(table, Path(dataset_dir))
     for col in extra:
         table[col] = table[col].map(_labels_json, na_action="ignore").astype("string")
     merged = frame.merge(table, on="post_id", how="left")
@@ -86,6 +105,46 @@ def posts_metadata(post_ids: np.ndarray, dataset_dir: str | Path | None) -> pd.D
             stacklevel=2,
         )
     return merged
+
+
+def _servable_paths(table: pd.DataFrame, dataset_dir: Path) -> None:
+    """Media paths (stored relative to ``dataset_dir``) -> absolute real paths, kept only
+    when the file lies inside the post's ``media_root`` (the dataset folder for tables from
+    before ``media_root`` was recorded); anything else becomes null, in place."""
+    from nmodal.sources.paths import MediaRoot
+
+    base = dataset_dir.resolve()
+    if "media_root" not in table:
+        table["media_root"] = pd.array([None] * len(table), dtype="string")
+    table["media_root"] = table["media_root"].fillna(str(base)).astype("string")
+    roots: dict[str, MediaRoot] = {}
+    refused = 0
+    for col in PATH_COLUMNS:
+        if col not in table:
+            continue
+        out: list[str | None] = []
+        for value, root in zip(table[col], table["media_root"], strict=True):
+            if value is None or value is pd.NA or root is None or root is pd.NA:
+                out.append(None)
+                continue
+            boundary = roots.setdefault(str(root), MediaRoot(str(root)))
+            found, _ = boundary.check(Path(os.path.normpath(base / str(value))))
+            refused += found is None
+            out.append(None if found is None else str(found))
+        table[col] = pd.array(out, dtype="string")
+    if refused:
+        warnings.warn(
+            f"{refused} media paths of {dataset_dir}/posts.parquet are missing or outside their "
+            "media root; the index will not serve them",
+            stacklevel=3,
+        )
+
+
+def media_roots(posts: pd.DataFrame) -> list[str]:
+    """The media roots of an index's posts (recorded in its manifest)."""
+    if "media_root" not in posts:
+        return []
+    return sorted(str(r) for r in posts["media_root"].dropna().unique())
 
 
 def _labels_json(value: Any) -> str | None:
@@ -300,6 +359,7 @@ def build_index(
                 "model": {"path": str(model_dir.resolve()), "fingerprint": fingerprint},
                 "store": str(store_dir.resolve()),
                 "dataset_dir": str(Path(dataset_dir).resolve()) if dataset_dir else None,
+                "media_roots": media_roots(posts),
                 "projection_dim": p,
                 "num_posts": fs.num_posts,
                 "num_artifacts": total,
@@ -422,6 +482,7 @@ def add_posts(
             info["count"] = count
         _write_arrays(tmp, emb, present, indexes, posts)
         manifest["num_posts"] = len(posts)
+        manifest["media_roots"] = media_roots(posts)
         manifest["num_artifacts"] = sum(int(present[m].sum()) for m in mods)
         layout.write_manifest(tmp, manifest)
 

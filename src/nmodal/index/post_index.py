@@ -80,24 +80,61 @@ def parse_date(value: str | None, end: bool = False) -> pd.Timestamp | None:
     return ts
 
 
+FORWARDS = ("any", "only", "none")
+
+
 @dataclass(frozen=True)
 class Filters:
-    """Restrict results to some accounts and/or a date range (inclusive; bare dates = whole day)."""
+    """Restrict results to some accounts, a date range (inclusive; bare dates = whole day),
+    forwards from some origins (``forwarded_from``: names or ids such as ``channel123``),
+    or by whether posts are forwards at all (``forwards``: ``any``, ``only``, ``none``)."""
 
     accounts: tuple[str, ...] = ()
     since: str | None = None
     until: str | None = None
+    forwarded_from: tuple[str, ...] = ()
+    forwards: str = "any"
+
+    def __post_init__(self) -> None:
+        if self.forwards not in FORWARDS:
+            raise InputError(f"forwards must be one of {FORWARDS}, got {self.forwards!r}")
 
     def is_empty(self) -> bool:
-        return not self.accounts and self.since is None and self.until is None
+        return (
+            not self.accounts
+            and self.since is None
+            and self.until is None
+            and not self.forwarded_from
+            and self.forwards == "any"
+        )
 
-    def mask(self, accounts: np.ndarray, dates: np.ndarray) -> np.ndarray | None:
-        """Boolean mask over posts, or None when nothing is filtered."""
+    def mask(
+        self,
+        accounts: np.ndarray,
+        dates: np.ndarray,
+        origins: tuple[np.ndarray, ...] = (),
+    ) -> np.ndarray | None:
+        """Boolean mask over posts, or None when nothing is filtered. ``origins``: per-post
+        forwarded-from names and ids (None where a post is not a forward)."""
         if self.is_empty():
             return None
         keep = np.ones(len(accounts), dtype=bool)
         if self.accounts:
             keep &= np.isin(accounts, np.asarray(self.accounts, dtype=object))
+        if self.forwards != "any" or self.forwarded_from:
+            is_fwd = np.zeros(len(accounts), dtype=bool)
+            match = np.zeros(len(accounts), dtype=bool)
+            wanted = np.asarray(self.forwarded_from, dtype=object)
+            for values in origins:
+                is_fwd |= np.asarray([v is not None for v in values], dtype=bool)
+                if len(wanted):
+                    match |= np.isin(values, wanted)
+            if self.forwards == "only":
+                keep &= is_fwd
+            elif self.forwards == "none":
+                keep &= ~is_fwd
+            if len(wanted):
+                keep &= match
         since, until = parse_date(self.since), parse_date(self.until, end=True)
         if since is not None and until is not None and since > until:
             raise InputError(f"--since {self.since} is after --until {self.until}")
@@ -347,6 +384,10 @@ class PostIndex:
         """Rank posts for query artifacts ``vectors`` (``(J, p)``, L2-normalised) of ``query_modalities``.
 
         ``modalities`` restricts the candidate modalities (default: all indexed);
+        ``include_same`` compares each query artifact with the post's artifacts of its own
+        modality too (text with text, a photo with photos: what ``nmodal search``, the API and
+        the page do by default); ``False`` (the default here) is the paper's protocol, other
+        modalities only;
         ``exclude`` lists post numbers never returned (the query post of "more like this");
         ``candidates`` is ``k'`` per list (default ``max(4k, 100)``); ``nprobe`` is the IVF
         lists visited by this search only (default: the index's setting; capped at each
@@ -374,7 +415,10 @@ class PostIndex:
                 f"nothing to search: a {'+'.join(qmods)} query is compared with other modalities "
                 f"only, and the candidate modalities are {cands}"
             )
-        allowed = (filters or Filters()).mask(self.accounts, self.dates)
+        origins = tuple(
+            self._meta[c] for c in ("forwarded_from", "forwarded_from_id") if c in self._meta
+        )
+        allowed = (filters or Filters()).mask(self.accounts, self.dates, origins)
         excluded = np.asarray(list(exclude), dtype=np.int64)
         if allowed is not None and excluded.size:
             allowed = allowed.copy()

@@ -2,8 +2,10 @@
 
 A query is a set of artifacts ``(q_j, v_j)`` (one for a text/image/video/audio query, a
 post's artifacts for "more like this"). Every query artifact is compared with the candidate
-post's artifacts in the *other* modalities (``m != q_j``; same-modality pairs only when asked
-for). A post's score collates its pair similarities ``<v_j, e_m(post)>``:
+post's artifacts in every candidate modality, its own included (``include_same=True``, what
+search does by default: a text query meets post text, a photo near-duplicate photos), or --
+the paper's retrieval protocol -- in the *other* modalities only (``m != q_j``,
+``include_same=False``). A post's score collates its pair similarities ``<v_j, e_m(post)>``:
 
 - ``sum`` (the paper's rule, default): the sum over the pairs the post has. A post lacking a
   modality simply has fewer terms, so with non-negative similarities it scores lower.
@@ -16,6 +18,8 @@ Example:
     >>> pairs = query_pairs(["text"], ["text", "image", "video"])
     >>> {m: js.tolist() for m, js in pairs.items()}
     {'image': [0], 'video': [0]}
+    >>> {m: js.tolist() for m, js in query_pairs(["text"], ["text", "image"], True).items()}
+    {'text': [0], 'image': [0]}
 """
 
 from __future__ import annotations

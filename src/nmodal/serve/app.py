@@ -9,13 +9,17 @@ Endpoints (all JSON unless noted):
   field ``file``, optional ``kind``); size-limited, type-checked by magic bytes.
 - ``GET /api/similar?post_id=...``: "more like this": the post's artifacts are the query.
 - ``GET /api/post?post_id=...``: one post's metadata.
-- ``GET /api/media?post_id=...&kind=image``: the post's media file (only from inside the
-  dataset directory); ``GET /api/thumbnail?post_id=...``: a JPEG thumbnail of its image or
+- ``GET /api/media?post_id=...&kind=image``: the post's media file (only the files the index
+  recorded at build time, inside their media roots: :func:`nmodal.serve.media.served_file`);
+  ``GET /api/thumbnail?post_id=...``: a JPEG thumbnail of its image or
   video, or a PNG waveform of its audio when it has neither (``kind`` picks one).
 - ``GET /``: the single-page web UI (static files shipped in the package, no CDN).
 
 Search endpoints share the filters ``k``, ``account`` (repeatable), ``since``, ``until``,
-``modality`` (comma-separated candidate modalities), ``collate`` (``sum``/``mean``), and
+``forwarded_from`` (repeatable: origin names or ids), ``forwards`` (``any``/``only``/``none``),
+``modality`` (comma-separated candidate modalities), ``collate`` (``sum``/``mean``),
+``same_modality`` (default true: the query's own modality is compared too; false is the
+paper's other-modalities rule), and
 ``nprobe`` (IVF lists visited by this request on approximate indexes).
 
 Example:
@@ -39,7 +43,7 @@ from nmodal import __version__
 from nmodal.errors import InputError, MediaError
 from nmodal.index import Filters, PostIndex, QueryEncoder, SearchResult
 from nmodal.index.query import EncoderSource, EncoderUnavailableError
-from nmodal.serve.media import THUMB_TYPES, resolve_inside, thumbnail
+from nmodal.serve.media import THUMB_TYPES, served_file, thumbnail
 from nmodal.serve.security import SecurityConfig, install_security, without_paths
 from nmodal.serve.uploads import SUFFIX, BodySizeLimit, declared_family, sniff
 
@@ -80,17 +84,39 @@ class SearchParams:
                 pattern="^(sum|mean)$", description="post score: sum or mean of pair similarities"
             ),
         ] = "sum",
+        same_modality: Annotated[
+            bool,
+            Query(
+                description="compare the query with a post's artifacts of its own modality too "
+                "(default; false: the paper's rule, other modalities only)"
+            ),
+        ] = True,
         include_same: Annotated[
-            bool, Query(description="also match artifacts of the query's own modality")
-        ] = False,
+            bool | None, Query(description="the same switch under its older name (wins if given)")
+        ] = None,
+        forwarded_from: Annotated[
+            list[str] | None,
+            Query(description="only forwards from these origins (names or ids; repeatable)"),
+        ] = None,
+        forwards: Annotated[
+            str,
+            Query(pattern="^(any|only|none)$", description="only forwards, none, or any post"),
+        ] = "any",
         nprobe: Annotated[int | None, Query(ge=1, description=NPROBE_HELP)] = None,
     ) -> None:
         self.k = k
         accounts = [a.strip() for value in (account or []) for a in value.split(",") if a.strip()]
-        self.filters = Filters(accounts=tuple(accounts), since=since or None, until=until or None)
+        origins = [o.strip() for v in (forwarded_from or []) for o in v.split(",") if o.strip()]
+        self.filters = Filters(
+            accounts=tuple(accounts),
+            since=since or None,
+            until=until or None,
+            forwarded_from=tuple(origins),
+            forwards=forwards,
+        )
         self.modalities = [m.strip() for m in (modality or "").split(",") if m.strip()] or None
         self.collate = collate
-        self.include_same = include_same
+        self.include_same = same_modality if include_same is None else include_same
         self.nprobe = nprobe
 
     def search_options(self) -> dict[str, Any]:
@@ -182,7 +208,7 @@ def create_app(
         version=__version__,
         description="Search social-media posts by text, image, video, audio or by another post.\n\n"
         "Every search endpoint takes the same filters (`k`, `account`, `since`, `until`, "
-        "`modality`, `collate`, `include_same`) and `nprobe`: on approximate (IVF) indexes, the "
+        "`modality`, `collate`, `same_modality`, `forwarded_from`, `forwards`) and `nprobe`: on approximate (IVF) indexes, the "
         "inverted lists this request visits (more lists: better recall, slower), capped at "
         "each index's number of lists, without effect on exact indexes; `/api/info` lists "
         "each modality's `nlist` and default `nprobe`, and a search's `extra.nprobe` the "
@@ -327,11 +353,12 @@ def create_app(
         value = detail.get(f"{kind}_path")
         if not value:
             raise HTTPException(404, f"post {post_id!r} has no {kind} file")
-        root = idx.dataset_dir
-        if root is None:
-            raise HTTPException(404, "this index records no dataset directory")
+        roots = [str(r) for r in idx.manifest.get("media_roots") or []]
+        root = detail.get("media_root")
+        if not root and idx.dataset_dir is None:
+            raise HTTPException(404, "this index records no media root")
         try:
-            return resolve_inside(root, str(value))
+            return served_file(str(value), root, roots, idx.dataset_dir)
         except PermissionError:
             raise HTTPException(
                 403, f"the {kind} path of post {post_id!r} is outside the collection"

@@ -5,9 +5,13 @@ Thumbnails are JPEGs of an image or of a video frame, or PNG waveforms of an aud
 ``WAVE_MAX_SECONDS``). A file that cannot be decoded raises :class:`MediaError` with the
 reason.
 
-Media paths in the posts table are relative to the dataset directory or absolute. A path is
-served only if, after resolving ``..`` and symbolic links, it lies inside the dataset
-directory: anything else is refused, whatever the table says.
+The files that may be served are exactly the ones the index recorded at build time
+(:mod:`nmodal.index.build`): each post's media paths, resolved once and kept only inside the
+post's ``media_root`` (the boundary decided at ingest, wherever the export lies), with the
+roots listed in the index manifest. :func:`served_file` serves a post's recorded file only
+if, resolved again now (a symlink may have changed since), it still lies inside that root
+and the root is one the manifest lists; a path from a request is never used. Indexes from
+before ``media_root`` was recorded fall back to the old rule: inside the dataset directory.
 
 Example:
     >>> resolve_inside(Path("/data/tg"), "media/1.jpg")  # doctest: +SKIP
@@ -56,6 +60,23 @@ def resolve_inside(root: Path, value: str) -> Path:
     if not resolved.is_file():
         raise FileNotFoundError(f"{value}: no such file")
     return resolved
+
+
+def served_file(
+    value: str, media_root: str | None, roots: list[str], dataset_dir: Path | None
+) -> Path:
+    """The real path of a post's recorded media file ``value`` (see the module docs).
+
+    Raises PermissionError when it lies outside its root (or the root is not one of the
+    index's ``roots``), FileNotFoundError when the file is gone.
+    """
+    if media_root:
+        if media_root not in roots or not Path(value).is_absolute():
+            raise PermissionError(f"{value}: not a file this index serves")
+        return resolve_inside(Path(media_root), value)
+    if dataset_dir is None:
+        raise PermissionError(f"{value}: this index records no media root")
+    return resolve_inside(dataset_dir, value)
 
 
 def _image_thumbnail(path: Path, size: int) -> bytes:

@@ -225,8 +225,9 @@ def docs_page(schema: dict[str, Any]) -> str:
 
 
 def without_paths(post: dict[str, Any]) -> dict[str, Any]:
-    """A post's JSON without its filesystem paths (``*_path``): clients use its ``urls``."""
-    return {k: v for k, v in post.items() if not k.endswith("_path")}
+    """A post's JSON without its filesystem paths (``*_path``, ``media_root``): clients use
+    its ``urls``."""
+    return {k: v for k, v in post.items() if not k.endswith("_path") and k != "media_root"}
 
 
 def install_security(app: Any, config: SecurityConfig) -> None:

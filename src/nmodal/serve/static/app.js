@@ -45,7 +45,7 @@ function safeHref(value) {
 // The whole query is in the URL's hash, so a reload or a shared link repeats it:
 //   #q=TEXT | #like=POST_ID[&artifact=text|image|video|audio] | #file=NAME
 //   &k=20&account=a&account=b&since=...&until=...&modality=text,image&collate=sum
-//   &same=1&nprobe=16   and &open=POST_ID while a post's detail view is open.
+//   &same=0&nprobe=16   and &open=POST_ID while a post's detail view is open.
 
 const QUERY_KEYS = ["q", "like", "artifact", "file"];
 const SETTING_KEYS = ["k", "account", "since", "until", "modality", "collate", "same", "nprobe"];
@@ -69,7 +69,7 @@ function settingsFromControls() {
   const checked = boxes.filter((b) => b.checked).map((b) => b.value);
   if (checked.length && checked.length < boxes.length) params.set("modality", checked.join(","));
   if ($("collate").value !== "sum") params.set("collate", $("collate").value);
-  if ($("same").checked) params.set("same", "1");
+  if (!$("same").checked) params.set("same", "0");
   if (!$("nprobe-label").hidden && $("nprobe").value) params.set("nprobe", $("nprobe").value);
   return params;
 }
@@ -86,7 +86,7 @@ function controlsFromSettings(params) {
     box.checked = wanted === null || wanted.has(box.value);
   }
   $("collate").value = params.get("collate") === "mean" ? "mean" : "sum";
-  $("same").checked = params.get("same") === "1";
+  $("same").checked = params.get("same") !== "0";
   $("nprobe").value = params.get("nprobe") || "";
   if (params.getAll("account").length || params.get("since") || params.get("until") || mods ||
       params.get("nprobe") || params.get("same") || params.get("collate")) {
@@ -136,7 +136,7 @@ function apiParams(params, k) {
   for (const key of ["since", "until", "modality", "collate", "nprobe"]) {
     if (params.get(key)) api.set(key, params.get(key));
   }
-  api.set("include_same", params.get("same") === "1" ? "true" : "false");
+  api.set("include_same", params.get("same") === "0" ? "false" : "true");
   return api;
 }
 
@@ -627,7 +627,7 @@ function exportSettings() {
     until: p.get("until") || null,
     modalities: p.get("modality") ? p.get("modality").split(",") : null,
     collate: p.get("collate") || "sum",
-    include_same: p.get("same") === "1",
+    include_same: p.get("same") !== "0",
     nprobe: p.get("nprobe") ? Number(p.get("nprobe")) : null,
     exact: current.result.exact,
     link: location.href.split("#")[0] + "#" + queryKey(p),
