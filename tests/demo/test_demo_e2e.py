@@ -193,3 +193,37 @@ def test_saved_classifiers_predict_and_the_index_searches(
     assert index.num_posts == 60 and index.accounts_list()
     first = index.post_ids[0]
     assert index.more_like_this(first, k=3).hits[0].post["text"]
+
+
+@pytest.mark.slow
+def test_demo_index_finds_a_post_by_its_text_and_its_photo(demo_dir: Path, tmp_path: Path) -> None:
+    """The demo's index (nmodal serve demo-out/index): a post's exact text (matched with post
+    text) and its photo uploaded as a query (all modalities, search's default) rank it first."""
+    from PIL import Image
+
+    from nmodal.features.decode import DecodeSpec, PostJob, decode_post
+    from nmodal.index import PostIndex, QueryEncoder
+
+    index = PostIndex.open(demo_dir / "index")
+    encoder = QueryEncoder.for_index(index.manifest)
+    rows = list(range(0, index.num_posts, max(1, index.num_posts // 8)))
+    for row in rows:
+        post = index.post(row)
+        vec = encoder.encode("text", post["text"])
+        # matched against post text (--modality text): the exact text is first; summed over
+        # every modality the demo's near-identical texts (cosine ~0.97) let the other
+        # modalities' terms decide, so it is not always first there
+        by_text = index.search(["text"], vec, k=3, include_same=True, modalities=["text"])
+        assert by_text.hits[0].post_id == post["post_id"]
+        # the post's photo: the held-out frame of its video that extraction used as its image
+        spec = DecodeSpec(modalities=("image",), image_size=None)
+        decoded = decode_post(PostJob(post_id="q", text=None, video_path=post["video_path"],
+                                      image_path=None, audio_path=None), spec)  # fmt: skip
+        photo = tmp_path / f"{row}.png"
+        Image.fromarray(decoded.items["image"]).save(photo)
+        vec = encoder.encode("image", photo)
+        hit = index.search(["image"], vec, k=3, include_same=True).hits[0]
+        assert hit.post_id == post["post_id"], (
+            row,
+            [h.post_id for h in index.search(["image"], vec, k=3, include_same=True).hits],
+        )
