@@ -124,6 +124,10 @@ def test_bad_requests_get_clear_4xx(client: httpx.Client):
     assert client.get("/api/search", params={"text": "x", "collate": "max"}).status_code == 422
     assert client.get("/api/search").status_code == 422
     r = client.get("/api/search", params={"text": "x", "modality": "text"})
+    assert r.status_code == 200  # text with post text: search's default
+    r = client.get(
+        "/api/search", params={"text": "x", "modality": "text", "same_modality": "false"}
+    )
     assert r.status_code == 400 and "nothing to search" in r.json()["detail"]
     r = client.get("/api/similar", params={"post_id": "no-such-post"})
     assert r.status_code == 404

@@ -64,7 +64,9 @@ def test_all_lists_equal_exact_search(ivf: httpx.Client, approx: Approx, tmp_pat
         assert similar(ivf, pid, nprobe=NLIST - 1)["exact"] is False
     text = "convoy at the border crossing"
     r = ivf.get("/api/search", params={"text": text, "k": 12, "nprobe": NLIST})
-    want = approx.exact.search(["text"], approx.encoder.encode("text", text), k=12)
+    want = approx.exact.search(
+        ["text"], approx.encoder.encode("text", text), k=12, include_same=True
+    )
     assert r.status_code == 200 and hit_ids(r.json()) == [h.post_id for h in want.hits]
     image = write_image(tmp_path / "q.png", index=4)
     r = ivf.post(
@@ -72,7 +74,9 @@ def test_all_lists_equal_exact_search(ivf: httpx.Client, approx: Approx, tmp_pat
         params={"k": 12, "nprobe": NLIST},
         files={"file": ("q.png", image.read_bytes(), "image/png")},
     )
-    want = approx.exact.search(["image"], approx.encoder.encode("image", image), k=12)
+    want = approx.exact.search(
+        ["image"], approx.encoder.encode("image", image), k=12, include_same=True
+    )
     assert r.status_code == 200, r.text
     assert hit_ids(r.json()) == [h.post_id for h in want.hits] and r.json()["exact"] is True
 
