@@ -149,7 +149,11 @@ _WORKER_ENCODERS: dict[str, Encoder] = {}
 
 
 def init_chunk_worker(recipes: Sequence[EncoderRecipe]) -> None:
-    """Process-pool initialiser: one torch thread, the encoders built once per process."""
+    """Process-pool initialiser: one torch thread, the encoders built once per process; the
+    worker dies with its parent (no encoder process outlives a killed ``extract``)."""
+    from nmodal.lifeline import die_with_parent
+
+    die_with_parent()
     import torch
 
     torch.set_num_threads(1)
