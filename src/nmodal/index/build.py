@@ -24,6 +24,7 @@ import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,25 @@ from nmodal.features import FeatureSet, read_featureset
 from nmodal.index import layout
 from nmodal.index.factory import (
     FLAT_MAX_ARTIFACTS,
+    check_knobs,
     choose_factory,
     default_nprobe,
     is_exact,
     new_index,
-    set_nprobe,
+    set_knobs,
     train_index,
 )
 from nmodal.index.post_index import PostIndex
+from nmodal.index.tuning import (
+    DEFAULT_TARGET,
+    RecallTarget,
+    auto_factories,
+    exact_neighbours,
+    held_out_queries,
+    knob_curve,
+    recorded_target,
+    tune,
+)
 
 #: standard posts-table columns kept in the index (label columns, i.e. any column the
 #: standard table does not define, are kept too, as strings)
@@ -228,14 +240,108 @@ def _add_vectors(index: Any, emb: np.ndarray, rows: np.ndarray, desc: str, progr
 
 
 def build_faiss(
-    emb: np.ndarray, present: np.ndarray, factory: str, progress: bool = False, desc: str = "index"
+    emb: np.ndarray,
+    present: np.ndarray,
+    factory: str,
+    progress: bool = False,
+    desc: str = "index",
+    train_rows: np.ndarray | None = None,
 ) -> Any:
-    """A trained FAISS index of the present rows of ``emb`` (ids = post numbers)."""
+    """A trained FAISS index of the present rows of ``emb`` (ids = post numbers), trained on
+    a sample of ``train_rows`` (default: the present rows)."""
     rows = np.flatnonzero(present)
     index = new_index(emb.shape[1], factory)
-    train_index(index, emb, rows)
+    train_index(index, emb, rows if train_rows is None else train_rows)
     _add_vectors(index, emb, rows, desc, progress)
     return index
+
+
+def _say(progress: bool) -> Any:
+    return (lambda text: print(text, file=sys.stderr, flush=True)) if progress else None
+
+
+def build_modality(
+    emb: Mapping[str, np.ndarray],
+    present: Mapping[str, np.ndarray],
+    m: str,
+    factory: str | None,
+    total: int,
+    knobs: Mapping[str, Any] | None = None,
+    target: RecallTarget | None = DEFAULT_TARGET,
+    progress: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """The FAISS index of modality ``m`` and its manifest entry (without the encoder).
+
+    ``factory`` None: exact ``Flat`` up to ``FLAT_MAX_ARTIFACTS`` artifacts in all
+    (``total``), else the cheapest of :func:`nmodal.index.tuning.auto_factories` whose
+    measured recall reaches ``target``. A given factory keeps its type; its search knob is
+    tuned to the target unless ``knobs`` fixes it. ``target`` None: no measurement (size
+    rule and ``default_nprobe``).
+    """
+    fixed = check_knobs(dict(knobs or {}))
+    rows = np.flatnonzero(present[m])
+    dim = int(emb[m].shape[1])
+    auto = factory is None
+    if auto and (total <= FLAT_MAX_ARTIFACTS or target is None):
+        factory = choose_factory(len(rows), total, dim)
+    info: dict[str, Any] = {"count": len(rows), "trained_on": len(rows), "auto": auto}
+    if target is None or (factory is not None and is_exact(factory)):
+        assert factory is not None
+        index = build_faiss(emb[m], present[m], factory, progress, desc=f"index {m}")
+        values = {"nprobe": default_nprobe(factory), **fixed}
+        set_knobs(index, values)
+        info.update(factory=factory, exact=is_exact(factory), nprobe=values.get("nprobe"))
+        info["params"] = {k: v for k, v in values.items() if k != "nprobe"}
+        return index, info
+    q_rows, queries = held_out_queries(emb, present, m, target.queries, target.seed)
+    truth = exact_neighbours(emb[m], rows, queries, target.k)
+    pool = np.setdiff1d(rows, q_rows, assume_unique=True)  # queries stay out of training
+
+    def build(fac: str) -> Any:
+        return build_faiss(emb[m], present[m], fac, progress, f"index {m} {fac}", train_rows=pool)
+
+    say = _say(progress)
+    factories = auto_factories(len(rows), dim) if factory is None else [factory]
+    tuned = tune(factories, build, queries, truth, target, fixed, say)
+    set_knobs(tuned.index, tuned.knobs)
+    info.update(
+        factory=tuned.factory,
+        exact=False,
+        nprobe=tuned.knobs.get("nprobe"),
+        params={k: v for k, v in tuned.knobs.items() if k != "nprobe"},
+        tuning=tuned.report,
+    )
+    return tuned.index, info
+
+
+def retune_after_add(
+    index: Any,
+    emb: Mapping[str, np.ndarray],
+    present: Mapping[str, np.ndarray],
+    m: str,
+    info: dict[str, Any],
+    seed: int,
+) -> bool:
+    """Re-measure a tuned index that has grown and re-tune its knob to the recorded target
+    (``info`` is updated); False when no knob value reaches it (the index needs retraining)."""
+    recorded = dict(info["tuning"])
+    curve = list(recorded.get("curve", ()))
+    target = replace(recorded_target(recorded), seed=seed)  # fresh queries
+    rows = np.flatnonzero(present[m])
+    _, queries = held_out_queries(emb, present, m, target.queries, target.seed)
+    truth = exact_neighbours(emb[m], rows, queries, target.k)
+    knobs, points = knob_curve(index, queries, truth, target)
+    met = points[-1]["recall"] >= target.recall
+    if met:
+        set_knobs(index, knobs)
+        info["nprobe"] = knobs.get("nprobe")
+        info["params"] = {k: v for k, v in knobs.items() if k != "nprobe"}
+        curve.extend({"factory": info["factory"], "after_add": info["count"], **p} for p in points)
+        recorded.update(
+            curve=curve, chosen={"factory": info["factory"], **knobs, **points[-1]}, met=True
+        )
+        info["tuning"] = recorded
+    return met
 
 
 def index_from_embeddings(
@@ -246,10 +352,13 @@ def index_from_embeddings(
     factory: str | None = None,
     nprobe: int | None = None,
     progress: bool = False,
+    target: RecallTarget | None = DEFAULT_TARGET,
+    params: Mapping[str, Any] | None = None,
 ) -> PostIndex:
     """An in-memory :class:`PostIndex` over ready-made L2-normalised embeddings (no model).
 
     For experiments and benchmarks; it cannot encode raw queries (search with vectors).
+    ``factory``, ``nprobe``, ``params`` and ``target`` as in :func:`build_modality`.
 
     Example:
         >>> idx = index_from_embeddings({"text": t, "video": v}, factory="IVF256,SQ8")  # doctest: +SKIP
@@ -264,18 +373,10 @@ def index_from_embeddings(
     dim = int(emb[mods[0]].shape[1])
     indexes: dict[str, Any] = {}
     info: dict[str, Any] = {}
+    knobs = {**(params or {}), "nprobe": nprobe}
     for m in mods:
-        fac = factory or choose_factory(int(pres[m].sum()), total, dim)
-        indexes[m] = build_faiss(emb[m], pres[m], fac, progress, desc=f"index {m}")
-        info[m] = {
-            "factory": fac,
-            "exact": is_exact(fac),
-            "count": int(pres[m].sum()),
-            "trained_on": int(pres[m].sum()),
-            "nprobe": nprobe if nprobe is not None else default_nprobe(fac),
-            "encoder": {},
-        }
-        set_nprobe(indexes[m], info[m]["nprobe"])
+        indexes[m], info[m] = build_modality(emb, pres, m, factory, total, knobs, target, progress)
+        info[m]["encoder"] = {}
     manifest = {
         "format": layout.FORMAT, "version": layout.VERSION, "model": None, "dataset_dir": None,
         "projection_dim": dim, "num_posts": n, "num_artifacts": total, "modalities": info,
@@ -310,11 +411,15 @@ def build_index(
     overwrite: bool = False,
     batch_size: int = 8192,
     progress: bool = True,
+    target: RecallTarget | None = DEFAULT_TARGET,
+    params: Mapping[str, Any] | None = None,
 ) -> Path:
     """Embed every present artifact of ``store_dir`` with the model and write an index at ``out``.
 
     ``factory`` overrides the FAISS factory string (one for all modalities or one per
-    modality); by default it is chosen by size (:func:`nmodal.index.factory.choose_factory`).
+    modality); by default exact ``Flat`` up to ``FLAT_MAX_ARTIFACTS`` artifacts, above that
+    the IVF size and ``nprobe`` whose measured recall reaches ``target``
+    (:func:`build_modality`). ``nprobe`` / ``params`` fix search knobs instead of tuning them.
     """
     model_dir, store_dir, out = Path(model_dir), Path(store_dir), Path(out)
     model = _load_model(model_dir)
@@ -336,20 +441,12 @@ def build_index(
         indexes: dict[str, Any] = {}
         info: dict[str, Any] = {}
         for m in mods:
-            rows = np.flatnonzero(present[m])
-            if isinstance(factory, Mapping):
-                fac = factory.get(m) or choose_factory(len(rows), total, p)
-            else:
-                fac = factory or choose_factory(len(rows), total, p)
-            indexes[m] = build_faiss(emb[m], present[m], fac, progress, desc=f"index {m}")
-            info[m] = {
-                "factory": fac,
-                "exact": is_exact(fac),
-                "count": len(rows),
-                "trained_on": len(rows),  # vectors the IVF centroids were trained on
-                "nprobe": nprobe if nprobe is not None else default_nprobe(fac),
-                "encoder": fs.encoders.get(m, {}),
-            }
+            fac = factory.get(m) if isinstance(factory, Mapping) else factory
+            indexes[m], info[m] = build_modality(
+                emb, present, m, fac, total, {**(params or {}), "nprobe": nprobe}, target,
+                progress,
+            )  # fmt: skip
+            info[m]["encoder"] = fs.encoders.get(m, {})
         _write_arrays(tmp, emb, present, indexes, posts)
         layout.write_manifest(
             tmp,
@@ -381,6 +478,30 @@ def _retrains(info: Mapping[str, Any], count: int, retrain: str) -> bool:
     if info["exact"] or retrain == "never":
         return False
     return retrain == "always" or count > RETRAIN_GROWTH * max(_trained_on(info), 1)
+
+
+def _retrained(
+    emb: Mapping[str, np.ndarray],
+    present: Mapping[str, np.ndarray],
+    m: str,
+    info: Mapping[str, Any],
+    progress: bool,
+) -> tuple[Any, dict[str, Any]]:
+    """Modality ``m``'s index rebuilt over all its vectors: the same factory, or for a
+    measured index the same measurement (an auto-chosen one may change its IVF size)."""
+    knobs = {"nprobe": info.get("nprobe"), **(info.get("params") or {})}
+    recorded = info.get("tuning")
+    if recorded is None:
+        index = build_faiss(emb[m], present[m], info["factory"], progress, desc=f"retrain {m}")
+        set_knobs(index, knobs)
+        new = dict(info)
+        new["trained_on"] = int(present[m].sum())
+        return index, new
+    target = recorded_target(recorded)
+    factory = None if info.get("auto") else info["factory"]
+    total = sum(int(p.sum()) for p in present.values())
+    index, new = build_modality(emb, present, m, factory, total, {}, target, progress)
+    return index, {**new, "encoder": info.get("encoder", {})}
 
 
 def add_posts(
@@ -463,22 +584,25 @@ def add_posts(
             )
             info = manifest["modalities"][m]
             count = int(present[m].sum())
-            if _retrains(info, count, retrain):
+            index = None
+            if not _retrains(info, count, retrain):
+                index = faiss.read_index(str(index_dir / layout.faiss_file(m)))
+                rows = n_old + np.flatnonzero(present_new[m])
+                _add_vectors(index, emb[m], rows, f"add {m}", progress)
+                info["count"] = count
+                # a measured index keeps its recall: re-tune nprobe, else retrain below
+                if "tuning" in info and not retune_after_add(index, emb, present, m, info, n_old):
+                    index = None
+            if index is None:
                 if progress:
                     print(
                         f"retraining the {info['factory']} index of {m}: {count} vectors, its "
                         f"lists were trained on {_trained_on(info)}",
                         file=sys.stderr,
                     )
-                indexes[m] = build_faiss(
-                    emb[m], present[m], info["factory"], progress, desc=f"retrain {m}"
-                )
-                info["trained_on"] = count
-            else:
-                index = faiss.read_index(str(index_dir / layout.faiss_file(m)))
-                rows = n_old + np.flatnonzero(present_new[m])
-                _add_vectors(index, emb[m], rows, f"add {m}", progress)
-                indexes[m] = index
+                index, info = _retrained(emb, present, m, info, progress)
+                manifest["modalities"][m] = info
+            indexes[m] = index
             info["count"] = count
         _write_arrays(tmp, emb, present, indexes, posts)
         manifest["num_posts"] = len(posts)

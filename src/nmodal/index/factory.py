@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,9 +29,15 @@ from nmodal.errors import InputError
 
 FLAT_MAX_ARTIFACTS = 1_000_000
 SQ8_MAX_VECTORS = 20_000_000
-#: training sample per IVF list (FAISS wants at least 39; more gives better centroids)
-TRAIN_PER_LIST = 64
-TRAIN_MAX = 500_000
+#: training sample per IVF list (FAISS wants at least 39; more gives better centroids, and
+#: the build-time recall measurement says whether they are good enough)
+TRAIN_PER_LIST = 40
+#: at most this many training vectors (k-means cost grows with sample x lists)
+TRAIN_MAX = 262_144
+#: k-means iterations of IVF training (FAISS's default is 25; the centroids barely move after 10)
+KMEANS_ITERATIONS = 12
+#: per-search parameters, and the index component each one applies to
+KNOBS = {"nprobe": "IVF", "efSearch": "HNSW", "k_factor": "refine (RFlat)"}
 
 
 def nlist_for(n: int) -> int:
@@ -57,7 +64,11 @@ def is_exact(factory: str) -> bool:
 
 
 def new_index(dim: int, factory: str) -> Any:
-    """An empty inner-product FAISS index for ``factory`` that accepts ``add_with_ids``."""
+    """An empty inner-product FAISS index for ``factory`` that accepts ``add_with_ids``.
+
+    An IVF index (alone or under a pre-transform) stores the ids itself; anything else,
+    a refined index (``...,RFlat``) included, is wrapped in ``IndexIDMap``.
+    """
     import faiss
 
     try:
@@ -66,31 +77,50 @@ def new_index(dim: int, factory: str) -> Any:
         raise InputError(
             f"FAISS factory string {factory!r} is not valid for dim {dim}: {exc}"
         ) from exc
-    if faiss.try_extract_index_ivf(index) is None and not isinstance(index, faiss.IndexIDMap):
+    if not _stores_ids(index):
         index = faiss.IndexIDMap(index)
     return index
 
 
-def train_index(index: Any, emb: np.ndarray, rows: np.ndarray, seed: int = 0) -> None:
-    """Train ``index`` (a no-op for Flat) on a random sample of ``emb[rows]``.
+def _stores_ids(index: Any) -> bool:
+    """Whether ``add_with_ids`` works on ``index`` itself: an IVF, maybe under pre-transforms."""
+    import faiss
+
+    node = faiss.downcast_index(index)
+    while isinstance(node, faiss.IndexPreTransform):
+        node = faiss.downcast_index(node.index)
+    return isinstance(node, (faiss.IndexIVF, faiss.IndexIDMap))
+
+
+def training_rows(index: Any, rows: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The rows (a sorted random sample of ``rows``) ``index`` is trained on: ``TRAIN_PER_LIST``
+    per IVF list (256 lists' worth for other trained types), at most ``TRAIN_MAX``."""
+    ivf = ivf_of(index)
+    per = TRAIN_PER_LIST * (ivf.nlist if ivf is not None else 256)
+    size = min(len(rows), per, TRAIN_MAX)
+    rng = np.random.default_rng(seed)
+    return rows if size == len(rows) else np.sort(rng.choice(rows, size, replace=False))
+
+
+def train_index(index: Any, emb: np.ndarray, rows: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Train ``index`` (a no-op for Flat) on a random sample of ``emb[rows]``; returns the
+    sample (empty when nothing was trained).
 
     Only the sample is copied: ``emb`` may be a memory map far larger than memory.
     """
     if index.is_trained:
-        return
-    import faiss
-
-    ivf = faiss.try_extract_index_ivf(index)
+        return np.zeros(0, np.int64)
+    ivf = ivf_of(index)
     if ivf is not None and len(rows) < ivf.nlist:
         raise InputError(
             f"index with {ivf.nlist} IVF lists needs at least that many vectors to train; "
             f"got {len(rows)} (choose a smaller nlist with --factory)"
         )
-    per = TRAIN_PER_LIST * (ivf.nlist if ivf is not None else 256)
-    size = min(len(rows), per, TRAIN_MAX)
-    rng = np.random.default_rng(seed)
-    sample = rows if size == len(rows) else np.sort(rng.choice(rows, size, replace=False))
+    if ivf is not None:
+        ivf.cp.niter = KMEANS_ITERATIONS
+    sample = training_rows(index, rows, seed)
     index.train(np.ascontiguousarray(emb[sample], dtype=np.float32))
+    return sample
 
 
 def default_nprobe(factory: str) -> int | None:
@@ -126,3 +156,145 @@ def set_nprobe(index: Any, nprobe: int | None) -> None:
     ivf = ivf_of(index)
     if ivf is not None:
         ivf.nprobe = max(1, min(int(nprobe), int(ivf.nlist)))
+
+
+def components(index: Any) -> dict[str, Any]:
+    """The parts of ``index`` that per-search parameters reach: ``{"ivf": ..., "hnsw": ...,
+    "refine": ...}`` (each present only when the index has it), through ``IndexIDMap`` and
+    pre-transforms."""
+    import faiss
+
+    found: dict[str, Any] = {}
+    node = faiss.downcast_index(index)
+    while True:
+        if isinstance(node, (faiss.IndexIDMap, faiss.IndexPreTransform)):
+            node = faiss.downcast_index(node.index)
+        elif isinstance(node, faiss.IndexRefine):
+            found.setdefault("refine", node)
+            node = faiss.downcast_index(node.base_index)
+        else:
+            break
+    if isinstance(node, faiss.IndexIVF):
+        found["ivf"] = node
+    elif isinstance(node, faiss.IndexHNSW):
+        found["hnsw"] = node
+    return found
+
+
+def knobs_of(index: Any) -> tuple[str, ...]:
+    """The per-search parameters ``index`` accepts (a subset of ``KNOBS``)."""
+    parts = components(index)
+    return tuple(
+        knob
+        for knob, part in (("nprobe", "ivf"), ("efSearch", "hnsw"), ("k_factor", "refine"))
+        if part in parts
+    )
+
+
+def check_knobs(knobs: Mapping[str, Any]) -> dict[str, Any]:
+    """``knobs`` without None values, each checked: InputError for an unknown name or a bad
+    value (nprobe, efSearch: positive integers; k_factor: a number >= 1)."""
+    out: dict[str, Any] = {}
+    for name, value in knobs.items():
+        if value is None:
+            continue
+        if name not in KNOBS:
+            raise InputError(f"unknown search parameter {name!r}; known: {sorted(KNOBS)}")
+        if name == "k_factor":
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise InputError(f"k_factor must be a number >= 1, got {value!r}")
+            if not value >= 1:
+                raise InputError(f"k_factor must be a number >= 1, got {value!r}")
+            out[name] = float(value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+            out[name] = int(value)
+    return out
+
+
+def set_knobs(index: Any, knobs: Mapping[str, Any]) -> None:
+    """Set ``index``'s own defaults for the given per-search parameters (those it has)."""
+    parts = components(index)
+    if knobs.get("nprobe") is not None and "ivf" in parts:
+        set_nprobe(index, knobs["nprobe"])
+    if knobs.get("efSearch") is not None and "hnsw" in parts:
+        parts["hnsw"].hnsw.efSearch = int(knobs["efSearch"])
+    if knobs.get("k_factor") is not None and "refine" in parts:
+        parts["refine"].k_factor = float(knobs["k_factor"])
+
+
+def knob_values(index: Any) -> dict[str, Any]:
+    """``index``'s current defaults of the per-search parameters it has."""
+    parts = components(index)
+    out: dict[str, Any] = {}
+    if "ivf" in parts:
+        out["nprobe"] = int(parts["ivf"].nprobe)
+    if "hnsw" in parts:
+        out["efSearch"] = int(parts["hnsw"].hnsw.efSearch)
+    if "refine" in parts:
+        out["k_factor"] = float(parts["refine"].k_factor)
+    return out
+
+
+def search_parameters(
+    index: Any,
+    knobs: Mapping[str, Any],
+    bitmap: np.ndarray | None = None,
+    id_map: np.ndarray | None = None,
+) -> tuple[Any, list[Any]]:
+    """FAISS search parameters of one call on ``index``: its defaults overridden by ``knobs``
+    (nprobe capped at the number of lists), restricted to the ids whose bit is set in the
+    packed ``bitmap`` (None: all).
+
+    ``id_map`` (``IndexIDMap``'s internal position -> id) is needed to filter a refined index:
+    its base index sees internal positions. Returns ``(params, keep)``; ``keep`` holds the
+    objects the parameters point to and must outlive the search.
+    """
+    import faiss
+
+    lib: Any = faiss  # the Python wrappers take numpy arrays; the stubs do not
+    parts = components(index)
+    values = {**knob_values(index), **{k: v for k, v in knobs.items() if v is not None}}
+    keep: list[Any] = []
+    core: Any
+    if "ivf" in parts:
+        core = lib.SearchParametersIVF()
+        core.nprobe = max(1, min(int(values["nprobe"]), int(parts["ivf"].nlist)))
+    elif "hnsw" in parts:
+        core = lib.SearchParametersHNSW()
+        core.efSearch = int(values["efSearch"])
+    else:
+        core = lib.SearchParameters()
+    keep.append(core)
+    if "refine" not in parts:
+        if bitmap is not None:
+            selector = lib.IDSelectorBitmap(bitmap)
+            keep.append(selector)
+            core.sel = selector
+        return core, keep
+    if bitmap is not None:
+        if id_map is not None:  # the base index sees IndexIDMap's internal positions
+            allowed = np.unpackbits(bitmap, bitorder="little").astype(bool)
+            inner = np.zeros(len(id_map), dtype=bool)
+            inside = id_map < len(allowed)
+            inner[inside] = allowed[id_map[inside]]
+            bitmap = np.packbits(inner, bitorder="little")
+        selector = lib.IDSelectorBitmap(bitmap)
+        keep.extend([bitmap, selector])
+        core.sel = selector
+    params = faiss.IndexRefineSearchParameters()
+    params.k_factor = float(values["k_factor"])
+    params.base_index_params = core
+    keep.append(params)
+    return params, keep
+
+
+def id_map_of(index: Any) -> np.ndarray | None:
+    """``IndexIDMap``'s internal position -> id array (None when ``index`` stores ids itself)."""
+    import faiss
+
+    node = faiss.downcast_index(index)
+    if isinstance(node, faiss.IndexIDMap):
+        return np.asarray(faiss.vector_to_array(node.id_map), dtype=np.int64)
+    return None

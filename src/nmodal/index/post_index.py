@@ -41,7 +41,19 @@ import pandas as pd
 
 from nmodal.errors import InputError
 from nmodal.index import layout
-from nmodal.index.factory import is_exact, is_flat_ivf, ivf_of, set_nprobe
+from nmodal.index.factory import (
+    KNOBS,
+    check_knobs,
+    id_map_of,
+    is_exact,
+    is_flat_ivf,
+    ivf_of,
+    knob_values,
+    knobs_of,
+    search_parameters,
+    set_knobs,
+    set_nprobe,
+)
 from nmodal.index.scoring import (
     COLLATIONS,
     collate,
@@ -196,26 +208,12 @@ def check_nprobe(nprobe: Any) -> int | None:
     return int(nprobe)
 
 
-def _search_params(ivf: Any, bitmap: np.ndarray | None, nprobe: int | None) -> tuple[Any, Any]:
-    """FAISS search parameters of one call: restricted to the ids set in ``bitmap`` (None:
-    all) and, for an index whose IVF part is ``ivf`` (None: not IVF), visiting ``nprobe``
-    lists (None: the index's own setting).
-
-    Returns the selector too: it must outlive the search. ``(None, None)`` when the index's
-    defaults do.
-    """
-    if bitmap is None and (nprobe is None or ivf is None):
-        return None, None
-    import faiss
-
-    lib: Any = faiss  # the Python wrappers take numpy arrays and keywords; the stubs do not
-    selector = None if bitmap is None else lib.IDSelectorBitmap(bitmap)
-    if ivf is not None:
-        options: dict[str, Any] = {"nprobe": ivf.nprobe if nprobe is None else nprobe}
-        if selector is not None:
-            options["sel"] = selector
-        return lib.SearchParametersIVF(**options), selector
-    return lib.SearchParameters(sel=selector), selector
+def index_knobs(nprobe: int | None, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``params`` with ``nprobe`` merged in, checked (see :func:`nmodal.index.factory.check_knobs`)."""
+    merged = dict(params or {})
+    if nprobe is not None:
+        merged["nprobe"] = nprobe
+    return check_knobs(merged)
 
 
 class PostIndex:
@@ -261,6 +259,8 @@ class PostIndex:
         )
         self.exact = {m: is_exact(info["factory"]) for m, info in manifest["modalities"].items()}
         self._ivf = {m: ivf_of(index) for m, index in indexes.items()}
+        self._knobs = {m: knobs_of(index) for m, index in indexes.items()}
+        self._id_map = {m: id_map_of(index) for m, index in indexes.items()}
         #: modalities whose IVF index stores raw float32 vectors (exact when every list is visited)
         self._flat_ivf = {m: is_flat_ivf(index) for m, index in indexes.items()}
         # metadata as plain object arrays (None for missing): per-hit lookups stay cheap
@@ -275,15 +275,24 @@ class PostIndex:
     # ------------------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, directory: str | Path, nprobe: int | None = None, mmap: bool = True) -> PostIndex:
+    def open(
+        cls,
+        directory: str | Path,
+        nprobe: int | None = None,
+        mmap: bool = True,
+        params: Mapping[str, Any] | None = None,
+    ) -> PostIndex:
         """Open an index directory; embeddings are memory-mapped unless ``mmap=False``.
 
         ``nprobe``: IVF lists visited by default (capped at each index's number of lists;
-        default: the value recorded at build time). A search can override it.
+        default: the value recorded at build time). ``params``: other per-search defaults
+        (``efSearch`` of HNSW indexes, ``k_factor`` of refined ones). A search can override
+        them.
         """
         import faiss
 
         nprobe = check_nprobe(nprobe)
+        defaults = check_knobs(dict(params or {}))
         directory = Path(directory)
         manifest = layout.read_manifest(directory)
         posts = pd.read_parquet(directory / layout.POSTS_FILE)
@@ -310,6 +319,7 @@ class PostIndex:
                     f"{directory}: {layout.faiss_file(m)} holds {indexes[m].ntotal} vectors, "
                     f"expected {int(present[m].sum())}"
                 )
+            set_knobs(indexes[m], {**(info.get("params") or {}), **defaults})
             set_nprobe(indexes[m], nprobe if nprobe is not None else info.get("nprobe"))
         return cls(directory, manifest, posts, emb, present, indexes)
 
@@ -380,6 +390,7 @@ class PostIndex:
         exclude: Sequence[int] = (),
         candidates: int | None = None,
         nprobe: int | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> SearchResult:
         """Rank posts for query artifacts ``vectors`` (``(J, p)``, L2-normalised) of ``query_modalities``.
 
@@ -393,8 +404,14 @@ class PostIndex:
         lists visited by this search only (default: the index's setting; capped at each
         index's number of lists; no effect on exact indexes). When FAISS was searched, the
         lists actually visited per IVF modality are in ``result.extra["nprobe"]``.
+        ``params`` sets other per-search parameters of this search only: ``efSearch``
+        (HNSW indexes), ``k_factor`` (refined ``...,RFlat`` indexes), ``nprobe``; a
+        parameter that no modality's index has is an InputError (``nprobe`` on exact
+        indexes is accepted and ignored). The values used are in ``result.extra["params"]``.
         """
         nprobe = check_nprobe(nprobe)
+        knobs = self._checked_knobs(nprobe, params)
+        nprobe = knobs.get("nprobe")
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         qmods = list(query_modalities)
         if vectors.shape != (len(qmods), self.projection_dim):
@@ -432,11 +449,15 @@ class PostIndex:
         else:
             probes = self._probes(pairs, nprobe)
             rows, scores, sims, labels, exact, n_cand = self._score_candidates(
-                vectors, pairs, allowed, excluded, k, collation, candidates, probes
+                vectors, pairs, allowed, excluded, k, collation, candidates, probes, knobs
             )
             visited = {m: p for m, p in probes.items() if p is not None}
             if visited:
                 extra["nprobe"] = visited
+            used = {m: self._used_knobs(m, knobs, probes[m]) for m in pairs}
+            used = {m: v for m, v in used.items() if v}
+            if used:
+                extra["params"] = used
         best = top_k(scores, k, tiebreak=rows)
         best_rows = rows[best]
         metadata = self.posts_at(best_rows)
@@ -470,6 +491,7 @@ class PostIndex:
         include_same: bool = False,
         candidates: int | None = None,
         nprobe: int | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> SearchResult:
         """Posts like ``post_id``: its artifacts are the query; the post itself is excluded."""
         try:
@@ -489,6 +511,7 @@ class PostIndex:
             exclude=[row],
             candidates=candidates,
             nprobe=nprobe,
+            params=params,
         )
         result.extra["post_id"] = post_id
         return result
@@ -498,6 +521,32 @@ class PostIndex:
         return int(self.manifest["projection_dim"])
 
     # ------------------------------------------------------------------------------ internals
+
+    def _checked_knobs(
+        self, nprobe: int | None, params: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Per-search parameters, each accepted by at least one modality's index."""
+        knobs = index_knobs(nprobe, params)
+        for name in knobs:
+            takers = [m for m in self.modalities if name in self._knobs[m]]
+            if takers or (name == "nprobe" and all(self.exact.values())):
+                continue
+            kinds = {m: info["factory"] for m, info in self.manifest["modalities"].items()}
+            raise InputError(
+                f"search parameter {name!r} applies to {KNOBS[name]} indexes; this index's "
+                f"are {kinds}"
+            )
+        return knobs
+
+    def _used_knobs(self, m: str, knobs: Mapping[str, Any], probe: int | None) -> dict[str, Any]:
+        """The per-search parameters a search of ``m`` runs with (its defaults + ``knobs``)."""
+        values = {
+            **knob_values(self.indexes[m]),
+            **{k: v for k, v in knobs.items() if k in self._knobs[m]},
+        }
+        if probe is not None:
+            values["nprobe"] = probe
+        return values
 
     def _probes(self, pairs: Mapping[str, np.ndarray], nprobe: int | None) -> dict[str, int | None]:
         """IVF lists each searched modality visits (None: not an IVF index)."""
@@ -540,6 +589,7 @@ class PostIndex:
         collation: str,
         candidates: int | None,
         probes: Mapping[str, int | None],
+        knobs: Mapping[str, Any],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str]], bool, int]:
         import faiss
 
@@ -547,7 +597,7 @@ class PostIndex:
         faiss.omp_set_num_threads(self.search_threads)
         try:
             return self._candidate_rounds(
-                vectors, pairs, allowed, excluded, k, collation, candidates, probes
+                vectors, pairs, allowed, excluded, k, collation, candidates, probes, knobs
             )
         finally:
             faiss.omp_set_num_threads(previous_threads)
@@ -562,6 +612,7 @@ class PostIndex:
         collation: str,
         candidates: int | None,
         probes: Mapping[str, int | None],
+        knobs: Mapping[str, Any],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str]], bool, int]:
         all_exact = all(self._exhaustive(m, probes[m]) for m in pairs)
         kp = int(candidates) if candidates else max(4 * k, 100)
@@ -575,7 +626,10 @@ class PostIndex:
                 kk = min(kp, int(index.ntotal))
                 if kk == 0:
                     continue
-                params, _selector = _search_params(self._ivf[m], bitmap, probes[m])
+                own = {k: v for k, v in knobs.items() if k in self._knobs[m]}
+                if probes[m] is not None:
+                    own["nprobe"] = probes[m]
+                params, _keep = search_parameters(index, own, bitmap, self._id_map[m])
                 dist, ids = index.search(vectors[js], kk, params=params)
                 found.append(ids[ids >= 0])
                 full = ids[:, -1] >= 0
