@@ -217,7 +217,7 @@ def test_cli_build_add_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         main(["index", "add", str(out), "--model", str(col.model), "--store", str(col.store)]) == 0
     )
     assert "added 40 new posts" in capsys.readouterr().out
-    assert main(["index", "info", str(out)]) == 0
+    assert main(["index", "info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["num_posts"] == PostIndex.open(out).num_posts > 80
     assert info["model"]["fingerprint"] == model_fingerprint(col.model)

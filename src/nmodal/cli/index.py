@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from nmodal.cli._help import add_examples
 
@@ -45,14 +46,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--factory",
         default=None,
-        help="FAISS factory string for every modality, e.g. Flat, IVF1024,SQ8, "
-        "IVF4096,PQ32 (default: exact Flat up to 1M artifacts, IVF above)",
+        help="FAISS factory string for every modality, e.g. Flat, IVF4096,SQ8, HNSW32,Flat, "
+        "IVF4096,SQ8,RFlat, IVF4096,PQ32 (default: exact Flat up to 1M artifacts; above, "
+        "the IVF size whose recall, measured at build time against exact search, reaches "
+        "--recall at the lowest cost)",
+    )
+    b.add_argument(
+        "--recall",
+        type=float,
+        default=0.99,
+        help="recall@10 (vs exact search, measured at build time on held-out posts) that "
+        "approximate indexes must reach: it picks the IVF size and the default nprobe / "
+        "efSearch (default 0.99; 0: no measurement, size rule only)",
     )
     b.add_argument(
         "--nprobe",
         type=int,
         default=None,
-        help="IVF lists visited per query (default: about nlist/64, at least 8)",
+        help="IVF lists visited per query, fixed instead of tuned (recall still measured)",
+    )
+    b.add_argument(
+        "--ef-search", type=int, default=None, help="HNSW efSearch, fixed instead of tuned"
+    )
+    b.add_argument(
+        "--k-factor",
+        type=float,
+        default=None,
+        help="refined (...,RFlat) indexes: candidates re-ranked exactly per result (default 1)",
     )
     b.add_argument("--batch-size", type=int, default=8192)
     b.add_argument("--overwrite", action="store_true", help="replace an existing index")
@@ -94,15 +114,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     a.set_defaults(handler=handle_add)
 
-    i = sub.add_parser("info", help="print an index's manifest")
+    i = sub.add_parser(
+        "info", help="what an index holds: per modality its type, search defaults, measured recall"
+    )
     i.add_argument("index", type=Path, help="index directory")
     add_examples(i, "nmodal index info data/index")
+    i.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
     i.set_defaults(handler=handle_info)
 
 
 def handle_build(args: argparse.Namespace) -> int:
+    from nmodal.errors import InputError
     from nmodal.index import build_index
     from nmodal.index.layout import read_manifest
+    from nmodal.index.tuning import RecallTarget
 
     if args.posts is None:
         print(
@@ -111,15 +136,21 @@ def handle_build(args: argparse.Namespace) -> int:
             "account/date filters match nothing",
             file=sys.stderr,
         )
+    if not 0 <= args.recall <= 1:
+        raise InputError(f"--recall must be between 0 and 1, got {args.recall}")
     out = build_index(
         args.model, args.store, args.posts, args.out, factory=args.factory, nprobe=args.nprobe,
         overwrite=args.overwrite, batch_size=args.batch_size,
+        target=RecallTarget(recall=args.recall) if args.recall > 0 else None,
+        params={"efSearch": args.ef_search, "k_factor": args.k_factor},
     )  # fmt: skip
     manifest = read_manifest(out)
     parts = ", ".join(
         f"{m}: {info['count']} ({info['factory']})" for m, info in manifest["modalities"].items()
     )
     print(f"indexed {manifest['num_posts']} posts [{parts}] -> {out}")
+    for line in tuning_lines(manifest):
+        print(line)
     return 0
 
 
@@ -137,8 +168,48 @@ def handle_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def tuning_lines(manifest: dict[str, Any]) -> list[str]:
+    """One line per modality (type, count, search defaults, measured recall) and the recall
+    curve measured at build time (``manifest["modalities"][m]["tuning"]``)."""
+    lines = []
+    for m, info in manifest["modalities"].items():
+        knobs = {"nprobe": info.get("nprobe"), **(info.get("params") or {})}
+        shown = ", ".join(f"{k} {v}" for k, v in knobs.items() if v is not None)
+        tuning = info.get("tuning")
+        head = f"{m}: {info['count']} vectors, {info['factory']}"
+        if info.get("exact"):
+            lines.append(f"{head} (exact)")
+            continue
+        if not tuning:
+            lines.append(f"{head}{', ' + shown if shown else ''} (recall not measured)")
+            continue
+        chosen = tuning["chosen"]
+        verdict = "reaches" if tuning.get("met") else "MISSES"
+        lines.append(
+            f"{head}, {shown}: recall@{tuning['k']} {chosen['recall']} {verdict} the target "
+            f"{tuning['recall']} ({tuning['metric']}, {tuning['queries']} held-out queries)"
+        )
+        for point in tuning.get("curve", ()):
+            knob = ", ".join(f"{k} {point[k]}" for k in ("nprobe", "efSearch") if k in point)
+            when = f" after add ({point['after_add']} vectors)" if "after_add" in point else ""
+            lines.append(
+                f"    {point['factory']:<18} {knob:<14} recall {point['recall']:<7} "
+                f"scans {int(point['cost'])} vectors/query{when}"
+            )
+    return lines
+
+
 def handle_info(args: argparse.Namespace) -> int:
     from nmodal.index.layout import read_manifest
 
-    print(json.dumps(read_manifest(args.index), indent=2))
+    manifest = read_manifest(args.index)
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+        return 0
+    print(
+        f"{args.index}: {manifest['num_posts']} posts, {manifest['num_artifacts']} artifacts, "
+        f"{manifest['projection_dim']}-d"
+    )
+    for line in tuning_lines(manifest):
+        print(line)
     return 0

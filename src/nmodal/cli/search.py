@@ -103,6 +103,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="IVF lists visited (approximate indexes; capped at the number of lists, more: "
         "better recall, slower; default: the value recorded in the index)",
     )
+    p.add_argument(
+        "--ef-search",
+        type=int,
+        default=None,
+        help="HNSW indexes: candidates explored per query (more: better recall, slower; "
+        "default: the value tuned at build time)",
+    )
+    p.add_argument(
+        "--k-factor",
+        type=float,
+        default=None,
+        help="refined (...,RFlat) indexes: candidates re-ranked exactly per result",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=handle)
 
@@ -110,7 +123,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from nmodal.index import Filters, PostIndex, QueryEncoder
 
-    index = PostIndex.open(args.index, nprobe=args.nprobe)
+    index = PostIndex.open(
+        args.index,
+        nprobe=args.nprobe,
+        params={"efSearch": args.ef_search, "k_factor": args.k_factor},
+    )
     accounts = tuple(a for value in (args.account or []) for a in csv_list(value))
     check_accounts(accounts, index.accounts_list())
     origins = tuple(o for value in (args.forwarded_from or []) for o in csv_list(value))

@@ -103,6 +103,13 @@ class SearchParams:
             Query(pattern="^(any|only|none)$", description="only forwards, none, or any post"),
         ] = "any",
         nprobe: Annotated[int | None, Query(ge=1, description=NPROBE_HELP)] = None,
+        ef_search: Annotated[
+            int | None, Query(ge=1, description="HNSW indexes: candidates explored per query")
+        ] = None,
+        k_factor: Annotated[
+            float | None,
+            Query(ge=1, description="refined (RFlat) indexes: candidates re-ranked per result"),
+        ] = None,
     ) -> None:
         self.k = k
         accounts = [a.strip() for value in (account or []) for a in value.split(",") if a.strip()]
@@ -118,6 +125,7 @@ class SearchParams:
         self.collate = collate
         self.include_same = same_modality if include_same is None else include_same
         self.nprobe = nprobe
+        self.params = {"efSearch": ef_search, "k_factor": k_factor}
 
     def search_options(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`PostIndex.search` / :meth:`PostIndex.more_like_this`."""
@@ -128,6 +136,7 @@ class SearchParams:
             "collation": self.collate,
             "include_same": self.include_same,
             "nprobe": self.nprobe,
+            "params": self.params,
         }
 
 
