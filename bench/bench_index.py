@@ -192,6 +192,7 @@ def bench_size(n: int, num_queries: int, latent_dim: int | None = LATENT_DIM) ->
 
 SIZES = {
     "100k": (100_000, 300, LATENT_DIM),
+    "400k": (400_000, 200, LATENT_DIM),
     "1M": (1_000_000, 200, LATENT_DIM),
     "1M-iso": (1_000_000, 200, None),
     "10k": (10_000, 200, LATENT_DIM),

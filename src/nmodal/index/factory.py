@@ -77,9 +77,27 @@ def new_index(dim: int, factory: str) -> Any:
         raise InputError(
             f"FAISS factory string {factory!r} is not valid for dim {dim}: {exc}"
         ) from exc
+    _no_polysemous_training(index)
     if not _stores_ids(index):
         index = faiss.IndexIDMap(index)
     return index
+
+
+def _no_polysemous_training(index: Any) -> None:
+    """Switch off FAISS's polysemous training of PQ codes (an annealing over code orders for
+    Hamming-distance filtering, which nmodal never uses): minutes on a busy machine."""
+    import faiss
+
+    node = faiss.downcast_index(index)
+    while True:
+        if isinstance(node, (faiss.IndexIVFPQ, faiss.IndexPQ)):
+            node.do_polysemous_training = False
+        if isinstance(node, (faiss.IndexIDMap, faiss.IndexPreTransform)):
+            node = faiss.downcast_index(node.index)
+        elif isinstance(node, faiss.IndexRefine):
+            node = faiss.downcast_index(node.base_index)
+        else:
+            return
 
 
 def _stores_ids(index: Any) -> bool:
@@ -178,7 +196,14 @@ def components(index: Any) -> dict[str, Any]:
         found["ivf"] = node
     elif isinstance(node, faiss.IndexHNSW):
         found["hnsw"] = node
+    elif isinstance(node, (faiss.IndexPQ, faiss.IndexLSH)):
+        found["no_params"] = node  # its search() rejects any parameters (and id selectors)
     return found
+
+
+def takes_selectors(index: Any) -> bool:
+    """Whether ``index`` can be searched restricted to some ids (plain PQ / LSH cannot)."""
+    return "no_params" not in components(index)
 
 
 def knobs_of(index: Any) -> tuple[str, ...]:
@@ -255,6 +280,10 @@ def search_parameters(
 
     lib: Any = faiss  # the Python wrappers take numpy arrays; the stubs do not
     parts = components(index)
+    if "no_params" in parts:
+        if bitmap is not None:
+            raise InputError("this index type cannot be searched with an id filter")
+        return None, []
     values = {**knob_values(index), **{k: v for k, v in knobs.items() if v is not None}}
     keep: list[Any] = []
     core: Any

@@ -20,7 +20,8 @@ index's) setting. It is capped at each modality's number of lists and ignored by
 indexes. An ``IVF...,Flat`` index visiting all its lists scores every vector exactly, so
 such a search is certified like a ``Flat`` one and says ``exact: true``.
 
-When filters leave at most ``dense_max`` posts, those posts are scored directly (exact).
+When filters leave at most ``dense_max`` posts (or an index type cannot filter by id: plain
+``PQ``), those posts are scored directly (exact).
 
 Example:
     >>> index = PostIndex.open("idx")  # doctest: +SKIP
@@ -53,6 +54,7 @@ from nmodal.index.factory import (
     search_parameters,
     set_knobs,
     set_nprobe,
+    takes_selectors,
 )
 from nmodal.index.scoring import (
     COLLATIONS,
@@ -261,6 +263,8 @@ class PostIndex:
         self._ivf = {m: ivf_of(index) for m, index in indexes.items()}
         self._knobs = {m: knobs_of(index) for m, index in indexes.items()}
         self._id_map = {m: id_map_of(index) for m, index in indexes.items()}
+        #: False when some index cannot filter by id (plain PQ): filtered searches score directly
+        self._selectors = all(takes_selectors(index) for index in indexes.values())
         #: modalities whose IVF index stores raw float32 vectors (exact when every list is visited)
         self._flat_ivf = {m: is_flat_ivf(index) for m, index in indexes.items()}
         # metadata as plain object arrays (None for missing): per-hit lookups stay cheap
@@ -443,7 +447,7 @@ class PostIndex:
         n_allowed = self.num_posts if allowed is None else int(allowed.sum())
 
         extra: dict[str, Any] = {}
-        if allowed is not None and n_allowed <= self.dense_max:
+        if allowed is not None and (n_allowed <= self.dense_max or not self._selectors):
             rows, scores, sims, labels = self._score_dense(vectors, pairs, allowed, collation)
             exact, n_cand = True, len(rows)
         else:
