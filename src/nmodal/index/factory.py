@@ -91,7 +91,7 @@ def _no_polysemous_training(index: Any) -> None:
     node = faiss.downcast_index(index)
     while True:
         if isinstance(node, (faiss.IndexIVFPQ, faiss.IndexPQ)):
-            node.do_polysemous_training = False
+            setattr(node, "do_polysemous_training", False)  # noqa: B010 (not in the stubs)
         if isinstance(node, (faiss.IndexIDMap, faiss.IndexPreTransform)):
             node = faiss.downcast_index(node.index)
         elif isinstance(node, faiss.IndexRefine):
