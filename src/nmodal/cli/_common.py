@@ -53,12 +53,36 @@ def add_retrieval_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def read_store(store: Path, modalities: list[str] | None) -> Any:
-    """The feature store at ``store``, restricted to ``modalities`` when given."""
+def add_store_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--no-verify``: skip the shards' sha256 check when reading a store."""
+    p.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="do not check the store's shards against the sha256s in its manifest (faster "
+        "on a store you made yourself; shapes, dtypes and finiteness are still checked)",
+    )
+
+
+def read_store(
+    store: Path,
+    modalities: list[str] | None,
+    rows: Any = None,
+    verify: bool = True,
+) -> Any:
+    """The feature store at ``store`` in memory (stored dtype kept), restricted to
+    ``modalities`` and ``rows`` when given: only those are read."""
     from nmodal.features import read_featureset
 
-    fs = read_featureset(store)
-    return fs.select(modalities) if modalities else fs
+    return read_featureset(store, dtype=None, modalities=modalities, rows=rows, verify=verify)
+
+
+def open_store(store: Path, modalities: list[str] | None, verify: bool = True) -> Any:
+    """A lazy view of the store (:class:`nmodal.features.StoreView`): post ids and presence
+    in memory, features read when asked for."""
+    from nmodal.features import StoreReader
+
+    return StoreReader(store, verify=verify).view(modalities)
 
 
 def parse_value(text: str) -> Any:
@@ -165,6 +189,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="CPU threads while training (default: 1 for batches under 512, where waking "
         "idle threads costs more than it saves; torch's default otherwise)",
     )
+    g.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="load the training and validation features into memory first (faster "
+        "batches; memory grows with the collection). Default: batches are read from the "
+        "store on disk as they are drawn (same results, memory independent of the size)",
+    )
+    add_store_arguments(g)
     s = p.add_argument_group("data split")
     s.add_argument(
         "--test-size",

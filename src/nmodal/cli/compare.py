@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if args.loss_option:
         raise InputError("compare takes loss options in --losses, e.g. symile:negative_sampling=n")
     base = train_config_from_args(args)
-    fs = read_store(args.store, base.modalities)
+    fs = read_store(args.store, base.modalities, verify=args.verify)
     result = compare_losses(
         fs,
         base,

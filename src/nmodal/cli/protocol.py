@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args.out, args.overwrite)
     base = train_config_from_args(args)
-    fs = read_store(args.store, base.modalities)
+    fs = read_store(args.store, base.modalities, verify=args.verify)
     groups = load_groups(args, fs.post_ids)
     losses = [
         {**base.loss, "name": name} if name == base.loss["name"] else {"name": name}

@@ -11,7 +11,7 @@ from nmodal.cli._common import (
     add_train_arguments,
     check_output,
     load_groups,
-    read_store,
+    open_store,
     train_config_from_args,
 )
 from nmodal.cli._help import add_examples
@@ -71,7 +71,7 @@ def _train(args: argparse.Namespace) -> int:
 
     check_output(args.out, args.overwrite)
     config = train_config_from_args(args)
-    fs = read_store(args.store, config.modalities)
+    fs = open_store(args.store, config.modalities, verify=args.verify)
     groups = load_groups(args, fs.post_ids)
     split = split_posts(fs.num_posts, args.test_size, args.val_fraction, args.seed, groups=groups)
     warn_large_test_share(len(split.test), fs.num_posts)
@@ -79,9 +79,11 @@ def _train(args: argparse.Namespace) -> int:
         f"training on {len(split.train)} posts, validating on {len(split.val)}, "
         f"holding out {len(split.test)} for test; modalities {fs.modalities}"
     )
-    result = train_model(
-        fs.subset(split.train), config, val=fs.subset(split.val) if len(split.val) >= 2 else None
-    )
+    train = fs.subset(split.train)
+    val = fs.subset(split.val) if len(split.val) >= 2 else None
+    if args.in_memory:
+        train, val = train.load(), val.load() if val is not None else None
+    result = train_model(train, config, val=val)
     from nmodal.train.distributed import is_main_process
 
     if not is_main_process():  # under torchrun only rank 0 writes

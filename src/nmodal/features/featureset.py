@@ -30,6 +30,9 @@ class FeatureSet:
     features: dict[str, np.ndarray]
     present: dict[str, np.ndarray] = field(default_factory=dict)
     encoders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # True when the rows come from checked data (a subset or selection of a validated set,
+    # or rows the store reader checked as it read them): the finiteness scan is skipped
+    checked: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.post_ids = np.asarray(self.post_ids).astype(str)
@@ -38,7 +41,7 @@ class FeatureSet:
                 self.present[m] = np.ones(len(self.post_ids), dtype=bool)
             else:
                 self.present[m] = np.asarray(self.present[m], dtype=bool)
-        self.validate()
+        self.validate(finite=not self.checked)
 
     @property
     def modalities(self) -> list[str]:
@@ -51,8 +54,9 @@ class FeatureSet:
     def dims(self) -> dict[str, int]:
         return {m: int(x.shape[1]) for m, x in self.features.items()}
 
-    def validate(self) -> None:
-        """Raise :class:`InputError` on shape mismatches, duplicate ids or non-finite values."""
+    def validate(self, finite: bool = True) -> None:
+        """Raise :class:`InputError` on shape mismatches, duplicate ids or (``finite``)
+        non-finite values; scanned in blocks of rows, never a copy of a whole modality."""
         n = len(self.post_ids)
         if len(set(self.post_ids.tolist())) != n:
             raise InputError("feature set: post_ids are not unique")
@@ -65,14 +69,23 @@ class FeatureSet:
                 )
             if self.present[m].shape != (n,):
                 raise InputError(f"feature set: presence mask of {m!r} has the wrong shape")
-            rows = x[self.present[m]]
-            if rows.size and not np.isfinite(rows).all():
-                bad = np.flatnonzero(self.present[m])[~np.isfinite(rows).all(axis=1)]
-                ids = ", ".join(self.post_ids[bad[:5]])
-                raise InputError(
-                    f"feature set: modality {m!r} has NaN/inf features in {len(bad)} posts "
-                    f"(e.g. {ids})"
-                )
+            if finite:
+                self._check_finite(m)
+
+    def _check_finite(self, m: str, block: int = 8192) -> None:
+        x, present = self.features[m], self.present[m]
+        bad = [
+            lo + np.flatnonzero(~np.isfinite(x[lo : lo + block]).all(axis=1))
+            for lo in range(0, len(x), block)
+        ]
+        rows = np.concatenate([np.zeros(0, np.int64), *bad])
+        rows = rows[present[rows]]
+        if len(rows):
+            ids = ", ".join(self.post_ids[rows[:5]])
+            raise InputError(
+                f"feature set: modality {m!r} has NaN/inf features in {len(rows)} posts "
+                f"(e.g. {ids})"
+            )
 
     def subset(self, index: np.ndarray | Sequence[int]) -> FeatureSet:
         """Rows ``index`` (integer positions or a boolean mask), all modalities."""
@@ -82,6 +95,7 @@ class FeatureSet:
             features={m: x[idx] for m, x in self.features.items()},
             present={m: p[idx] for m, p in self.present.items()},
             encoders=dict(self.encoders),
+            checked=True,
         )
 
     def select(self, modalities: Sequence[str]) -> FeatureSet:
@@ -96,7 +110,15 @@ class FeatureSet:
             features={m: self.features[m] for m in modalities},
             present={m: self.present[m] for m in modalities},
             encoders={m: self.encoders[m] for m in modalities if m in self.encoders},
+            checked=True,
         )
+
+    def take(self, index: np.ndarray, dtype: Any = None) -> dict[str, np.ndarray]:
+        """Features of rows ``index`` per modality (as :meth:`StoreView.take`)."""
+        return {
+            m: x[index] if dtype is None else x[index].astype(dtype)
+            for m, x in self.features.items()
+        }
 
     def complete(self, modalities: Sequence[str] | None = None) -> np.ndarray:
         """Boolean mask of posts that have every one of ``modalities`` (default: all)."""
@@ -112,6 +134,6 @@ class FeatureSet:
         h.update("\n".join(self.post_ids.tolist()).encode())
         for m in sorted(self.features):
             h.update(m.encode())
-            h.update(np.ascontiguousarray(self.present[m]).tobytes())
-            h.update(np.ascontiguousarray(self.features[m]).tobytes())
+            h.update(np.ascontiguousarray(self.present[m]).data)
+            h.update(np.ascontiguousarray(self.features[m]).data)  # no copy when contiguous
         return h.hexdigest()[:16]

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from nmodal import atomic
 from nmodal.errors import InputError, OutputExistsError
@@ -329,58 +329,6 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         versions=(1, VERSION),
         what="a feature store",
         missing_hint="; make one with `nmodal extract`",
-    )
-
-
-def read_featureset(
-    path: str | Path,
-    dtype: type | None = np.float32,
-    modalities: Sequence[str] | None = None,
-    allow_partial: bool = False,
-) -> FeatureSet:
-    """Load a store into memory: all shards, posts in store (= posts table) order.
-
-    ``dtype=None`` keeps the stored dtype; ``modalities`` selects (and orders) modalities.
-    An unfinished store raises :class:`InputError` unless ``allow_partial`` (then only its
-    written shards are read).
-    """
-    path = Path(path)
-    manifest = read_manifest(path)
-    if not manifest.get("complete", False) and not allow_partial:
-        done = len(manifest["shards"])
-        raise InputError(
-            f"{path}: feature store is incomplete ({done} of {manifest.get('num_shards', '?')} shards); "
-            "rerun `nmodal extract` with the same arguments to finish it"
-        )
-    stored = list(manifest["modalities"])
-    mods = list(modalities) if modalities is not None else stored
-    unknown = [m for m in mods if m not in manifest["modalities"]]
-    if unknown:
-        raise InputError(f"{path}: no modality {unknown[0]!r} in this store (it has {stored})")
-    ids: list[str] = []
-    parts: dict[str, list[np.ndarray]] = {m: [] for m in mods}
-    present: dict[str, list[np.ndarray]] = {m: [] for m in mods}
-    for shard in sorted(manifest["shards"], key=lambda s: s.get("index", 0)):
-        name = shard["name"]
-        try:
-            tensors = load_file(str(path / f"{name}.safetensors"))
-            ids.extend(json.loads((path / f"{name}.ids.json").read_text()))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: shard {name} is unreadable ({exc})") from exc
-        for m in mods:
-            x = tensors[m]
-            parts[m].append(x.astype(dtype) if dtype is not None else x)
-            present[m].append(tensors[f"{m}.present"].astype(bool))
-    if not ids:
-        dims = {m: int(manifest["modalities"][m]["dim"]) for m in mods}
-        out_dtype = dtype or np.float32
-        parts = {m: [np.zeros((0, dims[m]), out_dtype)] for m in mods}
-        present = {m: [np.zeros(0, bool)] for m in mods}
-    return FeatureSet(
-        post_ids=np.array(ids, dtype=str),
-        features={m: np.concatenate(v) for m, v in parts.items()},
-        present={m: np.concatenate(v) for m, v in present.items()},
-        encoders={m: manifest["modalities"][m].get("encoder", {}) for m in mods},
     )
 
 

@@ -1,10 +1,13 @@
 """The training loop: projection heads + an N-modal loss on pre-extracted features.
 
-Features are held in memory as tensors and batches are taken by indexing (no per-item
-``Dataset``). Runs are seeded and deterministic on the CPU. Heads start at random (``init="gcca"``:
-at the generalised-CCA solution of the training posts) and the last epoch is kept
-(``select="last"``); ``select="val_loss"`` / ``"val_recall"`` keep a copy of the best epoch
-on validation data instead.
+Features are held in memory as tensors (in their stored dtype) and batches are taken by
+indexing (no per-item ``Dataset``); or, from a :class:`~nmodal.features.StoreView` of a
+store on disk, each batch's rows are read as it is drawn (the same batches in the same
+order: identical results, memory that does not grow with the collection). Runs are seeded
+and deterministic on the CPU. Heads start at random (``init="gcca"``: at the generalised-CCA
+solution of the training posts) and the last epoch is kept (``select="last"``);
+``select="val_loss"`` / ``"val_recall"`` keep a copy of the best epoch on validation data
+instead.
 
 Missing modalities (``TrainConfig.missing``): ``"drop"`` trains on the posts having every
 modality only; ``"mask"`` trains on every post with at least two of them and passes the
@@ -42,6 +45,7 @@ from tqdm.auto import tqdm
 
 from nmodal.errors import InputError
 from nmodal.features.featureset import FeatureSet
+from nmodal.features.reader import StoreView
 from nmodal.losses import build_loss, with_modalities
 from nmodal.model import HeadConfig, ModelConfig, NModalModel
 from nmodal.model.heads import ProjectionHead
@@ -183,18 +187,22 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 class _Batches:
-    """Feature tensors of the training posts, batched by indexing.
+    """The training posts' features, batched by indexing.
 
-    ``dtype``: the autocast dtype when training in mixed precision (autocast would round
-    every batch to it anyway; stored so, the features take half the memory and time).
+    From a :class:`FeatureSet` the features are held as tensors (on ``device``) in their
+    stored dtype, or in ``dtype`` when that is narrower (the autocast dtype when training
+    in mixed precision: autocast would round every batch to it anyway); from a
+    :class:`StoreView` (data on disk) each batch's rows are read when it is taken, so
+    memory holds a batch, not the collection. Either way a batch reaches the heads as
+    ``dtype`` by the same conversions, so both give identical results.
 
     ``missing="drop"``: the posts having every modality; ``"mask"``: the posts having at
-    least two, with their ``(M, N)`` presence masks.
+    least two, with their ``(M, N)`` presence masks (always in memory: a byte a post).
     """
 
     def __init__(
         self,
-        fs: FeatureSet,
+        fs: FeatureSet | StoreView,
         modalities: list[str],
         device: torch.device,
         missing: str = "drop",
@@ -203,12 +211,19 @@ class _Batches:
         present = np.stack([fs.present[m] for m in modalities])
         rows = present.all(0) if missing == "drop" else present.sum(0) >= 2
         self.num_posts = int(rows.sum())
-        self.features = {
-            m: torch.as_tensor(np.ascontiguousarray(fs.features[m][rows]), dtype=torch.float32)
-            .to(dtype)
-            .to(device)
-            for m in modalities
-        }
+        self.dtype = dtype
+        self.modalities = modalities
+        self.source: StoreView | None = None
+        self.features: dict[str, torch.Tensor] = {}
+        if isinstance(fs, FeatureSet):
+            for m in modalities:
+                x = fs.features[m] if rows.all() else fs.features[m][rows]
+                t = torch.from_numpy(np.ascontiguousarray(x))
+                if t.element_size() > dtype.itemsize:
+                    t = t.to(torch.float32).to(dtype)
+                self.features[m] = t.to(device)
+        else:
+            self.source = fs.select(modalities).subset(np.flatnonzero(rows))
         self.present = (
             torch.as_tensor(present[:, rows]).to(device)
             if missing == "mask" and not present[:, rows].all()
@@ -225,8 +240,17 @@ class _Batches:
         idx = [order[i : i + batch_size] for i in range(0, stop, batch_size)]
         return [i.to(self.device) for i in idx if len(i) >= 2]
 
+    def _as_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the batch dtype, by float32 first (exact from float16 and float32)."""
+        return x if x.dtype == self.dtype else x.to(torch.float32).to(self.dtype)
+
     def take(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {m: x.index_select(0, index) for m, x in self.features.items()}
+        if self.source is None:
+            return {m: self._as_batch(x.index_select(0, index)) for m, x in self.features.items()}
+        rows = self.source.take(index.cpu().numpy())
+        return {
+            m: self._as_batch(torch.from_numpy(rows[m]).to(self.device)) for m in self.modalities
+        }
 
     def masks(self, index: torch.Tensor) -> list[torch.Tensor] | None:
         """Presence masks of the posts ``index`` (None: every artifact present)."""
@@ -279,11 +303,13 @@ def batch_loss(
 
 
 @torch.no_grad()
-def validation_recall(model: NModalModel, val: FeatureSet) -> float:
+def validation_recall(model: NModalModel, val: FeatureSet | StoreView) -> float:
     """Mean of R@1, R@5 and R@10 of post retrieval on (up to 1000 of) the validation posts."""
     mods = model.modalities
     rows = np.flatnonzero(np.stack([val.present[m] for m in mods]).sum(axis=0) >= 2)
     sub = val.subset(rows[:VAL_RECALL_POSTS])
+    if isinstance(sub, StoreView):
+        sub = sub.load()
     emb = model.embed({m: sub.features[m] for m in mods})
     recall = post_retrieval_recall(
         [emb[m] for m in mods], ks=(1, 5, 10), present=[sub.present[m] for m in mods]
@@ -321,13 +347,16 @@ def default_threads(config: TrainConfig) -> int | None:
 
 
 def train_model(
-    train: FeatureSet,
+    train: FeatureSet | StoreView,
     config: TrainConfig | None = None,
-    val: FeatureSet | None = None,
+    val: FeatureSet | StoreView | None = None,
     progress: bool = True,
     distributed: DistContext | None = None,
 ) -> TrainResult:
     """Train projection heads on ``train``; keep the best epoch on ``val`` loss if given.
+
+    ``train`` and ``val`` are feature sets in memory or :class:`StoreView` s of a store on
+    disk (batches read as they are drawn; same results for the same data and seed).
 
     ``distributed``: the DDP context (default: detected from an initialised process group).
     On the CPU training uses ``config.threads`` intra-op threads (default:
@@ -345,9 +374,9 @@ def train_model(
 
 
 def _train(
-    train: FeatureSet,
+    train: FeatureSet | StoreView,
     config: TrainConfig,
-    val: FeatureSet | None,
+    val: FeatureSet | StoreView | None,
     progress: bool,
     distributed: DistContext | None,
 ) -> TrainResult:
@@ -355,7 +384,7 @@ def _train(
     modalities = list(config.modalities or train.modalities)
     if len(modalities) < 2:
         raise InputError(f"training needs at least two modalities, got {modalities}")
-    unknown = [m for m in modalities if m not in train.features]
+    unknown = [m for m in modalities if m not in train.modalities]
     if unknown:
         raise InputError(f"unknown modality {unknown[0]!r}; the feature set has {train.modalities}")
     device = resolve_device(config.device)
@@ -378,7 +407,7 @@ def _train(
     loss_spec = with_modalities(config.loss, modalities)
     model_config = ModelConfig(
         modalities=modalities,
-        input_dims={m: int(train.features[m].shape[1]) for m in modalities},
+        input_dims={m: train.dims()[m] for m in modalities},
         head=config.head,
         loss=loss_spec,
         encoders={m: train.encoders.get(m, {}) for m in modalities},
@@ -397,7 +426,8 @@ def _train(
             complete = np.sort(rng.choice(complete, GCCA_INIT_POSTS, replace=False))
         if len(complete) >= GCCA_MIN_POSTS:  # fewer: torch's random initialisation
             heads = {m: cast(ProjectionHead, model.heads[m]) for m in modalities}
-            init_heads_from_gcca(heads, {m: train.features[m][complete] for m in modalities})
+            sample = train.select(modalities).take(complete)  # a sample: read from disk too
+            init_heads_from_gcca(heads, sample)
     model = model.to(device)
     assert model.loss is not None
     forward: nn.Module = model
