@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -64,3 +65,32 @@ def make_synthetic(
         for m, d in zip(modalities, dims, strict=True)
     }
     return FeatureSet(post_ids=ids, features=features, present=present, encoders=encoders)
+
+
+def write_synthetic_store(
+    path: str | Path,
+    num_posts: int,
+    modalities: Sequence[str] = ("text", "image", "video"),
+    dim: int | Sequence[int] = 768,
+    seed: int = 0,
+    dtype: str = "float16",
+    shard_size: int = 1024,
+) -> Path:
+    """Write a synthetic store of ``num_posts`` posts shard by shard (memory: one shard),
+    for benchmarks of collections larger than memory. Each shard is
+    :func:`make_synthetic` of its own seed, with ids numbered across the store."""
+    from nmodal.features.store import StoreWriter
+
+    dims = [dim] * len(modalities) if isinstance(dim, int) else list(dim)
+    ids = [f"syn-{i:08d}" for i in range(num_posts)]
+    encoders = {
+        m: {"dim": d, "encoder": {"name": "synthetic", "version": "1", "dim": d}}
+        for m, d in zip(modalities, dims, strict=True)
+    }
+    writer = StoreWriter(path, ids, encoders, shard_size=shard_size, dtype=dtype, overwrite=True)
+    for k in writer.pending_shards():
+        lo, hi = writer.shard_bounds(k)
+        part = make_synthetic(hi - lo, modalities, dims, seed=seed * 1_000_003 + k)
+        writer.write_shard(k, part.features, part.present)
+    writer.finish()
+    return Path(path)
