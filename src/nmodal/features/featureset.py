@@ -113,11 +113,14 @@ class FeatureSet:
             checked=True,
         )
 
-    def take(self, index: np.ndarray, dtype: Any = None) -> dict[str, np.ndarray]:
+    def take(
+        self, index: np.ndarray, dtype: Any = None, modalities: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
         """Features of rows ``index`` per modality (as :meth:`StoreView.take`)."""
+        mods = self.modalities if modalities is None else list(modalities)
         return {
-            m: x[index] if dtype is None else x[index].astype(dtype)
-            for m, x in self.features.items()
+            m: self.features[m][index] if dtype is None else self.features[m][index].astype(dtype)
+            for m in mods
         }
 
     def complete(self, modalities: Sequence[str] | None = None) -> np.ndarray:

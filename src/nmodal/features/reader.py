@@ -388,9 +388,13 @@ class StoreView:
         dims = self.reader.dims()
         return {m: dims[m] for m in self.modalities}
 
-    def take(self, index: np.ndarray, dtype: Any = None) -> dict[str, np.ndarray]:
-        """Features of the view's rows ``index`` (positions in the view)."""
-        return self.reader.gather(self.modalities, self.rows[np.asarray(index)], dtype)
+    def take(
+        self, index: np.ndarray, dtype: Any = None, modalities: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Features of the view's rows ``index`` (positions in the view), of
+        ``modalities`` (default: the view's)."""
+        mods = self.modalities if modalities is None else list(modalities)
+        return self.reader.gather(mods, self.rows[np.asarray(index)], dtype)
 
     def subset(self, index: np.ndarray | Sequence[int]) -> StoreView:
         idx = np.asarray(index)

@@ -33,7 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from nmodal.errors import InputError
-from nmodal.features import FeatureSet, read_featureset
+from nmodal.features import FeatureSet, StoreReader, StoreView
 from nmodal.index import layout
 from nmodal.index.factory import (
     FLAT_MAX_ARTIFACTS,
@@ -176,18 +176,18 @@ def _load_model(model_dir: str | Path) -> Any:
     return NModalModel.load(model_dir)
 
 
-def _check_store(model: Any, fs: FeatureSet, store_dir: Path) -> list[str]:
+def _check_store(model: Any, fs: FeatureSet | StoreView, store_dir: Path) -> list[str]:
     """The modalities model and store share; InputError if dims or encoders disagree."""
-    mods = [m for m in model.modalities if m in fs.features]
+    mods = [m for m in model.modalities if m in fs.modalities]
     if not mods:
         raise InputError(
             f"{store_dir}: store modalities {fs.modalities} share none with the model's {model.modalities}"
         )
     for m in mods:
         expected = model.config.input_dims[m]
-        if fs.features[m].shape[1] != expected:
+        if fs.dims()[m] != expected:
             raise InputError(
-                f"{store_dir}: modality {m!r} has {fs.features[m].shape[1]}-d features, "
+                f"{store_dir}: modality {m!r} has {fs.dims()[m]}-d features, "
                 f"the model expects {expected}-d"
             )
         trained = model.config.encoders.get(m) or {}
@@ -201,9 +201,10 @@ def _check_store(model: Any, fs: FeatureSet, store_dir: Path) -> list[str]:
 
 
 def _embed(
-    model: Any, fs: FeatureSet, mods: Sequence[str], batch_size: int, progress: bool
+    model: Any, fs: FeatureSet | StoreView, mods: Sequence[str], batch_size: int, progress: bool
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Post-aligned embeddings (zeros where absent) and presence masks of ``fs``."""
+    """Post-aligned embeddings (zeros where absent) and presence masks of ``fs``; the
+    features are read ``batch_size`` rows at a time (from disk for a :class:`StoreView`)."""
     p = model.config.projection_dim
     emb: dict[str, np.ndarray] = {}
     present: dict[str, np.ndarray] = {}
@@ -219,7 +220,8 @@ def _embed(
         out = np.zeros((fs.num_posts, p), dtype=np.float32)
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            out[chunk] = model.embed({m: fs.features[m][chunk]}, batch_size=batch_size)[m]
+            x = fs.take(chunk, modalities=[m])[m]
+            out[chunk] = model.embed({m: x}, batch_size=batch_size)[m]
             bar.update(len(chunk))
         emb[m] = out
         present[m] = fs.present[m].copy()
@@ -424,7 +426,7 @@ def build_index(
     model_dir, store_dir, out = Path(model_dir), Path(store_dir), Path(out)
     model = _load_model(model_dir)
     fingerprint = layout.model_fingerprint(model_dir)
-    fs = read_featureset(store_dir)
+    fs: FeatureSet | StoreView = StoreReader(store_dir).view()
     mods = _check_store(model, fs, store_dir)
     keep = np.zeros(fs.num_posts, dtype=bool)
     for m in mods:
@@ -533,8 +535,8 @@ def add_posts(
     layout.check_model(manifest, model_dir, index_dir)
     mods = list(manifest["modalities"])
     model = _load_model(model_dir)
-    fs = read_featureset(store_dir)
-    missing = [m for m in mods if m not in fs.features]
+    fs: FeatureSet | StoreView = StoreReader(store_dir).view()
+    missing = [m for m in mods if m not in fs.modalities]
     if missing:
         raise InputError(f"{store_dir}: store lacks indexed modality {missing[0]!r}")
     _check_store(model, fs, store_dir)
