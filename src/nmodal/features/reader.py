@@ -158,7 +158,8 @@ class StoreReader:
         unknown = [m for m in mods if m not in self.manifest["modalities"]]
         if unknown:
             raise InputError(
-                f"{self.path}: no modality {unknown[0]!r} in this store (it has {self.modalities})"
+                f"{self.path}: unknown modality {unknown[0]!r}: no modality {unknown[0]!r} in "
+                f"this store (it has {self.modalities})"
             )
         return mods
 
