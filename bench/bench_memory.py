@@ -77,13 +77,26 @@ def run_sizes(
                 [*nmodal, "train", str(store), "--out", str(model), "--overwrite",
                  "--epochs", str(epochs), "--batch-size", str(batch), "--amp", "off"], src,
             )  # fmt: skip
-            row[f"evaluate[{label}]"] = _measure([*nmodal, "evaluate", str(model), str(store)], src)
+            row[f"evaluate[{label}]"] = _measure(
+                [*nmodal, "evaluate", str(model), "--store", str(store)], src
+            )
+            row[f"index build[{label}]"] = _measure(
+                [*nmodal, "index", "build", "--model", str(model), "--store", str(store),
+                 "--out", str(work / f"index-{label}-{n}"), "--overwrite"], src,
+            )  # fmt: skip
         results[str(n)] = row
         print(json.dumps({n: row}), flush=True)
         for f in sorted(store.iterdir()):
             f.unlink()
         store.rmdir()
     return results
+
+
+def run(quick: bool) -> dict[str, object]:
+    """For bench/run.py: after-only figures (small sizes with ``quick``)."""
+    sizes = [2000, 8000] if quick else [20000, 100000, 300000]
+    work = Path(tempfile.mkdtemp(prefix="nmodal-bench-memory-"))
+    return run_sizes(sizes, work, {"after": str(ROOT / "src")}, 1, 1024, 0)
 
 
 def main() -> int:
