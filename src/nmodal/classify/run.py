@@ -9,17 +9,23 @@ Output directory::
     confusion-<clf>.png       pooled out-of-fold confusion matrix per classifier
     classifiers/<clf>/        the final classifier fitted on all rows (no pickle)
 
+The experiment is read (:func:`read_rows`), computed (:func:`evaluate_classifier` per
+classifier) and presented (:func:`results_markdown`, :func:`write_results`) by separate
+functions; :func:`run_classification` runs them in order from one :class:`ClassifyConfig`.
+
 Example:
-    >>> run_classification("runs/m1", "data/store", "data/dataset", label="stance",
-    ...                    out_dir="runs/stance", classifiers=["rf", "logreg"])  # doctest: +SKIP
+    >>> config = ClassifyConfig("runs/m1", "data/store", "data/dataset", label="stance",
+    ...                         out_dir="runs/stance", classifiers=("rf", "logreg"))
+    >>> run_classification(config)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,11 +34,20 @@ from nmodal.classify.crossval import cross_validate
 from nmodal.classify.estimators import CLASSIFIERS, DISPLAY_NAMES, make_pipeline
 from nmodal.classify.persist import save_classifier
 from nmodal.classify.plots import plot_confusion, plot_roc
-from nmodal.classify.rows import embedding_rows, label_rows, read_label_mapping, read_posts_table
+from nmodal.classify.rows import (
+    LabelledRows,
+    embedding_rows,
+    label_rows,
+    read_label_mapping,
+    read_posts_table,
+)
 from nmodal.classify.sampling import FoldSMOTE
 from nmodal.classify.tables import results_table
 from nmodal.errors import InputError, OutputExistsError
 from nmodal.model import model_fingerprint
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 MODALITY_CHOICES = ("all", "fused")
 
@@ -59,63 +74,97 @@ def _check_out(out_dir: Path, overwrite: bool) -> None:
         raise OutputExistsError(f"{out_dir}: exists and is not empty (use --overwrite)")
 
 
-def run_classification(
-    model_dir: str | Path,
-    store_dir: str | Path,
-    posts: str | Path,
-    label: str,
-    out_dir: str | Path,
-    *,
-    by: str = "post",
-    classifiers: Sequence[str] = CLASSIFIERS,
-    smote: bool = False,
-    modality: str = "all",
-    folds: int = 5,
-    seed: int = 0,
-    mapping: str | Path | None = None,
-    classifier_params: Mapping[str, Mapping[str, Any]] | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Run the experiment and write its outputs into ``out_dir`` (atomically); returns the
-    content of ``results.json``."""
-    from nmodal.features import read_featureset
-    from nmodal.model import NModalModel
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """One classification experiment: where its inputs are, what to classify and how, and
+    where its outputs go (``nmodal classify`` builds it from its arguments)."""
 
+    model_dir: str | Path
+    store_dir: str | Path
+    posts: str | Path
+    label: str
+    out_dir: str | Path
+    #: folds grouped by ``post``, by ``account``, or split by ``time``
+    by: str = "post"
+    classifiers: Sequence[str] = CLASSIFIERS
+    smote: bool = False
+    #: ``all``, ``fused`` or a comma list of modalities (:func:`parse_modality`)
+    modality: str = "all"
+    folds: int = 5
+    seed: int = 0
+    #: account -> label file used instead of the posts table's label column
+    mapping: str | Path | None = None
+    classifier_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    overwrite: bool = False
+    progress: bool = True
+
+    def params_of(self) -> dict[str, dict[str, Any]]:
+        """The per-classifier keyword arguments as plain dicts."""
+        return {k: dict(v) for k, v in self.classifier_params.items()}
+
+
+@dataclass(frozen=True)
+class ClassifyRows:
+    """What the experiment reads: the labelled rows and the model they were embedded with."""
+
+    data: LabelledRows
+    modalities: list[str]
+    fusion: str | None
+    fingerprint: str
+
+
+def check_classifiers(classifiers: Sequence[str]) -> None:
+    """Refuse an empty list or an unknown classifier name."""
     unknown = [c for c in classifiers if c not in CLASSIFIERS]
     if unknown or not classifiers:
         raise InputError(f"unknown classifier {unknown[:1]}; choose from {', '.join(CLASSIFIERS)}")
-    out_dir = Path(out_dir)
-    model = NModalModel.load(model_dir)
-    fs = read_featureset(store_dir)
-    table = read_posts_table(posts)
-    label_map = read_label_mapping(mapping, label) if mapping is not None else None
+
+
+def read_rows(config: ClassifyConfig) -> ClassifyRows:
+    """Read: load the model, the feature store and the posts table, embed the chosen
+    modalities' artifacts and attach their labels."""
+    from nmodal.features import read_featureset
+    from nmodal.model import NModalModel
+
+    model = NModalModel.load(config.model_dir)
+    fs = read_featureset(config.store_dir)
+    table = read_posts_table(config.posts)
+    mapping = config.mapping
+    label_map = read_label_mapping(mapping, config.label) if mapping is not None else None
     shared = [m for m in model.modalities if m in fs.features]
-    mods, fusion = parse_modality(modality, shared)
+    mods, fusion = parse_modality(config.modality, shared)
     rows = embedding_rows(model, fs, mods, fusion)
-    data = label_rows(rows, table, label, by=by, mapping=label_map)
-    params = {k: dict(v) for k, v in (classifier_params or {}).items()}
-    fingerprint = model_fingerprint(model_dir)
-    config = {
-        "model": str(model_dir),
-        "model_fingerprint": fingerprint,
-        "store": str(store_dir),
-        "posts": str(posts),
-        "label": label,
-        "label_mapping": None if mapping is None else str(mapping),
-        "by": by,
-        "modality": modality,
-        "modalities": mods,
-        "fusion": fusion,
-        "classifiers": list(classifiers),
-        "smote": smote,
-        "folds": folds,
-        "seed": seed,
-        "classifier_params": params,
+    data = label_rows(rows, table, config.label, by=config.by, mapping=label_map)
+    return ClassifyRows(data, mods, fusion, model_fingerprint(config.model_dir))
+
+
+def config_json(config: ClassifyConfig, rows: ClassifyRows) -> dict[str, Any]:
+    """The ``config`` member of ``results.json``."""
+    return {
+        "model": str(config.model_dir),
+        "model_fingerprint": rows.fingerprint,
+        "store": str(config.store_dir),
+        "posts": str(config.posts),
+        "label": config.label,
+        "label_mapping": None if config.mapping is None else str(config.mapping),
+        "by": config.by,
+        "modality": config.modality,
+        "modalities": rows.modalities,
+        "fusion": rows.fusion,
+        "classifiers": list(config.classifiers),
+        "smote": config.smote,
+        "folds": config.folds,
+        "seed": config.seed,
+        "classifier_params": config.params_of(),
     }
+
+
+def data_summary(data: LabelledRows) -> dict[str, Any]:
+    """The ``data`` member of ``results.json``: rows, posts, groups, per-modality and
+    per-class counts, and what was dropped."""
     classes, counts = np.unique(data.y, return_counts=True)
     mod_names, mod_counts = np.unique(data.modality, return_counts=True)
-    summary = {
+    return {
         "num_rows": len(data),
         "num_posts": len(np.unique(data.post_ids)),
         "num_groups": len(np.unique(data.groups)),
@@ -123,48 +172,98 @@ def run_classification(
         "class_counts": dict(zip(classes.tolist(), counts.tolist(), strict=True)),
         "dropped": data.dropped,
     }
-    _check_out(out_dir, overwrite)
+
+
+def evaluate_classifier(
+    name: str, config: ClassifyConfig, data: LabelledRows
+) -> tuple[dict[str, Any], Pipeline]:
+    """Compute: ``name``'s cross-validation results and the final pipeline fitted on all
+    rows (SMOTE, when asked, inside the pipeline: training rows only)."""
+    params = config.params_of()
+    seed, smote = config.seed, config.smote
+    result = cross_validate(
+        data.X, data.y, data.groups, classifier=name, folds=config.folds, smote=smote,
+        seed=seed, times=data.times, classifier_params=params.get(name), progress=config.progress,
+    )  # fmt: skip
+    sampler = FoldSMOTE(random_state=seed) if smote else None
+    final = make_pipeline(name, seed=seed, sampler=sampler, **params.get(name, {}))
+    final.fit(data.X, data.y)
+    return result, final
+
+
+def classifier_metadata(
+    name: str, config: ClassifyConfig, rows: ClassifyRows, result: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What a saved classifier records about how it was made and how well it did."""
+    return {
+        "classifier": name,
+        "label": config.label,
+        "model_fingerprint": rows.fingerprint,
+        "modalities": rows.modalities,
+        "fusion": rows.fusion,
+        "by": config.by,
+        "smote": config.smote,
+        "cv": {m: result[m] for m in ("accuracy", "roc_auc")},
+    }
+
+
+def results_title(config: ClassifyConfig) -> str:
+    """The experiment in one line (the title of ``results.md``)."""
+    label, smote = config.label, config.smote
+    return (
+        f"{label} ({'provenance' if label == 'account' else 'classification'}), "
+        f"modality {config.modality}, split by {config.by}, {config.folds} folds"
+        f"{', SMOTE' if smote else ''}"
+    )
+
+
+def results_markdown(config: ClassifyConfig, doc: Mapping[str, Any]) -> str:
+    """Present: ``results.md``, the paper-style table with the data summary and warnings."""
+    summary, results = doc["data"], doc["results"]
+    display = {DISPLAY_NAMES[n]: results[n] for n in config.classifiers}
+    md = [
+        f"# {results_title(config)}",
+        "",
+        f"{summary['num_rows']} rows from {summary['num_posts']} posts, "
+        f"{len(summary['class_counts'])} classes, {summary['num_groups']} groups.",
+        "",
+        results_table(display),
+    ]
+    notes = [
+        f"- {DISPLAY_NAMES[n]}: {w}" for n in config.classifiers for w in results[n]["warnings"]
+    ]
+    if notes:
+        md += ["", "Warnings:", "", *notes]
+    return "\n".join(md) + "\n"
+
+
+def write_results(config: ClassifyConfig, doc: Mapping[str, Any], out: Path) -> None:
+    """Present: ``results.json``, ``results.md``, the ROC plot and a confusion matrix per
+    classifier, into ``out``."""
+    results = doc["results"]
+    (out / "results.json").write_text(json.dumps(doc, indent=2))
+    (out / "results.md").write_text(results_markdown(config, doc))
+    display = {DISPLAY_NAMES[n]: results[n] for n in config.classifiers}
+    plot_roc(display, out / "roc.png", title=f"ROC: {config.label}")
+    for name in config.classifiers:
+        plot_confusion(results[name], out / f"confusion-{name}.png", title=DISPLAY_NAMES[name])
+
+
+def run_classification(config: ClassifyConfig) -> dict[str, Any]:
+    """Run the experiment and write its outputs into ``config.out_dir`` (atomically);
+    returns the content of ``results.json``."""
+    check_classifiers(config.classifiers)
+    out_dir = Path(config.out_dir)
+    rows = read_rows(config)
+    settings = config_json(config, rows)
+    summary = data_summary(rows.data)
+    _check_out(out_dir, config.overwrite)
     with replacing_dir(out_dir) as tmp:
         results: dict[str, Any] = {}
-        for name in classifiers:
-            results[name] = cross_validate(
-                data.X, data.y, data.groups, classifier=name, folds=folds, smote=smote,
-                seed=seed, times=data.times, classifier_params=params.get(name), progress=progress,
-            )  # fmt: skip
-            sampler = FoldSMOTE(random_state=seed) if smote else None
-            final = make_pipeline(name, seed=seed, sampler=sampler, **params.get(name, {}))
-            final.fit(data.X, data.y)
-            meta = {
-                "classifier": name,
-                "label": label,
-                "model_fingerprint": fingerprint,
-                "modalities": mods,
-                "fusion": fusion,
-                "by": by,
-                "smote": smote,
-                "cv": {m: results[name][m] for m in ("accuracy", "roc_auc")},
-            }
+        for name in config.classifiers:
+            results[name], final = evaluate_classifier(name, config, rows.data)
+            meta = classifier_metadata(name, config, rows, results[name])
             save_classifier(final, tmp / "classifiers" / name, metadata=meta)
-        doc = {"config": config, "data": summary, "results": results}
-        (tmp / "results.json").write_text(json.dumps(doc, indent=2))
-        display = {DISPLAY_NAMES[n]: results[n] for n in classifiers}
-        title = (
-            f"{label} ({'provenance' if label == 'account' else 'classification'}), "
-            f"modality {modality}, split by {by}, {folds} folds{', SMOTE' if smote else ''}"
-        )
-        md = [
-            f"# {title}",
-            "",
-            f"{summary['num_rows']} rows from {summary['num_posts']} posts, "
-            f"{len(classes)} classes, {summary['num_groups']} groups.",
-            "",
-            results_table(display),
-        ]
-        notes = [f"- {DISPLAY_NAMES[n]}: {w}" for n in classifiers for w in results[n]["warnings"]]
-        if notes:
-            md += ["", "Warnings:", "", *notes]
-        (tmp / "results.md").write_text("\n".join(md) + "\n")
-        plot_roc(display, tmp / "roc.png", title=f"ROC: {label}")
-        for name in classifiers:
-            plot_confusion(results[name], tmp / f"confusion-{name}.png", title=DISPLAY_NAMES[name])
+        doc = {"config": settings, "data": summary, "results": results}
+        write_results(config, doc, tmp)
     return doc

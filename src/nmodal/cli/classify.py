@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nmodal.cli._help import add_examples
 from nmodal.errors import InputError
+
+if TYPE_CHECKING:
+    from nmodal.classify.run import ClassifyConfig
 
 CLASSIFIER_NAMES = ("nb", "rf", "svm", "knn", "logreg", "mlp")
 
@@ -112,21 +115,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handle)
 
 
-def handle(args: argparse.Namespace) -> int:
-    from nmodal.classify.run import run_classification
-    from nmodal.classify.tables import results_table
+def config_from_args(args: argparse.Namespace) -> ClassifyConfig:
+    """The experiment the command line describes (checked names, parsed ``--param``s)."""
+    from nmodal.classify.run import ClassifyConfig
 
     unknown = [c for c in args.classifiers if c not in CLASSIFIER_NAMES]
     if unknown or not args.classifiers:
         raise InputError(
             f"--classifiers: unknown {unknown[:1]}; choose from {','.join(CLASSIFIER_NAMES)}"
         )
-    doc = run_classification(
+    return ClassifyConfig(
         args.model, args.store, args.posts, args.label, args.out,
-        by=args.by, classifiers=args.classifiers, smote=args.smote, modality=args.modality,
-        folds=args.folds, seed=args.seed, mapping=args.label_map,
+        by=args.by, classifiers=tuple(args.classifiers), smote=args.smote,
+        modality=args.modality, folds=args.folds, seed=args.seed, mapping=args.label_map,
         classifier_params=parse_params(args.param), overwrite=args.overwrite,
     )  # fmt: skip
+
+
+def handle(args: argparse.Namespace) -> int:
+    from nmodal.classify.run import run_classification
+    from nmodal.classify.tables import results_table
+
+    doc = run_classification(config_from_args(args))
     from nmodal.classify.estimators import DISPLAY_NAMES
 
     print(results_table({DISPLAY_NAMES[n]: r for n, r in doc["results"].items()}), end="")
