@@ -40,11 +40,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT / "tests", ROOT / "src"):
+for path in (ROOT, ROOT / "src"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from mediafixtures import write_video  # noqa: E402
+from tests.helpers.media import write_video  # noqa: E402
+
 from nmodal.features.extract import default_workers, extract_features  # noqa: E402
 from nmodal.sources.posts import write_posts  # noqa: E402
 

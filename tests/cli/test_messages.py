@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from index.fixtures import make_collection
 from nmodal.cli import main
 from nmodal.features import make_synthetic, write_featureset
 from nmodal.index import PostIndex
+from tests.index.fixtures import make_collection
 
 
 def _build(col, out: Path, posts: bool) -> list[str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mediafixtures import write_corrupt, write_gif, write_image, write_video
 from nmodal.sources.posts import write_posts
+from tests.helpers.media import write_corrupt, write_gif, write_image, write_video
 
 
 def write_dataset(root: Path, num_videos: int = 6, broken: bool = True) -> Path:

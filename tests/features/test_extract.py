@@ -152,7 +152,7 @@ def test_bad_arguments(dataset: Path, tmp_path: Path) -> None:
 RUN = """
 import sys
 sys.path.insert(0, {tests!r})
-from features import fake_encoders  # registers the fake sets
+from tests.features import fake_encoders  # registers the fake sets
 from nmodal.features.extract import extract_features
 if __name__ == "__main__":
     extract_features({ds!r}, {out!r}, encoders="fake-slow", modalities={mods!r}, shard_size=2, workers=1, progress=False)
@@ -178,7 +178,9 @@ def _run_and_kill(script: Path, manifest: Path, shards: int, delay: float) -> No
 def test_kill_9_and_resume_is_byte_identical(dataset: Path, tmp_path: Path) -> None:
     script = tmp_path / "run.py"
     killed = tmp_path / "killed"
-    script.write_text(RUN.format(tests=str(TESTS_DIR), ds=str(dataset), out=str(killed), mods=MODS))
+    script.write_text(
+        RUN.format(tests=str(TESTS_DIR.parent), ds=str(dataset), out=str(killed), mods=MODS)
+    )
     _run_and_kill(script, killed / "manifest.json", shards=1, delay=0.05)  # early in shard 2
     first = len(read_manifest(killed)["shards"])
     _run_and_kill(script, killed / "manifest.json", shards=3, delay=0.25)  # resumed, killed again

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.datasets import write_dataset
 from nmodal.errors import InputError
 from nmodal.features import make_synthetic, write_featureset
+from tests.features.datasets import write_dataset
 
 RUN_CLI = Path(__file__).with_name("run_cli.py")
 POINTS = int(os.environ.get("NMODAL_KILL_POINTS", "10"))

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mediafixtures import write_image, write_video
 from nmodal.errors import MediaError
 from nmodal.media import load_audio, load_image, probe, sample_video
+from tests.helpers.media import write_image, write_video
 
 
 def _lying_frame_count(data: bytes, count: int) -> bytes:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from features.datasets import write_dataset
+from tests.features.datasets import write_dataset
 
 RUN_CLI = Path(__file__).with_name("run_cli.py")
 

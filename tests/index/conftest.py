@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from index.fixtures import Collection, make_collection
 from nmodal.index import build_index
+from tests.index.fixtures import Collection, make_collection
 
 
 @pytest.fixture(scope="session")

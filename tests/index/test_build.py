@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.fixtures import (
+from nmodal.cli import main
+from nmodal.errors import InputError, OutputExistsError
+from nmodal.features import read_featureset, write_featureset
+from nmodal.index import PostIndex, QueryEncoder, add_posts, build_index
+from nmodal.index.factory import choose_factory, default_nprobe, nlist_for
+from nmodal.index.layout import model_fingerprint, read_manifest, write_directory_atomically
+from nmodal.model import HeadConfig, ModelConfig, NModalModel
+from tests.index.fixtures import (
     MODALITIES,
     Collection,
     FakeEncoder,
@@ -18,13 +25,6 @@ from index.fixtures import (
     make_collection,
     reference_embeddings,
 )
-from nmodal.cli import main
-from nmodal.errors import InputError, OutputExistsError
-from nmodal.features import read_featureset, write_featureset
-from nmodal.index import PostIndex, QueryEncoder, add_posts, build_index
-from nmodal.index.factory import choose_factory, default_nprobe, nlist_for
-from nmodal.index.layout import model_fingerprint, read_manifest, write_directory_atomically
-from nmodal.model import HeadConfig, ModelConfig, NModalModel
 
 
 def test_index_files_are_not_pickles(exact_index: Path):

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from index.fixtures import Collection
 from nmodal.errors import InputError
 from nmodal.index import Filters, PostIndex, SearchResult, build_index
 from nmodal.index.build import index_from_embeddings
+from tests.index.fixtures import Collection
 
 NLIST = 32
 MODS = ("text", "image", "video")

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from index.fixtures import MODALITIES, Collection, brute_force_scores, reference_embeddings
 from nmodal.errors import InputError
 from nmodal.index import Filters, PostIndex
+from tests.index.fixtures import MODALITIES, Collection, brute_force_scores, reference_embeddings
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ rows, triples and candidate tuples, one scalar at a time, straight from the form
 paper, DESIGN.md, and for the losses beyond the paper their authors' papers: Symile,
 GRAM, SigLIP, ImageBind). The tests under ``tests/losses/`` compare the vectorised losses
 with them; ``bench/bench_losses.py`` times :func:`published_triplet_loop` (the authors'
-27·B scalar calls per batch); ``tests/beyond`` reuses the masked loops.
+27·B scalar calls per batch); ``tests.helpers.reference`` reuses the masked loops.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mediafixtures import write_audio, write_corrupt, write_video
 from nmodal.errors import MediaError
 from nmodal.media import load_audio
+from tests.helpers.media import write_audio, write_corrupt, write_video
 
 
 def sine(seconds: float, freq: float, amplitude: float, sr: int, start: float = 0.0):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mediafixtures import frame_pattern, read_frame_index, write_corrupt, write_image
 from nmodal.errors import MediaError
 from nmodal.media import load_image
+from tests.helpers.media import frame_pattern, read_frame_index, write_corrupt, write_image
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mediafixtures import (
+from nmodal.errors import MediaError
+from nmodal.media import held_out_index, probe, sample_indices, sample_video
+from tests.helpers.media import (
     frame_pattern,
     read_frame_index,
     write_audio,
@@ -19,8 +21,6 @@ from mediafixtures import (
     write_vfr_video,
     write_video,
 )
-from nmodal.errors import MediaError
-from nmodal.media import held_out_index, probe, sample_indices, sample_video
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from chromium import ARGS, CHROMIUM, MISSING_REASON
 from nmodal.report import ReportFiles
+from tests.helpers.chromium import ARGS, CHROMIUM, MISSING_REASON
 
 pytestmark = [
     pytest.mark.browser,

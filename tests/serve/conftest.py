@@ -14,9 +14,9 @@ import httpx
 import pytest
 import uvicorn
 
-from index.fixtures import Collection, fake_encoder_source, make_collection
 from nmodal.index import PostIndex, QueryEncoder, build_index
 from nmodal.serve import create_app
+from tests.index.fixtures import Collection, fake_encoder_source, make_collection
 
 MAX_UPLOAD = 256 * 1024
 

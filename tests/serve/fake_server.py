@@ -10,13 +10,13 @@ import socket
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: tests.*
 
 import torch
 import uvicorn
 
-from index.fixtures import fake_encoder_source
 from nmodal.serve import create_app
+from tests.index.fixtures import fake_encoder_source
 
 
 def main() -> None:

@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from index.fixtures import fake_encoder_source, make_collection
-from mediafixtures import write_audio, write_image, write_truncated, write_video
 from nmodal.index import Filters, PostIndex, QueryEncoder, build_index
 from nmodal.serve import create_app
-from serve.conftest import MAX_UPLOAD, Server, run_server
+from tests.helpers.media import write_audio, write_image, write_truncated, write_video
+from tests.index.fixtures import fake_encoder_source, make_collection
+from tests.serve.conftest import MAX_UPLOAD, Server, run_server
 
 
 @pytest.fixture(scope="module")

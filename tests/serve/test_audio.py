@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from index.fixtures import fake_encoder_source, make_collection
-from mediafixtures import write_audio, write_corrupt, write_truncated, write_video
 from nmodal.errors import MediaError
 from nmodal.index import build_index
 from nmodal.serve import create_app
 from nmodal.serve.media import WAVE_BACKGROUND, thumbnail
-from serve.conftest import Server, run_server
+from tests.helpers.media import write_audio, write_corrupt, write_truncated, write_video
+from tests.index.fixtures import fake_encoder_source, make_collection
+from tests.serve.conftest import Server, run_server
 
 
 def png(data: bytes) -> Image.Image:

@@ -11,8 +11,8 @@ import httpx
 import numpy as np
 import pytest
 
-from mediafixtures import write_image
-from serve.conftest import NLIST, Approx
+from tests.helpers.media import write_image
+from tests.serve.conftest import NLIST, Approx
 
 
 @pytest.fixture

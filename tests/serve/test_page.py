@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from chromium import ARGS, CHROMIUM, MISSING_REASON
-from mediafixtures import write_image
-from serve.conftest import Server
+from tests.helpers.chromium import ARGS, CHROMIUM, MISSING_REASON
+from tests.helpers.media import write_image
+from tests.serve.conftest import Server
 
 pytestmark = [
     pytest.mark.browser,

@@ -18,12 +18,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from chromium import ARGS, CHROMIUM, MISSING_REASON
-from index.fixtures import fake_encoder_source, make_collection
-from mediafixtures import write_image
 from nmodal.index import build_index
 from nmodal.serve import create_app
-from serve.conftest import run_server
+from tests.helpers.chromium import ARGS, CHROMIUM, MISSING_REASON
+from tests.helpers.media import write_image
+from tests.index.fixtures import fake_encoder_source, make_collection
+from tests.serve.conftest import run_server
 
 pytestmark = [
     pytest.mark.browser,

@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chromium import ARGS, CHROMIUM, MISSING_REASON
-from index.fixtures import fake_encoder_source
-from mediafixtures import write_audio, write_image, write_video
 from nmodal.cli import main
 from nmodal.features import make_synthetic, write_featureset
 from nmodal.index import build_index
 from nmodal.model import HeadConfig, ModelConfig, NModalModel
 from nmodal.serve import create_app
 from nmodal.sources import read_posts
-from serve.conftest import run_server
+from tests.helpers.chromium import ARGS, CHROMIUM, MISSING_REASON
+from tests.helpers.media import write_audio, write_image, write_video
+from tests.index.fixtures import fake_encoder_source
+from tests.serve.conftest import run_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING_REASON)]
 

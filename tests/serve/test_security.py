@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from index.fixtures import Collection, fake_encoder_source
 from nmodal.serve import create_app
 from nmodal.serve.security import SecurityConfig, is_loopback
+from tests.index.fixtures import Collection, fake_encoder_source
 
 from .conftest import Server, run_server
 

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mediafixtures import (
+from tests.helpers.media import (
     write_audio,
     write_corrupt,
     write_image,

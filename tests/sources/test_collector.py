@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from telethon.errors import FloodWaitError
 
-from mediafixtures import write_video
 from nmodal.sources import FilterConfig, ingest, read_telethon_ndjson
 from nmodal.sources.collector import collect, load_state
+from tests.helpers.media import write_video
 
 from .test_manifest_ndjson import LONG, PHOTO, video_media
 

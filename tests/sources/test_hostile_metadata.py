@@ -9,7 +9,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mediafixtures import write_image
 from nmodal.sources import (
     count_words,
     ingest,
@@ -18,6 +17,7 @@ from nmodal.sources import (
     read_telegram_export,
     read_telethon_ndjson,
 )
+from tests.helpers.media import write_image
 
 LONG = "Column of armoured vehicles moving towards the city at dawn"
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mediafixtures import write_image, write_video
 from nmodal.cli import main
 from nmodal.errors import InputError
 from nmodal.sources import (
@@ -21,6 +20,7 @@ from nmodal.sources import (
     read_telethon_ndjson,
     summarize,
 )
+from tests.helpers.media import write_image, write_video
 
 LONG = "Air defence active over the city again tonight"
 

@@ -1,4 +1,4 @@
-"""The per-process body of the DDP tests (spawned by tests/beyond/test_distributed.py).
+"""The per-process body of the DDP tests (spawned by tests/train/test_distributed.py).
 
 Each rank: one forward/backward of several losses on its shard of a fixed global batch
 (gradients saved), then a short :func:`train_model` run (final weights saved). The test

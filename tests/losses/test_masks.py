@@ -15,8 +15,7 @@ from nmodal.losses import (
     SigLIPLoss,
     SymileLoss,
 )
-
-from .reference import all_pairs, pair_clip_loop, siglip_loop, triplet_masked_loop
+from tests.helpers.reference import all_pairs, pair_clip_loop, siglip_loop, triplet_masked_loop
 
 BATCH = 8
 

@@ -11,8 +11,7 @@ from nmodal.evaluation import post_retrieval_recall, retrieval_ranks, retrieval_
 from nmodal.evaluation.missing import drop_artifacts, missing_fraction
 from nmodal.features import make_synthetic
 from nmodal.retrieval import matched_scoring
-
-from .reference import score_loop, unit
+from tests.helpers.reference import score_loop, unit
 
 
 def reference_ranks(embs, present, scoring, candidates=None):

@@ -7,7 +7,7 @@ masked-loss tests here reuse them.
 
 from __future__ import annotations
 
-from losses.reference import (  # noqa: F401  (re-exported for the tests in this folder)
+from tests.losses.reference import (  # noqa: F401  (re-exported for the scoring and masking tests)
     all_pairs,
     dot,
     mip,
