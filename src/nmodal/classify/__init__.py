@@ -6,10 +6,10 @@ pipeline step fitted on training folds only, and the MLP early-stops on a valida
 of the training fold.
 
 Example:
-    >>> from nmodal.classify import cross_validate, embedding_rows, label_rows, read_posts_table
-    >>> rows = embedding_rows(model, fs)                       # one row per artifact
-    >>> data = label_rows(rows, read_posts_table("dataset"), label="stance")
-    >>> res = cross_validate(data.X, data.y, data.groups, classifier="rf", folds=5)
+    >>> from nmodal.classify import cross_validate, embedding_rows, label_rows, read_posts_table  # doctest: +SKIP
+    >>> rows = embedding_rows(model, fs)                       # one row per artifact  # doctest: +SKIP
+    >>> data = label_rows(rows, read_posts_table("dataset"), label="stance")  # doctest: +SKIP
+    >>> res = cross_validate(data.X, data.y, data.groups, classifier="rf", folds=5)  # doctest: +SKIP
     >>> res["accuracy"], res["baselines"]["majority"]["accuracy"]  # doctest: +SKIP
 """
 

@@ -7,8 +7,8 @@ column such as ``stance`` or ``account``, or an account -> label mapping), the g
 splits must respect (post, or account) and the dates for a time split.
 
 Example:
-    >>> rows = embedding_rows(model, read_featureset("store"), fusion=None)
-    >>> data = label_rows(rows, read_posts_table("dataset"), label="stance", by="post")
+    >>> rows = embedding_rows(model, read_featureset("store"), fusion=None)  # doctest: +SKIP
+    >>> data = label_rows(rows, read_posts_table("dataset"), label="stance", by="post")  # doctest: +SKIP
     >>> cross_validate(data.X, data.y, data.groups, classifier="rf")  # doctest: +SKIP
 """
 

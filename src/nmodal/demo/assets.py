@@ -6,9 +6,9 @@ the corpus falls back to procedural stand-ins (a coloured shape per concept; a t
 per concept and language) and says so: :func:`available_assets` reports what was found.
 
 Example:
-    >>> assets = available_assets()
-    >>> glyph = render_glyph(concept_table()[19], assets.font)  # the owl, RGBA
-    >>> audio = speak("Смотрите: сова", "ru", assets.espeak)   # float32 mono, 16 kHz-ready
+    >>> assets = available_assets()  # doctest: +SKIP
+    >>> glyph = render_glyph(concept_table()[19], assets.font)  # the owl, RGBA  # doctest: +SKIP
+    >>> audio = speak("Смотрите: сова", "ru", assets.espeak)   # float32 mono, 16 kHz-ready  # doctest: +SKIP
 """
 
 from __future__ import annotations

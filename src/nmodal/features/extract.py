@@ -18,10 +18,9 @@ extract`` therefore sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment says
 otherwise. Library users should set it before importing torch.
 
 Example:
-    >>> result = extract_features("data/ds", "data/features", encoders="offline",
+    >>> result = extract_features("data/ds", "data/features", encoders="offline",  # doctest: +SKIP
     ...                           modalities=("text", "image", "video"))
-    >>> result.stats.posts_per_second
-    12.3
+    >>> result.stats.posts_per_second  # doctest: +SKIP
 """
 
 from __future__ import annotations

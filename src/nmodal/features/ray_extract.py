@@ -14,8 +14,8 @@ shard and writes shards with the same :class:`~nmodal.features.store.StoreWriter
 local run: the store format, resumability and error records are the same.
 
 Example:
-    >>> extract_features("data/ds", "data/features", use_ray=True)             # local Ray
-    >>> extract_features("data/ds", "data/features", use_ray=True, ray_address="auto")
+    >>> extract_features("data/ds", "data/features", use_ray=True)             # local Ray  # doctest: +SKIP
+    >>> extract_features("data/ds", "data/features", use_ray=True, ray_address="auto")  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ it failed: ``decode``, ``audio``, ``image``, ``encode``).
 Everything is safetensors and JSON: reading a store never executes code.
 
 Example:
-    >>> write_featureset(tmp / "store", make_synthetic(10, dim=8))
+    >>> _ = write_featureset(tmp / "store", make_synthetic(10, dim=8))
     >>> read_featureset(tmp / "store").num_posts
     10
 """

@@ -25,7 +25,7 @@ When filters leave at most ``dense_max`` posts (or an index type cannot filter b
 
 Example:
     >>> index = PostIndex.open("idx")  # doctest: +SKIP
-    >>> result = index.more_like_this("chan1/42", k=10, filters=Filters(accounts=("chan1",)))
+    >>> result = index.more_like_this("chan1/42", k=10, filters=Filters(accounts=("chan1",)))  # doctest: +SKIP
     >>> [(h.post_id, round(h.score, 3)) for h in result.hits]  # doctest: +SKIP
 """
 

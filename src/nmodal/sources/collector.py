@@ -11,7 +11,7 @@ The client is any object with Telethon's ``iter_messages`` (async iterator) and
 ``download_media`` (coroutine), so the logic is tested with a fake client and no network.
 
 Example:
-    >>> async with TelegramClient("s", api_id, api_hash) as client:
+    >>> async with TelegramClient("s", api_id, api_hash) as client:  # doctest: +SKIP
     ...     stats = await collect(client, ["some_channel"], "data/raw", FilterConfig())
 """
 

@@ -1,8 +1,8 @@
 """Records -> filtered posts table -> ``DATASET_DIR/posts.parquet``.
 
 Example:
-    >>> result = ingest(read_telegram_export("export"), "data/ds", FilterConfig())
-    >>> result.summary["kept"], result.path
+    >>> result = ingest(read_telegram_export("export"), "data/ds", FilterConfig())  # doctest: +SKIP
+    >>> result.summary["kept"], result.path  # doctest: +SKIP
 """
 
 from __future__ import annotations

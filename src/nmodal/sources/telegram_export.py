@@ -28,8 +28,8 @@ Dates come from ``date_unixtime`` (UTC) when present; ``date`` is local time and
 as UTC otherwise.
 
 Example:
-    >>> records = read_telegram_export("exports/ChatExport_2024-03-01")
-    >>> df = apply_filter(records)
+    >>> records = read_telegram_export("exports/ChatExport_2024-03-01")  # doctest: +SKIP
+    >>> df = apply_filter(records)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ A line that is not JSON, not UTF-8, nested too deeply or otherwise unreadable be
 ignored.
 
 Example:
-    >>> records = read_telethon_ndjson("messages.ndjson", media_dir="media")
+    >>> records = read_telethon_ndjson("messages.ndjson", media_dir="media")  # doctest: +SKIP
 """
 
 from __future__ import annotations
