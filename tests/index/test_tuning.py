@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from index.fixtures import MODALITIES, make_collection
 from nmodal.cli import main
 from nmodal.errors import InputError
 from nmodal.features import read_featureset, write_featureset
@@ -17,6 +16,7 @@ from nmodal.index import build as build_module
 from nmodal.index.build import index_from_embeddings
 from nmodal.index.layout import read_manifest
 from nmodal.index.tuning import RecallTarget, auto_nlists, exact_neighbours
+from tests.index.fixtures import MODALITIES, make_collection
 
 MODS = ("text", "image", "video")
 
