@@ -171,14 +171,8 @@ def test_arrows_only_point_down():
     assert not upward, "imports into a peer or a higher layer:\n" + "\n".join(sorted(upward))
 
 
-# TEMPORARY (issue 12, removed when the extraction pipeline of issue 15 lands): the local
-# and the Ray pipelines share their stages through extract.py.
-KNOWN_CYCLES = [["nmodal.features.extract", "nmodal.features.ray_extract"]]
-
-
 def test_no_import_cycle_between_modules():
-    cycles = [c for c in _cycles(GRAPH) if c not in KNOWN_CYCLES]
-    assert not cycles, f"import cycles: {cycles}"
+    assert not _cycles(GRAPH), f"import cycles: {_cycles(GRAPH)}"
 
 
 @pytest.mark.parametrize(

@@ -30,8 +30,8 @@ import numpy as np
 
 from nmodal.encoders.base import Encoder, from_provenance
 from nmodal.errors import InputError
-from nmodal.features.decode import DecodeSpec, PostJob, decode_post, init_worker
-from nmodal.features.extract import ENCODE_BATCH, Decoded, ExtractStats, ShardEncoder, progress_bar
+from nmodal.features.decode import Decoded, DecodeSpec, PostJob, decode_post, init_worker
+from nmodal.features.stages import ENCODE_BATCH, ExtractStats, ShardEncoder, progress_bar
 from nmodal.features.store import StoreWriter
 
 #: bytes a decode task reserves (8 posts of 16 frames of 224x224, with room for larger)
