@@ -12,7 +12,7 @@ demo: setup
 	$(BIN)/nmodal demo --out $(OUT)
 
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25
 
 test-fast: setup
 	$(BIN)/python -m pytest -n 2 -m "not slow"

@@ -80,7 +80,7 @@ def make_collection(
     audio_paths: list[str | None] = []
     for i, pid in enumerate(ids):
         if with_audio and i % 20 == 7:
-            from mediafixtures import write_audio
+            from tests.helpers.media import write_audio
 
             rel = f"media/{pid}.m4a"
             amplitude = 0.0 if i == 7 else 0.5
@@ -89,7 +89,7 @@ def make_collection(
         else:
             audio_paths.append(None)
         if with_videos and fs.present["video"][i] and i % 25 == 3:
-            from mediafixtures import write_video
+            from tests.helpers.media import write_video
 
             rel = f"media/{pid}.mp4"
             write_video(dataset / rel, num_frames=30)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from serve.conftest import Server
+from tests.serve.conftest import Server
 
 FILTERS = ["k", "account", "since", "until", "modality", "collate", "same_modality",
            "include_same", "forwarded_from", "forwards", "nprobe", "ef_search", "k_factor"]  # fmt: skip
