@@ -31,6 +31,7 @@ import numpy as np
 
 from nmodal.encoders.base import MODALITIES, Encoder, from_provenance
 from nmodal.features.decode import Decoded, DecodeSpec, PostJob, decode_post
+from nmodal.features.stages import encode_items
 
 #: posts per work unit (and per encoder batch) in the decode-and-encode workers
 CHUNK_POSTS = 8
@@ -115,31 +116,9 @@ def run_chunk(
 def _encode_batch(
     m: str, enc: Encoder, items: list[tuple[int, Any]], post_ids: list[str], out: ChunkResult
 ) -> None:
-    rows = np.array([i for i, _ in items])
-    try:
-        x = np.asarray(enc.encode([a for _, a in items]), dtype=np.float32)
-        ok = np.ones(len(items), bool)
-    except Exception:  # find the culprit(s): one at a time
-        x = np.zeros((len(items), enc.dim), np.float32)
-        ok = np.zeros(len(items), bool)
-        for k, (i, a) in enumerate(items):
-            try:
-                x[k] = np.asarray(enc.encode([a]), dtype=np.float32)[0]
-                ok[k] = True
-            except Exception as exc:
-                out.errors.append(
-                    {"post_id": post_ids[i], "modality": m, "stage": "encode",
-                     "reason": f"{type(exc).__name__}: {exc}", "path": None}
-                )  # fmt: skip
-    finite = np.isfinite(x).all(axis=1)
-    for bad in np.flatnonzero(ok & ~finite):
-        out.errors.append(
-            {"post_id": post_ids[rows[bad]], "modality": m, "stage": "encode",
-             "reason": "the encoder returned non-finite features", "path": None}
-        )  # fmt: skip
-    good = ok & finite
-    out.features[m][rows[good]] = x[good]
-    out.present[m][rows[good]] = True
+    rows, x = encode_items(m, enc, items, post_ids, out.errors)
+    out.features[m][rows] = x
+    out.present[m][rows] = True
 
 
 # ------------------------------------------------------------------ worker-process side

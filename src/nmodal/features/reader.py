@@ -43,6 +43,7 @@ import numpy as np
 from nmodal.errors import InputError
 from nmodal.features.featureset import FeatureSet
 from nmodal.features.store import read_manifest
+from nmodal.integrity import sha256_file
 
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 SAFETENSORS_DTYPES = {"F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "U8": np.dtype("u1")}
@@ -68,14 +69,6 @@ class _Shard:
     sha256: str | None
     tensors: dict[str, _Tensor] | None = None
     verified: bool = False
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class StoreReader:
@@ -204,7 +197,7 @@ class StoreReader:
         shard = self.shards[k]
         if shard.tensors is None:
             if self.verify and shard.sha256 and not shard.verified:
-                if _file_sha256(shard.file) != shard.sha256:
+                if sha256_file(shard.file) != shard.sha256:
                     raise InputError(
                         f"{shard.file}: sha256 does not match the manifest (changed or "
                         "corrupt; pass --no-verify / verify=False to read it anyway)"

@@ -134,37 +134,49 @@ class ShardEncoder:
         if not items:
             return
         self.pending[m] = []
-        rows = np.array([i for i, _ in items])
-        enc = self.encoders[m]
         t0 = time.perf_counter()
-        try:
-            x = enc.encode([a for _, a in items])
-            ok = np.ones(len(items), bool)
-        except Exception:  # find the culprit(s): one at a time
-            x = np.zeros((len(items), enc.dim), np.float32)
-            ok = np.zeros(len(items), bool)
-            for k, (i, a) in enumerate(items):
-                try:
-                    x[k] = enc.encode([a])[0]
-                    ok[k] = True
-                except Exception as exc:
-                    self.errors.append(
-                        {"post_id": self.post_ids[i], "modality": m, "stage": "encode",
-                         "reason": f"{type(exc).__name__}: {exc}", "path": None}
-                    )  # fmt: skip
+        rows, x = encode_items(m, self.encoders[m], items, self.post_ids, self.errors)
         self.stats.encode_seconds[m] = (
             self.stats.encode_seconds.get(m, 0.0) + time.perf_counter() - t0
         )
-        x = np.asarray(x, dtype=np.float32)
-        finite = np.isfinite(x).all(axis=1)
-        for bad in np.flatnonzero(ok & ~finite):
-            self.errors.append(
-                {"post_id": self.post_ids[rows[bad]], "modality": m, "stage": "encode",
-                 "reason": "the encoder returned non-finite features", "path": None}
-            )  # fmt: skip
-        good = ok & finite
-        self.features[m][rows[good]] = x[good]
-        self.present[m][rows[good]] = True
+        self.features[m][rows] = x
+        self.present[m][rows] = True
+
+
+def encode_items(
+    m: str,
+    enc: Encoder,
+    items: Sequence[tuple[int, Any]],
+    post_ids: Sequence[str],
+    errors: list[dict[str, Any]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encode ``(row, input)`` items of modality ``m`` as one batch; when the batch fails,
+    one at a time to find the culprits. Returns the rows and float32 features of the items
+    that encoded to finite features, and appends an error record for each that did not."""
+    rows = np.array([i for i, _ in items])
+    try:
+        x = np.asarray(enc.encode([a for _, a in items]), dtype=np.float32)
+        ok = np.ones(len(items), bool)
+    except Exception:  # find the culprit(s): one at a time
+        x = np.zeros((len(items), enc.dim), np.float32)
+        ok = np.zeros(len(items), bool)
+        for k, (i, a) in enumerate(items):
+            try:
+                x[k] = np.asarray(enc.encode([a]), dtype=np.float32)[0]
+                ok[k] = True
+            except Exception as exc:
+                errors.append(
+                    {"post_id": post_ids[i], "modality": m, "stage": "encode",
+                     "reason": f"{type(exc).__name__}: {exc}", "path": None}
+                )  # fmt: skip
+    finite = np.isfinite(x).all(axis=1)
+    for bad in np.flatnonzero(ok & ~finite):
+        errors.append(
+            {"post_id": post_ids[rows[bad]], "modality": m, "stage": "encode",
+             "reason": "the encoder returned non-finite features", "path": None}
+        )  # fmt: skip
+    good = ok & finite
+    return rows[good], x[good]
 
 
 def progress_bar(writer: StoreWriter, enabled: bool) -> Any:

@@ -57,6 +57,7 @@ from safetensors.numpy import save_file
 from nmodal import atomic
 from nmodal.errors import InputError, OutputExistsError
 from nmodal.features.featureset import FeatureSet
+from nmodal.integrity import sha256_file
 from nmodal.jsonfile import read_format_json
 
 FORMAT = "nmodal-feature-store"
@@ -79,14 +80,6 @@ def posts_hash(post_ids: Sequence[str]) -> str:
     for pid in post_ids:
         h.update(str(pid).encode())
         h.update(b"\n")
-    return h.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
     return h.hexdigest()
 
 
@@ -281,7 +274,7 @@ class StoreWriter:
             "index": index,
             "num_posts": n,
             "num_errors": len(records),
-            "sha256": _file_sha256(self.path / f"{name}.safetensors"),
+            "sha256": sha256_file(self.path / f"{name}.safetensors"),
         }
         shards = [s for s in self.manifest["shards"] if s["index"] != index] + [entry]
         self.manifest["shards"] = sorted(shards, key=lambda s: s["index"])
