@@ -28,6 +28,8 @@ def test_plan_runs_covers_the_paper_tables() -> None:
         "triCLIP-e10-d256",
         "triTRIP-e10-d256",
         "quadCLIP-e10-d256",
+        "baseline-gcca",
+        "baseline-ridge",
     ]
     assert DemoConfig(posts=60).population == 30 and DemoConfig(posts=1000).population == 100
 
@@ -73,6 +75,9 @@ def test_demo_writes_results_report_and_models(demo_dir: Path) -> None:
     assert {s.key for s in plan_runs(DemoConfig(posts=60, trials=1, epochs=2))} == keys
     for run in results["runs"]:
         assert run["test_size"] == 30 and len(run["curve"]["ks"]) == 30
+        if run["epochs"] == 0:  # a closed-form baseline: fitted, never trained
+            assert not any(run["histories"])
+            continue
         assert run["histories"] and len(run["histories"][0]) == run["epochs"]
     for task in ("stance", "provenance"):
         res = results["classifiers"][task]["results"]

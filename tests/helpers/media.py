@@ -6,7 +6,8 @@ trusting the decoder's own bookkeeping. Sizes are tiny (64x48 by default) so tes
 fast.
 
 Example:
-    >>> p = write_video(tmp_path / "clip.mp4", num_frames=80, fps=25, audio=True)
+    >>> import nmodal.media
+    >>> p = write_video(tmp / "clip.mp4", num_frames=80, fps=25, audio=True)
     >>> read_frame_index(nmodal.media.sample_video(p).frames[0])
     2
 """

@@ -18,7 +18,8 @@ Checks on load (a store may come from someone else):
 Each failure is an :class:`InputError` naming the shard file and the reason.
 
 Example:
-    >>> write_featureset(tmp / "s", make_synthetic(10, dim=8), shard_size=4)
+    >>> from nmodal.features import write_featureset
+    >>> _ = write_featureset(tmp / "s", make_synthetic(10, dim=8), shard_size=4)
     >>> reader = StoreReader(tmp / "s")
     >>> reader.read(["text"], rows=np.array([1, 9])).features["text"].shape
     (2, 8)

@@ -35,6 +35,7 @@ Everything is safetensors and JSON: reading a store never executes code.
 
 Example:
     >>> _ = write_featureset(tmp / "store", make_synthetic(10, dim=8))
+    >>> from nmodal.features import read_featureset
     >>> read_featureset(tmp / "store").num_posts
     10
 """
