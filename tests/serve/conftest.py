@@ -16,6 +16,7 @@ import uvicorn
 
 from nmodal.index import PostIndex, QueryEncoder, build_index
 from nmodal.serve import create_app
+from tests.helpers.chromium import ARGS, CHROMIUM
 from tests.index.fixtures import Collection, fake_encoder_source, make_collection
 
 MAX_UPLOAD = 256 * 1024
@@ -113,3 +114,16 @@ def approx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Approx]:
     finally:
         uv.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for the page tests (they skip themselves when it is missing)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

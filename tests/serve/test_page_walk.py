@@ -20,7 +20,7 @@ import pytest
 
 from nmodal.index import build_index
 from nmodal.serve import create_app
-from tests.helpers.chromium import ARGS, CHROMIUM, MISSING_REASON
+from tests.helpers.chromium import CHROMIUM, MISSING_REASON
 from tests.helpers.media import write_image
 from tests.index.fixtures import fake_encoder_source, make_collection
 from tests.serve.conftest import run_server
@@ -62,18 +62,6 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, pd.Dat
     finally:
         uv.should_exit = True
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
