@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: t
 import torch
 import uvicorn
 
-from nmodal.serve import create_app
+from nmodal.serve import create_app, server_config
 from tests.index.fixtures import fake_encoder_source
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     torch.set_num_threads(1)
     sock = socket.socket(fileno=fd)
     app = create_app(index_dir, encoder_source=fake_encoder_source)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    uvicorn.Server(server_config(app, "warning")).run(sockets=[sock])
 
 
 if __name__ == "__main__":

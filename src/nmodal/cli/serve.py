@@ -129,7 +129,7 @@ def handle(args: argparse.Namespace) -> int:
     import uvicorn
 
     from nmodal.index import PostIndex
-    from nmodal.serve import create_app
+    from nmodal.serve import create_app, server_config
     from nmodal.serve.security import TOKEN_ENV, SecurityConfig
 
     torch.set_num_threads(max(1, args.threads))
@@ -155,5 +155,5 @@ def handle(args: argparse.Namespace) -> int:
         f"clients may name the server as {', '.join(sorted(security.allowed_hosts))})",
         file=sys.stderr,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.Server(server_config(app, args.log_level, host=args.host, port=args.port)).run()
     return 0
