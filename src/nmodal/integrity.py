@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from nmodal.errors import InputError
@@ -35,10 +36,16 @@ def plain_name(name: object) -> bool:
 
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes."""
+    return sha256_files([path])
+
+
+def sha256_files(paths: Sequence[str | Path]) -> str:
+    """Hex SHA-256 of the files' bytes read one after the other (4 MiB at a time)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
+    for path in paths:
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 22):
+                h.update(block)
     return h.hexdigest()
 
 

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from nmodal.errors import InputError
 from nmodal.losses import AnchorCLIPLoss, NModalCLIPLoss, build_loss, with_modalities
+from tests.helpers.tensors import random_embeddings
 
 from .reference import pair_clip_loop, peer_inputs
 
-
-def embeddings(num: int, batch: int = 6, dim: int = 5, seed: int = 0):
-    gen = torch.Generator().manual_seed(seed)
-    return [
-        torch.randn(batch, dim, generator=gen, dtype=torch.float64).requires_grad_()
-        for _ in range(num)
-    ]
+embeddings = partial(random_embeddings, batch=6, dim=5)
 
 
 @pytest.mark.parametrize("anchor", [0, 1, 2])

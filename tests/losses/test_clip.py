@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -10,16 +11,11 @@ import torch.nn.functional as F
 
 from nmodal.losses import NModalCLIPLoss, build_loss
 from nmodal.model import ModelConfig, NModalModel
+from tests.helpers.tensors import random_embeddings
 
 from .reference import clip_identity_loop, clip_soft_loop, peer_inputs
 
-
-def embeddings(num: int, batch: int = 6, dim: int = 5, seed: int = 0, scale: float = 1.0):
-    gen = torch.Generator().manual_seed(seed)
-    return [
-        (scale * torch.randn(batch, dim, generator=gen, dtype=torch.float64)).requires_grad_()
-        for _ in range(num)
-    ]
+embeddings = partial(random_embeddings, batch=6, dim=5)
 
 
 @pytest.mark.parametrize("num", [2, 3, 4])

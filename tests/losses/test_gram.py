@@ -4,6 +4,7 @@ its data-anchor matching term, and the retrieval rule that scores with it."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -14,16 +15,11 @@ from nmodal.errors import InputError
 from nmodal.losses import GramLoss, build_loss, with_modalities
 from nmodal.losses.gram import hard_negatives, tuple_cosines, tuple_volumes
 from nmodal.retrieval import retrieval_ranks
+from tests.helpers.tensors import random_embeddings
 
 from .reference import dot, gram_loop, gram_volumes, log_softmax_at, rows, unit, volume
 
-
-def embeddings(num: int, batch: int = 5, dim: int = 6, seed: int = 0, scale: float = 1.0):
-    gen = torch.Generator().manual_seed(seed)
-    return [
-        (scale * torch.randn(batch, dim, generator=gen, dtype=torch.float64)).requires_grad_()
-        for _ in range(num)
-    ]
+embeddings = partial(random_embeddings, batch=5, dim=6)
 
 
 # ------------------------------------------------ the contrastive loss = the paper's definition

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from nmodal.losses import SigLIPLoss
+from tests.helpers.tensors import random_embeddings
 
 from .reference import siglip_loop
 
-
-def embeddings(num: int, batch: int = 6, dim: int = 5, seed: int = 0, scale: float = 1.0):
-    gen = torch.Generator().manual_seed(seed)
-    return [
-        (scale * torch.randn(batch, dim, generator=gen, dtype=torch.float64)).requires_grad_()
-        for _ in range(num)
-    ]
+embeddings = partial(random_embeddings, batch=6, dim=5)
 
 
 @pytest.mark.parametrize("num", [2, 3, 4])

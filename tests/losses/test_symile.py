@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,18 +11,13 @@ import torch.nn.functional as F
 import nmodal.losses.symile as symile_module
 from nmodal.errors import InputError
 from nmodal.losses import NModalCLIPLoss, SymileLoss, build_loss
+from tests.helpers.tensors import random_embeddings
 
 from .reference import symile_loop
 
 SAMPLINGS = ["n", "n_squared", "n_squared_tied"]
 
-
-def embeddings(num: int, batch: int = 5, dim: int = 4, seed: int = 0, scale: float = 1.0):
-    gen = torch.Generator().manual_seed(seed)
-    return [
-        (scale * torch.randn(batch, dim, generator=gen, dtype=torch.float64)).requires_grad_()
-        for _ in range(num)
-    ]
+embeddings = partial(random_embeddings, batch=5, dim=4)
 
 
 # ------------------------------------------------ all combinations = the Symile package's mode

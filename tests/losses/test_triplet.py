@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import zlib
+from functools import partial
 
 import pytest
 import torch
@@ -11,15 +12,11 @@ import torch
 from nmodal.errors import InputError
 from nmodal.losses import NModalTripletLoss
 from nmodal.losses.triplet import pairwise_distances, positive_distances
+from tests.helpers.tensors import random_embeddings
 
 from .reference import peer_inputs, published_triplet_loop, triplet_loop
 
-
-def embeddings(num: int, batch: int = 5, dim: int = 4, seed: int = 0, dtype=torch.float64):
-    gen = torch.Generator().manual_seed(seed)
-    return [
-        torch.randn(batch, dim, generator=gen, dtype=dtype).requires_grad_() for _ in range(num)
-    ]
+embeddings = partial(random_embeddings, batch=5, dim=4)
 
 
 @pytest.mark.parametrize("num", [2, 3, 4])

@@ -16,9 +16,8 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from torch import nn
 
 from nmodal.atomic import recover_dir, replacing_dir
 from nmodal.errors import InputError, OutputExistsError
-from nmodal.integrity import hash_files, plain_name, verify_files
+from nmodal.integrity import hash_files, plain_name, sha256_files, verify_files
 from nmodal.losses import build_loss
 from nmodal.model.heads import HeadConfig, ProjectionHead
 
@@ -233,15 +232,6 @@ class NModalModel(nn.Module):
         return model
 
 
-def _sha256(files: Sequence[Path]) -> str:
-    h = hashlib.sha256()
-    for file in files:
-        with file.open("rb") as fh:
-            while block := fh.read(1 << 22):
-                h.update(block)
-    return h.hexdigest()[:16]
-
-
 def model_fingerprint(model_dir: str | Path) -> str:
     """The identity of a saved model: 16 hex digits of SHA-256 over its ``config.json`` and
     ``model.safetensors``. Indexes and classifiers record it and refuse any other model.
@@ -255,7 +245,7 @@ def model_fingerprint(model_dir: str | Path) -> str:
     for file in files:
         if not file.is_file():
             raise InputError(f"{model_dir}: not an nmodal model (no {file.name})")
-    return _sha256(files)
+    return sha256_files(files)[:16]
 
 
 def fingerprint_matches(model_dir: str | Path, recorded: str) -> bool:
@@ -263,4 +253,4 @@ def fingerprint_matches(model_dir: str | Path, recorded: str) -> bool:
     or the weights-only digest that classifiers recorded before version 0.2."""
     if recorded == model_fingerprint(model_dir):
         return True
-    return recorded == _sha256([Path(model_dir) / WEIGHTS_FILE])
+    return recorded == sha256_files([Path(model_dir) / WEIGHTS_FILE])[:16]
