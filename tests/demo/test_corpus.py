@@ -17,7 +17,7 @@ from nmodal.demo.corpus import (
     concept_groups,
     generate_corpus,
     plan_corpus,
-    read_manifest,
+    read_demo_corpus,
 )
 from nmodal.errors import InputError
 from nmodal.media import load_audio, probe, sample_video
@@ -108,7 +108,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_clips_are_real_h264_with_speech_and_enough_frames(corpus: Path) -> None:
-    rows = read_manifest(corpus / "manifest.jsonl")
+    rows = read_demo_corpus(corpus / "manifest.jsonl")
     assert len(rows) == 3
     for row in rows:
         path = corpus / row["video_path"]
@@ -130,7 +130,7 @@ def test_clips_are_real_h264_with_speech_and_enough_frames(corpus: Path) -> None
 
 @needs_font
 def test_background_colour_matches_the_text(corpus: Path) -> None:
-    for row in read_manifest(corpus / "manifest.jsonl"):
+    for row in read_demo_corpus(corpus / "manifest.jsonl"):
         frame = sample_video(corpus / row["video_path"], 16).image.astype(float)
         corner = frame[:6, :6].reshape(-1, 3).mean(axis=0)
         target = np.asarray(vocab.COLOUR_RGB[row["colour"]], float)
@@ -146,7 +146,7 @@ def test_generation_is_deterministic(corpus: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     generate_corpus(again, num_posts=3, seed=7, workers=1, progress=False)
     assert (again / "manifest.jsonl").read_text() == (corpus / "manifest.jsonl").read_text()
-    for row in read_manifest(corpus / "manifest.jsonl"):
+    for row in read_demo_corpus(corpus / "manifest.jsonl"):
         a = sample_video(corpus / row["video_path"], 16).frames
         b = sample_video(again / row["video_path"], 16).frames
         assert np.array_equal(a, b)
@@ -158,7 +158,7 @@ def test_generation_is_deterministic(corpus: Path, tmp_path: Path) -> None:
 def test_resume_keeps_valid_clips_and_redoes_broken_ones(corpus: Path, tmp_path: Path) -> None:
     root = tmp_path / "resume"
     shutil.copytree(corpus, root)
-    rows = read_manifest(root / "manifest.jsonl")
+    rows = read_demo_corpus(root / "manifest.jsonl")
     broken = root / rows[1]["video_path"]
     data = broken.read_bytes()
     broken.write_bytes(data[: len(data) // 3])
@@ -185,7 +185,7 @@ def test_procedural_fallback_warns_and_still_makes_valid_posts(tmp_path: Path) -
             tmp_path / "p", num_posts=2, seed=1, workers=1, use_real_assets=False, progress=False
         )
     assert info.assets.kind == "procedural"
-    for row in read_manifest(info.manifest):
+    for row in read_demo_corpus(info.manifest):
         path = info.root / row["video_path"]
         assert clip_is_valid(path)
         assert np.sqrt(np.mean(load_audio(path) ** 2)) > 0.01

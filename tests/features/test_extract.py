@@ -17,7 +17,7 @@ from nmodal.errors import InputError
 from nmodal.features import read_featureset
 from nmodal.features.decode import DecodeSpec, PostJob, decode_post
 from nmodal.features.extract import extract_features
-from nmodal.features.store import read_errors, read_manifest
+from nmodal.features.store import read_errors, read_store_manifest
 
 from . import fake_encoders
 from .datasets import write_dataset
@@ -81,7 +81,7 @@ def test_extract_records_presence_and_errors(dataset: Path, tmp_path: Path) -> N
     assert (fs.features["video"][fs.present["video"], 0] == 16).all()
     assert (fs.features["image"][fs.present["image"], 3] == 16).all()
     # the image of a video post is a frame the video model did not see, chosen per seed
-    manifest = read_manifest(tmp_path / "s")
+    manifest = read_store_manifest(tmp_path / "s")
     assert manifest["modalities"]["video"]["encoder"]["name"] == "fake-video"
     assert manifest["num_errors"] == 3
 
@@ -182,9 +182,9 @@ def test_kill_9_and_resume_is_byte_identical(dataset: Path, tmp_path: Path) -> N
         RUN.format(tests=str(TESTS_DIR.parent), ds=str(dataset), out=str(killed), mods=MODS)
     )
     _run_and_kill(script, killed / "manifest.json", shards=1, delay=0.05)  # early in shard 2
-    first = len(read_manifest(killed)["shards"])
+    first = len(read_store_manifest(killed)["shards"])
     _run_and_kill(script, killed / "manifest.json", shards=3, delay=0.25)  # resumed, killed again
-    partial = read_manifest(killed)
+    partial = read_store_manifest(killed)
     assert not partial["complete"] and first <= len(partial["shards"]) < partial["num_shards"]
     resumed = extract_features(
         dataset,

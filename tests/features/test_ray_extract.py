@@ -9,7 +9,7 @@ import pytest
 
 from nmodal.features import read_featureset
 from nmodal.features.extract import extract_features
-from nmodal.features.store import StoreWriter, read_manifest
+from nmodal.features.store import StoreWriter, read_store_manifest
 
 from . import fake_encoders  # noqa: F401  (registers the "fake" encoder set)
 from .datasets import write_dataset
@@ -45,7 +45,7 @@ def test_ray_pipeline_writes_the_local_store(local_ray: None, tmp_path: Path) ->
     # a store with its first shard already written (an interrupted run) is resumed by Ray
     writer_ids = read_featureset(tmp_path / "local").post_ids.tolist()
     local = read_featureset(tmp_path / "local")
-    manifest = read_manifest(tmp_path / "local")
+    manifest = read_store_manifest(tmp_path / "local")
     w = StoreWriter(
         tmp_path / "ray", writer_ids, {m: manifest["modalities"][m] for m in MODS}, shard_size=3
     )

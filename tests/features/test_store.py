@@ -11,7 +11,7 @@ from safetensors.numpy import save_file
 
 from nmodal.errors import InputError, OutputExistsError
 from nmodal.features import FeatureSet, make_synthetic, read_featureset, write_featureset
-from nmodal.features.store import StoreWriter, read_errors, read_manifest
+from nmodal.features.store import StoreWriter, read_errors, read_store_manifest
 
 
 def _files(path: Path) -> dict[str, bytes]:
@@ -27,7 +27,7 @@ def test_round_trip_in_shards_with_missing_modalities(tmp_path: Path) -> None:
         np.testing.assert_array_equal(back.present[m], fs.present[m])
         np.testing.assert_array_equal(back.features[m], fs.features[m])
     assert back.encoders == fs.encoders
-    manifest = read_manifest(tmp_path / "s")
+    manifest = read_store_manifest(tmp_path / "s")
     assert manifest["num_shards"] == 3 and [s["num_posts"] for s in manifest["shards"]] == [
         10,
         10,
@@ -39,7 +39,7 @@ def test_round_trip_in_shards_with_missing_modalities(tmp_path: Path) -> None:
 def test_float16_store_and_subsets(tmp_path: Path) -> None:
     fs = make_synthetic(12, dim=5, seed=2, dtype=np.float16)
     write_featureset(tmp_path / "s", fs, shard_size=5)
-    assert read_manifest(tmp_path / "s")["dtype"] == "float16"
+    assert read_store_manifest(tmp_path / "s")["dtype"] == "float16"
     raw = read_featureset(tmp_path / "s", dtype=None)
     assert raw.features["text"].dtype == np.float16
     sub = read_featureset(tmp_path / "s", modalities=["video", "text"])

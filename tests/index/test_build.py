@@ -14,7 +14,7 @@ from nmodal.errors import InputError, OutputExistsError
 from nmodal.features import read_featureset, write_featureset
 from nmodal.index import PostIndex, QueryEncoder, add_posts, build_index
 from nmodal.index.factory import choose_factory, default_nprobe, nlist_for
-from nmodal.index.layout import model_fingerprint, read_manifest, write_directory_atomically
+from nmodal.index.layout import model_fingerprint, read_index_manifest, write_directory_atomically
 from nmodal.model import HeadConfig, ModelConfig, NModalModel
 from tests.index.fixtures import (
     MODALITIES,
@@ -300,13 +300,13 @@ def test_ivf_centroids_are_retrained_once_the_index_has_grown(tmp_path: Path):
         )
     )
     probe = built("probe")
-    trained = {m: read_manifest(probe)["modalities"][m]["trained_on"] for m in MODALITIES}
+    trained = {m: read_index_manifest(probe)["modalities"][m]["trained_on"] for m in MODALITIES}
 
     auto = built("auto")
     assert add_posts(auto, full.model, small, progress=False) == 20  # 80 -> 100: kept
     kept = PostIndex.open(auto)
     for m in MODALITIES:
-        assert read_manifest(auto)["modalities"][m]["trained_on"] == trained[m]
+        assert read_index_manifest(auto)["modalities"][m]["trained_on"] == trained[m]
         np.testing.assert_array_equal(
             _centroids(kept.indexes[m]), _centroids(PostIndex.open(probe).indexes[m])
         )
@@ -316,13 +316,13 @@ def test_ivf_centroids_are_retrained_once_the_index_has_grown(tmp_path: Path):
     add_posts(never, full.model, full.store, progress=False, retrain="never")
     grown, stale = PostIndex.open(auto), PostIndex.open(never)
     for m in MODALITIES:
-        info = read_manifest(auto)["modalities"][m]
+        info = read_index_manifest(auto)["modalities"][m]
         assert info["trained_on"] == info["count"] == ref.indexes[m].ntotal
         # retrained on all vectors = rebuilt with the same factory
         np.testing.assert_allclose(
             _centroids(grown.indexes[m]), _centroids(ref.indexes[m]), atol=1e-4
         )
-        assert read_manifest(never)["modalities"][m]["trained_on"] == trained[m]
+        assert read_index_manifest(never)["modalities"][m]["trained_on"] == trained[m]
         assert not np.allclose(_centroids(stale.indexes[m]), _centroids(ref.indexes[m]), atol=1e-3)
         assert stale.indexes[m].ntotal == grown.indexes[m].ntotal
     with pytest.raises(InputError, match="retrain must be one of"):

@@ -14,7 +14,7 @@ from nmodal.features import read_featureset, write_featureset
 from nmodal.index import Filters, PostIndex, add_posts, build_index
 from nmodal.index import build as build_module
 from nmodal.index.build import index_from_embeddings
-from nmodal.index.layout import read_manifest
+from nmodal.index.layout import read_index_manifest
 from nmodal.index.tuning import RecallTarget, auto_nlists, exact_neighbours
 from tests.index.fixtures import MODALITIES, make_collection
 
@@ -204,7 +204,7 @@ def test_every_index_type_builds_adds_and_opens_from_disk(tmp_path: Path, factor
     assert add_posts(out, full.model, full.store, progress=False) > 0
     index = PostIndex.open(out)
     for m in MODALITIES:
-        info = read_manifest(out)["modalities"][m]
+        info = read_index_manifest(out)["modalities"][m]
         assert info["factory"] == factory and index.indexes[m].ntotal == info["count"]
     row = 400 + int(np.flatnonzero(index.present["text"][400:])[0])  # an added post
     text = np.asarray(index.emb["text"][row : row + 1])
@@ -220,7 +220,7 @@ def test_add_keeps_the_measured_recall_when_the_collection_doubles(tmp_path: Pat
     target = RecallTarget(recall=0.98, queries=120)
     out = build_index(full.model, half, full.dataset, tmp_path / "i", progress=False,
                       target=target)  # fmt: skip
-    before = read_manifest(out)["modalities"]
+    before = read_index_manifest(out)["modalities"]
     assert all(info["tuning"]["met"] for info in before.values())
     add_posts(out, full.model, full.store, progress=False)
     after = PostIndex.open(out)
@@ -251,7 +251,7 @@ def test_index_info_shows_the_measured_curve(tmp_path: Path, capsys, monkeypatch
     assert main(["index", "info", str(out)]) == 0
     text = capsys.readouterr().out
     for m in MODALITIES:
-        info = read_manifest(out)["modalities"][m]
+        info = read_index_manifest(out)["modalities"][m]
         assert f"{m}: {info['count']} vectors, {info['factory']}, nprobe {info['nprobe']}" in text
     assert "the target 0.95" in text and "vectors/query" in text
     bad = [*argv[:-2], "--recall", "1.5", "--overwrite"]

@@ -12,8 +12,8 @@ import pytest
 from nmodal.sources import (
     count_words,
     ingest,
-    read_manifest,
     read_posts,
+    read_posts_manifest,
     read_telegram_export,
     read_telethon_ndjson,
 )
@@ -71,7 +71,7 @@ def test_manifest_and_ndjson_paths_outside_are_refused(tmp_path: Path, outside: 
     rows = [{"post_id": "1", "image_path": "a.jpg"}, {"post_id": "2", "image_path": str(outside)},
             {"post_id": "3", "image_path": "../secret/passwd.jpg", "text": LONG}]  # fmt: skip
     (folder / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    recs = {r["post_id"]: r for r in read_manifest(folder / "m.jsonl")}
+    recs = {r["post_id"]: r for r in read_posts_manifest(folder / "m.jsonl")}
     assert recs["1"]["image_path"].endswith("a.jpg")
     assert recs["2"]["image_path"] is None and "escapes" in recs["2"]["problems"][0]
     assert recs["3"]["image_path"] is None
@@ -146,7 +146,7 @@ def test_manifest_bom_and_bad_lines(tmp_path: Path) -> None:
         + json.dumps({"text": "no id"}).encode()
         + b"\n"
     )
-    res = ingest(read_manifest(path), tmp_path / "ds", workers=0, progress=False)
+    res = ingest(read_posts_manifest(path), tmp_path / "ds", workers=0, progress=False)
     t = res.posts.set_index("post_id")
     assert t.loc["a", "status"] == "kept" and t.loc["a", "forwarded_from"] == "X"
     assert pd.isna(t.loc["a", "reply_to_message_id"])  # 10^40 fits no id column

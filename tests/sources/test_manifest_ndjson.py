@@ -15,8 +15,8 @@ from nmodal.sources import (
     count_words,
     ingest,
     read_account_labels,
-    read_manifest,
     read_posts,
+    read_posts_manifest,
     read_telethon_ndjson,
     summarize,
 )
@@ -47,7 +47,7 @@ def test_manifest_jsonl(media: Path, tmp_path: Path) -> None:
     ]  # fmt: skip
     manifest = media / "posts.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
-    records = read_manifest(manifest)
+    records = read_posts_manifest(manifest)
     res = ingest(records, tmp_path, FilterConfig.preset("paper"), workers=0, progress=False)
     got = read_posts(tmp_path).set_index("post_id")
     assert got.loc["x/1", "status"] == "kept"
@@ -80,23 +80,34 @@ def test_manifest_jsonl(media: Path, tmp_path: Path) -> None:
 def test_manifest_csv_and_errors(media: Path, tmp_path: Path) -> None:
     csv = media / "posts.csv"
     csv.write_text(f"id,account,text,video,lang\np1,a,{LONG},media/kyiv_news/101.mp4,uk\n")
-    rec = read_manifest(csv)
+    rec = read_posts_manifest(csv)
     assert rec[0]["post_id"] == "p1" and rec[0]["lang"] == "uk"
     assert rec[0]["video_path"].endswith("101.mp4")
     bad = tmp_path / "bad.csv"
     bad.write_text("account,text\na,b\n")
     with pytest.raises(InputError, match="post_id"):
-        read_manifest(bad)
+        read_posts_manifest(bad)
     dup = tmp_path / "dup.jsonl"
     dup.write_text('{"post_id": "1"}\n{"post_id": "1"}\n')
-    res = ingest(read_manifest(dup), tmp_path / "d", FilterConfig(require=()), workers=0,
+    res = ingest(read_posts_manifest(dup), tmp_path / "d", FilterConfig(require=()), workers=0,
                  progress=False)  # fmt: skip
     assert res.summary["duplicates_skipped"] == 1 and len(res.posts) == 1
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"post_id": "1"}\n{oops\n')
-    bad, good = sorted(read_manifest(broken), key=lambda r: r["post_id"])  # one line lost
+    bad, good = sorted(read_posts_manifest(broken), key=lambda r: r["post_id"])  # one line lost
     assert good["post_id"] == "1"
     assert bad["post_id"] == "!error/broken.jsonl:line 2" and "not JSON" in bad["drop"]
+
+
+def test_read_manifest_is_a_deprecated_alias(media: Path) -> None:
+    """The old public name still reads a posts manifest, with a DeprecationWarning."""
+    from nmodal.sources import read_manifest
+
+    csv = media / "alias.csv"
+    csv.write_text(f"post_id,text,video\np1,{LONG},media/kyiv_news/101.mp4\n")
+    with pytest.warns(DeprecationWarning, match="read_posts_manifest"):
+        old = read_manifest(csv)
+    assert old == read_posts_manifest(csv)
 
 
 def telethon_message(msg_id: int, text: str, media: dict | None = None, **extra) -> dict:

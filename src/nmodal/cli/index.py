@@ -126,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle_build(args: argparse.Namespace) -> int:
     from nmodal.errors import InputError
     from nmodal.index import build_index
-    from nmodal.index.layout import read_manifest
+    from nmodal.index.layout import read_index_manifest
     from nmodal.index.tuning import RecallTarget
 
     if args.posts is None:
@@ -144,7 +144,7 @@ def handle_build(args: argparse.Namespace) -> int:
         target=RecallTarget(recall=args.recall) if args.recall > 0 else None,
         params={"efSearch": args.ef_search, "k_factor": args.k_factor},
     )  # fmt: skip
-    manifest = read_manifest(out)
+    manifest = read_index_manifest(out)
     parts = ", ".join(
         f"{m}: {info['count']} ({info['factory']})" for m, info in manifest["modalities"].items()
     )
@@ -200,9 +200,9 @@ def tuning_lines(manifest: dict[str, Any]) -> list[str]:
 
 
 def handle_info(args: argparse.Namespace) -> int:
-    from nmodal.index.layout import read_manifest
+    from nmodal.index.layout import read_index_manifest
 
-    manifest = read_manifest(args.index)
+    manifest = read_index_manifest(args.index)
     if args.json:
         print(json.dumps(manifest, indent=2))
         return 0

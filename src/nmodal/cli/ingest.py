@@ -144,7 +144,7 @@ def run_ingest(args: argparse.Namespace) -> int:
         format_summary,
         ingest,
         read_account_labels,
-        read_manifest,
+        read_posts_manifest,
         read_telegram_export,
         read_telethon_ndjson,
     )
@@ -157,7 +157,7 @@ def run_ingest(args: argparse.Namespace) -> int:
                 d, merge_albums=not args.no_albums, username=args.username
             )
     elif args.source == "manifest":
-        records = read_manifest(args.file, media_root=args.media_root)
+        records = read_posts_manifest(args.file, media_root=args.media_root)
     else:
         for f in args.files:
             records += read_telethon_ndjson(f, media_dir=args.media_dir, account=args.account)

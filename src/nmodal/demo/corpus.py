@@ -345,8 +345,8 @@ def concept_groups(manifest_rows: Sequence[dict[str, Any]]) -> np.ndarray:
     return np.asarray([int(r["concept_id"]) for r in manifest_rows])
 
 
-def read_manifest(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a corpus manifest (JSON lines)."""
+def read_demo_corpus(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a demo corpus's ``manifest.jsonl`` (one post and its concept per line)."""
     path = Path(path)
     try:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

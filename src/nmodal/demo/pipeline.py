@@ -238,11 +238,14 @@ def _check_state(out: Path, cfg: DemoConfig, resume: bool) -> None:
 
 
 def _ingest(corpus_manifest: Path, dataset: Path, progress: bool) -> None:
-    from nmodal.sources import FilterConfig, ingest, read_manifest
+    from nmodal.sources import FilterConfig, ingest, read_posts_manifest
 
     with replacing_dir(dataset) as tmp:
         result = ingest(
-            read_manifest(corpus_manifest), tmp, FilterConfig.preset("paper"), progress=progress
+            read_posts_manifest(corpus_manifest),
+            tmp,
+            FilterConfig.preset("paper"),
+            progress=progress,
         )
         if result.summary["kept"] < 2:
             raise InputError(f"{corpus_manifest}: the filter kept {result.summary['kept']} posts")

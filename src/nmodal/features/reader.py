@@ -43,7 +43,7 @@ import numpy as np
 
 from nmodal.errors import InputError
 from nmodal.features.featureset import FeatureSet
-from nmodal.features.store import read_manifest
+from nmodal.features.store import read_store_manifest
 from nmodal.integrity import sha256_file
 
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -81,7 +81,7 @@ class StoreReader:
 
     def __init__(self, path: str | Path, verify: bool = True, allow_partial: bool = False) -> None:
         self.path = Path(path)
-        self.manifest = read_manifest(self.path)
+        self.manifest = read_store_manifest(self.path)
         self.verify = verify
         m = self.manifest
         if not m.get("complete", False) and not allow_partial:

@@ -166,7 +166,7 @@ class StoreWriter:
         if path.exists() and not path.is_dir():
             raise OutputExistsError(f"{path}: exists and is not a directory")
         if (path / MANIFEST).is_file() and not overwrite:
-            manifest = read_manifest(path)
+            manifest = read_store_manifest(path)
             keys = ("version", "num_posts", "shard_size", "dtype", "posts_sha256", "modalities")
             # JSON round trip so tuples and lists compare equal
             plan_json = json.loads(json.dumps(plan))
@@ -314,7 +314,7 @@ def _error_record(e: Mapping[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------- reading
 
 
-def read_manifest(path: str | Path) -> dict[str, Any]:
+def read_store_manifest(path: str | Path) -> dict[str, Any]:
     """The parsed ``manifest.json`` of the store at ``path`` (:class:`InputError` if none)."""
     return read_format_json(
         path,
@@ -329,7 +329,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 def read_errors(path: str | Path) -> list[dict[str, Any]]:
     """The store's per-artifact error records, in post order (written shards only)."""
     path = Path(path)
-    manifest = read_manifest(path)
+    manifest = read_store_manifest(path)
     records: list[dict[str, Any]] = []
     for shard in sorted(manifest["shards"], key=lambda s: s.get("index", 0)):
         f = path / f"{shard['name']}.errors.jsonl"

@@ -531,7 +531,7 @@ def add_posts(
         raise InputError(f"retrain must be one of {RETRAIN}, got {retrain!r}")
 
     index_dir, model_dir, store_dir = Path(index_dir), Path(model_dir), Path(store_dir)
-    manifest = layout.read_manifest(index_dir)
+    manifest = layout.read_index_manifest(index_dir)
     layout.check_model(manifest, model_dir, index_dir)
     mods = list(manifest["modalities"])
     model = _load_model(model_dir)

@@ -52,7 +52,7 @@ def faiss_file(modality: str) -> str:
     return f"{modality}.faiss"
 
 
-def read_manifest(index_dir: str | Path, verify: bool | None = None) -> dict[str, Any]:
+def read_index_manifest(index_dir: str | Path, verify: bool | None = None) -> dict[str, Any]:
     """The manifest of an index directory, verified; :class:`InputError` if it is not one.
 
     A swap killed half-way is recovered first. Modality names must be plain names (they

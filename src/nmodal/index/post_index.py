@@ -298,7 +298,7 @@ class PostIndex:
         nprobe = check_nprobe(nprobe)
         defaults = check_knobs(dict(params or {}))
         directory = Path(directory)
-        manifest = layout.read_manifest(directory)
+        manifest = layout.read_index_manifest(directory)
         posts = pd.read_parquet(directory / layout.POSTS_FILE)
         emb: dict[str, np.ndarray] = {}
         present: dict[str, np.ndarray] = {}

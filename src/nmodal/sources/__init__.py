@@ -1,7 +1,7 @@
 """Sources: adapters that turn collections of posts into the posts table.
 
 - :func:`read_telegram_export` -- Telegram Desktop JSON exports (single chat or full account)
-- :func:`read_manifest` -- a JSONL/CSV manifest for any platform
+- :func:`read_posts_manifest` -- a JSONL/CSV manifest for any platform
 - :func:`read_telethon_ndjson` -- Telethon ``to_dict`` NDJSON (telegram-tracker, 4CAT)
 - :mod:`nmodal.sources.collector` -- a Telethon collector for public channels (extra ``collect``)
 
@@ -16,7 +16,7 @@ Example:
 
 from nmodal.sources.filtering import FilterConfig, apply_filter, count_words, summarize
 from nmodal.sources.ingest import IngestResult, format_summary, ingest, read_account_labels
-from nmodal.sources.manifest import read_manifest
+from nmodal.sources.manifest import read_manifest, read_posts_manifest
 from nmodal.sources.posts import COLUMNS, POSTS_FILE, posts_frame, read_posts, write_posts
 from nmodal.sources.telegram_export import read_telegram_export
 from nmodal.sources.telethon_ndjson import read_telethon_ndjson
@@ -34,6 +34,7 @@ __all__ = [
     "read_account_labels",
     "read_manifest",
     "read_posts",
+    "read_posts_manifest",
     "read_telegram_export",
     "read_telethon_ndjson",
     "summarize",

@@ -19,6 +19,7 @@ Example manifest.jsonl::
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,9 @@ def _cell(value: Any) -> Any:
     return clean_value(value)
 
 
-def read_manifest(path: str | Path, media_root: str | Path | None = None) -> list[dict[str, Any]]:
+def read_posts_manifest(
+    path: str | Path, media_root: str | Path | None = None
+) -> list[dict[str, Any]]:
     """Raw post records of a ``.jsonl``/``.json`` (one object per line) or ``.csv`` manifest.
 
     Media are read only inside ``media_root`` (default: the manifest's folder); relative
@@ -141,3 +144,17 @@ def read_manifest(path: str | Path, media_root: str | Path | None = None) -> lis
         for col in labels:
             rec.setdefault(col, None)
     return records
+
+
+def read_manifest(path: str | Path, media_root: str | Path | None = None) -> list[dict[str, Any]]:
+    """Deprecated name of :func:`read_posts_manifest` (it emits a ``DeprecationWarning``).
+
+    The library reads four different manifests (a posts manifest, a feature store's, an
+    index's, the demo corpus's); each reader is now named after what it reads.
+    """
+    warnings.warn(
+        "nmodal.sources.read_manifest is deprecated; use read_posts_manifest",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return read_posts_manifest(path, media_root=media_root)
