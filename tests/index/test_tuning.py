@@ -257,3 +257,23 @@ def test_index_info_shows_the_measured_curve(tmp_path: Path, capsys, monkeypatch
     bad = [*argv[:-2], "--recall", "1.5", "--overwrite"]
     assert main(bad) == 1
     assert "--recall must be between 0 and 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("factory", "part", "need"),
+    [("PQ4", "PQ4x8 codebooks", 256), ("IVF16,PQ8", "PQ8x8 codebooks", 256),
+     ("OPQ8,IVF8,PQ8", "OPQ rotation", 256), ("IVF512,SQ8", "512 IVF lists", 512)],
+)  # fmt: skip
+def test_too_few_training_vectors_is_a_clear_error_before_faiss_runs(factory, part, need):
+    # 300 posts: the build-time measurement holds out 75 of them, so 225 vectors train
+    emb = clustered(300, 32, 4)
+    with pytest.raises(InputError) as err:
+        index_from_embeddings(emb, factory=factory)
+    message = str(err.value)
+    assert repr(factory) in message and part in message
+    assert f"at least {need} training vectors" in message and "only 225 are available" in message
+    # without the measurement all 300 train: enough for the 256-centroid codebooks (OPQ's
+    # iterative training is left out: over a minute on a busy machine)
+    if need <= 300 and not factory.startswith("OPQ"):
+        index = index_from_embeddings(emb, factory=factory, target=None)
+        assert index.search(["text"], emb["image"][:1], k=5).hits

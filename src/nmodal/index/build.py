@@ -253,7 +253,7 @@ def build_faiss(
     a sample of ``train_rows`` (default: the present rows)."""
     rows = np.flatnonzero(present)
     index = new_index(emb.shape[1], factory)
-    train_index(index, emb, rows if train_rows is None else train_rows)
+    train_index(index, emb, rows if train_rows is None else train_rows, factory=factory)
     _add_vectors(index, emb, rows, desc, progress)
     return index
 

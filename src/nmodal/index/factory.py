@@ -120,24 +120,71 @@ def training_rows(index: Any, rows: np.ndarray, seed: int = 0) -> np.ndarray:
     return rows if size == len(rows) else np.sort(rng.choice(rows, size, replace=False))
 
 
-def train_index(index: Any, emb: np.ndarray, rows: np.ndarray, seed: int = 0) -> np.ndarray:
+def training_needs(index: Any) -> list[tuple[str, int]]:
+    """``(part, vectors)``: each trained part of ``index`` and the fewest training vectors
+    its k-means needs (one per centroid): IVF lists, PQ codebooks (``2**nbits`` per
+    sub-quantizer, OPQ's rotation included), through ``IndexIDMap``, pre-transforms,
+    refinement and HNSW storage."""
+    import faiss
+
+    needs: list[tuple[str, int]] = []
+    todo = [faiss.downcast_index(index)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, faiss.IndexIDMap):
+            todo.append(faiss.downcast_index(node.index))
+            continue
+        if isinstance(node, faiss.IndexPreTransform):
+            chain: Any = node.chain  # a SWIG vector (the stubs say list)
+            for j in range(chain.size()):
+                vt = faiss.downcast_VectorTransform(chain.at(j))
+                if isinstance(vt, faiss.OPQMatrix):
+                    needs.append(("OPQ rotation's codebooks", 256))
+            todo.append(faiss.downcast_index(node.index))
+            continue
+        if isinstance(node, faiss.IndexRefine):
+            todo.extend(faiss.downcast_index(part) for part in (node.base_index, node.refine_index))
+            continue
+        if isinstance(node, faiss.IndexHNSW):
+            todo.append(faiss.downcast_index(node.storage))
+            continue
+        if isinstance(node, faiss.IndexIVF):
+            needs.append((f"{node.nlist} IVF lists", int(node.nlist)))
+        pq = getattr(node, "pq", None)
+        if isinstance(pq, faiss.ProductQuantizer):
+            needs.append((f"PQ{pq.M}x{pq.nbits} codebooks", int(pq.ksub)))
+    return needs
+
+
+def train_index(
+    index: Any, emb: np.ndarray, rows: np.ndarray, seed: int = 0, factory: str | None = None
+) -> np.ndarray:
     """Train ``index`` (a no-op for Flat) on a random sample of ``emb[rows]``; returns the
     sample (empty when nothing was trained).
 
-    Only the sample is copied: ``emb`` may be a memory map far larger than memory.
+    Only the sample is copied: ``emb`` may be a memory map far larger than memory. Too few
+    vectors for a part of the index (:func:`training_needs`) is an InputError naming
+    ``factory``, the part, the vectors needed and those available, before FAISS runs.
     """
     if index.is_trained:
         return np.zeros(0, np.int64)
-    ivf = ivf_of(index)
-    if ivf is not None and len(rows) < ivf.nlist:
+    name = f"FAISS index {factory!r}" if factory else "the FAISS index"
+    short = [(part, need) for part, need in training_needs(index) if len(rows) < need]
+    if short:
+        part, need = max(short, key=lambda item: item[1])
         raise InputError(
-            f"index with {ivf.nlist} IVF lists needs at least that many vectors to train; "
-            f"got {len(rows)} (choose a smaller nlist with --factory)"
+            f"{name} cannot be trained: its {part} need at least {need} training vectors, "
+            f"only {len(rows)} are available (choose a smaller factory with --factory)"
         )
+    ivf = ivf_of(index)
     if ivf is not None:
         ivf.cp.niter = KMEANS_ITERATIONS
     sample = training_rows(index, rows, seed)
-    index.train(np.ascontiguousarray(emb[sample], dtype=np.float32))
+    try:
+        index.train(np.ascontiguousarray(emb[sample], dtype=np.float32))
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1]
+        raise InputError(f"{name} cannot be trained on {len(sample)} vectors: {reason}") from exc
     return sample
 
 
