@@ -50,6 +50,7 @@ DEFAULT_KS = (1, 5, 10, 25)
 SCORINGS = ("sum", "symile", "gram")
 ArrayLike = np.ndarray | torch.Tensor
 GRAM_CHUNK_ELEMENTS = 1 << 24  # bound on (queries x posts x k x k) Gram entries per chunk
+SCORE_CHUNK_ELEMENTS = 1 << 24  # bound on (queries x posts) scores per chunk (64 MB float32)
 
 
 def matched_scoring(loss: str) -> str:
@@ -188,7 +189,9 @@ def retrieval_ranks(
             ranks[name] = np.zeros(0, dtype=np.int64)
             continue
         score = _scorer(mats, masks, others, scoring)
-        step = chunk_size
+        # queries per chunk: at most chunk_size, and a (chunk, P) score matrix of bounded
+        # size however large the population (the ranks do not depend on the chunking)
+        step = max(1, min(chunk_size, SCORE_CHUNK_ELEMENTS // max(1, len(mats[0]))))
         if scoring == "gram":
             step = max(1, min(chunk_size, GRAM_CHUNK_ELEMENTS // (len(mats[0]) * len(mats) ** 2)))
         out = []

@@ -59,23 +59,28 @@ def predict_store(
     model_dir: str | Path,
     store_dir: str | Path,
     post_ids: Sequence[str] | None = None,
+    verify: bool = True,
 ) -> pd.DataFrame:
     """Label the store's posts (all, or ``post_ids``) as the classifier was trained: one
-    line per artifact, or one per post for a fused classifier."""
-    from nmodal.features import read_featureset
+    line per artifact, or one per post for a fused classifier. Only those posts are read,
+    their features a chunk at a time; ``verify``: check the shards' sha256."""
+    from nmodal.features import StoreReader
 
     clf, meta, model = _load(classifier_dir, model_dir)
-    fs = read_featureset(store_dir)
+    reader = StoreReader(store_dir, verify=verify)
+    rows_of = None
     if post_ids is not None:
         wanted = np.asarray(list(post_ids), dtype=str)
-        missing = wanted[~np.isin(wanted, fs.post_ids)]
+        missing = wanted[~np.isin(wanted, reader.post_ids)]
         if missing.size:
             raise InputError(
                 f"{store_dir}: {missing.size} post(s) not in the store, e.g. {missing[0]}"
             )
-        order = {p: i for i, p in enumerate(fs.post_ids.tolist())}
-        fs = fs.subset(np.array([order[p] for p in wanted.tolist()], dtype=np.int64))
-    mods = meta.get("modalities") or [m for m in model.modalities if m in fs.features]
+        order = {p: i for i, p in enumerate(reader.post_ids.tolist())}
+        rows_of = np.array([order[p] for p in wanted.tolist()], dtype=np.int64)
+    # a lazy view: only the labelled posts' shards are read, their features a chunk at a time
+    fs = reader.view(None, rows_of)
+    mods = meta.get("modalities") or [m for m in model.modalities if m in fs.modalities]
     rows = embedding_rows(model, fs, mods, meta.get("fusion"))
     return label_table(clf, rows)
 

@@ -97,6 +97,8 @@ class ClassifyConfig:
     classifier_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     overwrite: bool = False
     progress: bool = True
+    #: check the store's shards against their recorded sha256 (``--no-verify`` turns it off)
+    verify: bool = True
 
     def params_of(self) -> dict[str, dict[str, Any]]:
         """The per-classifier keyword arguments as plain dicts."""
@@ -123,15 +125,15 @@ def check_classifiers(classifiers: Sequence[str]) -> None:
 def read_rows(config: ClassifyConfig) -> ClassifyRows:
     """Read: load the model, the feature store and the posts table, embed the chosen
     modalities' artifacts and attach their labels."""
-    from nmodal.features import read_featureset
+    from nmodal.features import StoreReader
     from nmodal.model import NModalModel
 
     model = NModalModel.load(config.model_dir)
-    fs = read_featureset(config.store_dir)
+    fs = StoreReader(config.store_dir, verify=config.verify).view()  # features read in chunks
     table = read_posts_table(config.posts)
     mapping = config.mapping
     label_map = read_label_mapping(mapping, config.label) if mapping is not None else None
-    shared = [m for m in model.modalities if m in fs.features]
+    shared = [m for m in model.modalities if m in fs.modalities]
     mods, fusion = parse_modality(config.modality, shared)
     rows = embedding_rows(model, fs, mods, fusion)
     data = label_rows(rows, table, config.label, by=config.by, mapping=label_map)

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nmodal.cli._common import add_store_arguments
 from nmodal.cli._help import add_examples
 from nmodal.errors import InputError
 
@@ -112,6 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_store_arguments(p)
     p.set_defaults(handler=handle)
 
 
@@ -129,6 +131,7 @@ def config_from_args(args: argparse.Namespace) -> ClassifyConfig:
         by=args.by, classifiers=tuple(args.classifiers), smote=args.smote,
         modality=args.modality, folds=args.folds, seed=args.seed, mapping=args.label_map,
         classifier_params=parse_params(args.param), overwrite=args.overwrite,
+        verify=args.verify,
     )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nmodal.cli._common import add_retrieval_arguments, csv_list
+from nmodal.cli._common import add_retrieval_arguments, add_store_arguments, csv_list
 from nmodal.cli._help import add_examples
 
 
@@ -49,6 +49,7 @@ def register(sub: Any) -> None:
         "says so: such figures are not held-out recall)",
     )
     add_retrieval_arguments(p)
+    add_store_arguments(p)
     p.add_argument("--ks", default="1,5,10,25", help="K values (default 1,5,10,25)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write the full report as JSON here")
@@ -71,13 +72,16 @@ def recorded_split(model_dir: Path, extra: dict[str, Any]) -> dict[str, list[str
     return None
 
 
-def _select_posts(args: argparse.Namespace, fs: Any, split: dict[str, list[str]] | None) -> Any:
+def _select_posts(args: argparse.Namespace, reader: Any, split: dict[str, list[str]] | None) -> Any:
+    """A lazy view (:class:`nmodal.features.StoreView`) of the evaluated posts of the store
+    ``reader`` reads, and their ids. Only those posts' shards are read (their presence now,
+    their features when embedded, a chunk at a time)."""
     import numpy as np
 
     from nmodal.errors import InputError
 
     if args.split == "all":
-        ids = [str(p) for p in fs.post_ids]
+        ids = [str(p) for p in reader.post_ids]
     elif args.split == "test":
         if split is None or not split["test"]:
             raise InputError(
@@ -90,11 +94,11 @@ def _select_posts(args: argparse.Namespace, fs: Any, split: dict[str, list[str]]
         if not path.is_file():
             raise InputError(f"{path}: no such file of post ids")
         ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    pos = {p: i for i, p in enumerate(fs.post_ids)}
+    pos = {p: i for i, p in enumerate(reader.post_ids.tolist())}
     missing = [p for p in ids if p not in pos]
     if missing:
         raise InputError(f"{len(missing)} posts are not in the store, e.g. {missing[0]}")
-    return fs.subset(np.array([pos[p] for p in ids], dtype=int)), ids
+    return reader.view(None, np.array([pos[p] for p in ids], dtype=np.int64)), ids
 
 
 def training_overlap(ids: list[str], split: dict[str, list[str]] | None) -> int | None:
@@ -109,13 +113,13 @@ def run(args: argparse.Namespace) -> int:
     from nmodal.cli._common import int_list, write_json
     from nmodal.errors import InputError
     from nmodal.evaluation import evaluate_model, recall_table
-    from nmodal.features import read_featureset
+    from nmodal.features import StoreReader
     from nmodal.model import NModalModel
     from nmodal.retrieval import matched_scoring
 
     model = NModalModel.load(args.model)
     split = recorded_split(args.model, dict(model.config.extra))
-    fs, ids = _select_posts(args, read_featureset(args.store), split)
+    fs, ids = _select_posts(args, StoreReader(args.store, verify=args.verify), split)
     trained = training_overlap(ids, split)
     if trained and not args.allow_training_posts:
         raise InputError(

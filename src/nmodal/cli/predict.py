@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nmodal.cli._common import add_store_arguments
 from nmodal.cli._help import add_examples
 from nmodal.errors import InputError, OutputExistsError
 
@@ -64,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write .csv, .jsonl or .parquet (default: CSV on stdout)",
     )
     p.add_argument("--overwrite", action="store_true")
+    add_store_arguments(p)
     p.set_defaults(handler=handle)
 
 
@@ -83,7 +85,9 @@ def handle(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.suffix not in (".csv", ".jsonl", ".parquet"):
         raise InputError(f"{args.out}: use a .csv, .jsonl or .parquet file name")
     if args.store is not None:
-        table = predict_store(args.classifier, args.model, args.store, args.posts)
+        table = predict_store(
+            args.classifier, args.model, args.store, args.posts, verify=args.verify
+        )
     else:
         table = predict_raw(args.classifier, args.model, **raw)
     if args.out is None:

@@ -28,7 +28,9 @@ import numpy as np
 from nmodal.errors import InputError
 from nmodal.evaluation.baselines import LinearEmbedder, fit_baseline, is_baseline
 from nmodal.evaluation.missing import drop_artifacts, missing_fraction
+from nmodal.features.embedding import embed_rows
 from nmodal.features.featureset import FeatureSet
+from nmodal.features.reader import StoreView
 from nmodal.model import NModalModel
 from nmodal.retrieval import DEFAULT_KS, retrieval_report
 from nmodal.train import TrainConfig, split_posts, train_model
@@ -36,7 +38,7 @@ from nmodal.train import TrainConfig, split_posts, train_model
 
 def evaluate_model(
     model: NModalModel | LinearEmbedder,
-    fs: FeatureSet,
+    fs: FeatureSet | StoreView,
     modalities: Sequence[str] | None = None,
     ks: Sequence[int] = DEFAULT_KS,
     queries: str | int = "all",
@@ -44,9 +46,13 @@ def evaluate_model(
     scoring: str = "sum",
 ) -> dict[str, Any]:
     """Embed ``fs`` with ``model`` and run :func:`retrieval_report` over ``modalities``
-    (default: the model's), on the posts that have at least two of them."""
+    (default: the model's), on the posts that have at least two of them.
+
+    ``fs`` may be a :class:`StoreView`: only the evaluated posts' features are read, a chunk
+    at a time (:func:`nmodal.features.embedding.embed_rows`), and only their embeddings are
+    kept; the report is the same as for the same posts in memory."""
     mods = list(modalities or model.modalities)
-    unknown = [m for m in mods if m not in model.modalities or m not in fs.features]
+    unknown = [m for m in mods if m not in model.modalities or m not in fs.modalities]
     if unknown:
         raise InputError(
             f"modality {unknown[0]!r} is not in both the model {model.modalities} "
@@ -55,9 +61,9 @@ def evaluate_model(
     present = np.stack([fs.present[m] for m in mods])
     rows = present.sum(axis=0) >= 2
     sub = fs.subset(np.flatnonzero(rows))
-    emb = model.embed({m: sub.features[m] for m in mods})
+    every = np.arange(sub.num_posts)
     return retrieval_report(
-        [emb[m] for m in mods],
+        [embed_rows(model, sub, m, every) for m in mods],
         names=mods,
         ks=ks,
         queries=queries,
