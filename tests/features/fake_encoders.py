@@ -82,3 +82,16 @@ def crashing_decode(job: Any, spec: Any) -> Any:
     if job.text and "segfault" in job.text:
         os._exit(139)  # what a crash inside a native decoder looks like to the pool
     return decode_post(job, spec)
+
+
+def hanging_decode(job: Any, spec: Any) -> Any:
+    """``decode_post``, except that decoding hangs on posts whose text says "hang": a regular
+    expression that backtracks for ages inside C code holding the GIL, as a looping native
+    decoder would (nothing inside the worker can interrupt it)."""
+    import re
+
+    from nmodal.features.decode import decode_post
+
+    if job.text and "hang" in job.text:
+        re.match(r"(a+)+$", "a" * 64 + "b")
+    return decode_post(job, spec)

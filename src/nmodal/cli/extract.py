@@ -9,6 +9,7 @@ from typing import Any
 from nmodal.cli._help import add_examples
 from nmodal.errors import InputError
 from nmodal.features.decode import DECODE_DEFAULTS
+from nmodal.features.limits import DEFAULT_LIMITS
 
 
 def _csv(text: str) -> list[str]:
@@ -76,6 +77,17 @@ def register(sub: Any) -> None:
         "--audio-seconds", type=float, default=d.audio_seconds,
         help=f"longest audio used (default {d.audio_seconds:g} s)",
     )  # fmt: skip
+    lim = DEFAULT_LIMITS
+    p.add_argument(
+        "--decode-timeout", type=_limit, default=lim.timeout_s, metavar="SECONDS",
+        help=f"longest decoding of one post's media before its worker is stopped and the "
+        f"post's media recorded as errors (default {lim.timeout_s:g}; 0 = no limit)",
+    )  # fmt: skip
+    p.add_argument(
+        "--decode-memory-mb", type=_limit, default=lim.memory_mb, metavar="MB",
+        help=f"most memory one post's decoding may add to its worker, same consequence "
+        f"(default {lim.memory_mb:g}; 0 = no limit)",
+    )  # fmt: skip
     p.add_argument(
         "--limit", type=int, default=None, help="only the first N kept posts (a trial run)"
     )
@@ -90,6 +102,16 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+
+
+def _limit(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return None if value == 0 else value
 
 
 def model_paths(items: list[str]) -> dict[str, dict[str, str]]:
@@ -127,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         audio_seconds=args.audio_seconds,
         limit=args.limit,
+        decode_timeout=args.decode_timeout,
+        decode_memory_mb=args.decode_memory_mb,
         overwrite=args.overwrite,
         use_ray=args.ray,
         ray_address=args.ray_address,

@@ -57,6 +57,7 @@ from nmodal.features.decode import (
     init_worker,
     spec_for,
 )
+from nmodal.features.limits import DEFAULT_LIMITS, DecodeLimits, DecodeWatchdog, failed_post
 from nmodal.features.stages import (
     ENCODE_BATCH,
     ExtractStats,
@@ -164,18 +165,32 @@ def decoded_stream(
     workers: int,
     prefetch: int,
     decode: Callable[[PostJob, DecodeSpec], Decoded] = decode_post,
+    limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> Generator[Decoded, None, None]:
     """Decoded posts in ``jobs`` order; ``workers`` processes decode up to ``prefetch`` ahead.
 
     ``workers=0`` decodes in this process. A worker that dies (a decoder crash) costs only
     the post it was decoding: when a dead pool fails the post at the head of the queue,
     that post is retried alone (its media recorded as errors if it crashes again) and the
-    others are resubmitted to a fresh pool. ``decode`` must be importable (picklable).
+    others are resubmitted to a fresh pool. A post over its ``limits`` (time, memory) is
+    stopped by a :class:`~nmodal.features.limits.DecodeWatchdog` and costs the same.
+    ``decode`` must be importable (picklable).
     """
     if workers <= 0:
         for job in jobs:
             yield decode(job, spec)
         return
+    with DecodeWatchdog(limits) as watch:
+        yield from _pooled_stream(jobs, spec, workers, prefetch, watch.guard(decode))
+
+
+def _pooled_stream(
+    jobs: Sequence[PostJob],
+    spec: DecodeSpec,
+    workers: int,
+    prefetch: int,
+    decode: Callable[[PostJob, DecodeSpec], Decoded],
+) -> Generator[Decoded, None, None]:
     ctx = _mp_context()
     queue: deque[tuple[PostJob, Future[Decoded]]] = deque()
     todo = iter(jobs)
@@ -217,22 +232,15 @@ def _decode_isolated(
             return alone.submit(decode, job, spec).result()
         except BrokenProcessPool:
             pass
-    if not _workers_start(ctx):
+    verdict = getattr(decode, "verdict", None)
+    reason = verdict(job.post_id) if callable(verdict) else None
+    if reason is None and not _workers_start(ctx):
         raise InputError(
             "decoding worker processes cannot start (is the calling script importable? "
             "code run from stdin cannot start workers); pass workers=0 (--workers 0) to "
             "decode in this process"
         )
-    out = Decoded(job.post_id)
-    if "text" in spec.modalities and job.text and str(job.text).strip():
-        out.items["text"] = str(job.text)
-    for m in spec.modalities:
-        if m != "text":
-            out.errors.append(
-                {"post_id": job.post_id, "modality": m, "stage": "decode",
-                 "reason": "the decoder process crashed on this post", "path": job.video_path or job.image_path or job.audio_path}
-            )  # fmt: skip
-    return out
+    return failed_post(job, spec, reason or "the decoder process crashed on this post")
 
 
 def _noop() -> bool:
@@ -267,6 +275,9 @@ def extract_features(
     progress: bool = True,
     use_ray: bool = False,
     ray_address: str | None = None,
+    decode_timeout: float | None = DEFAULT_LIMITS.timeout_s,
+    decode_memory_mb: float | None = DEFAULT_LIMITS.memory_mb,
+    decode: Callable[[PostJob, DecodeSpec], Decoded] = decode_post,
 ) -> ExtractResult:
     """Extract the features of ``dataset_dir``'s kept posts into the store ``store_dir``.
 
@@ -279,6 +290,11 @@ def extract_features(
     beside the encoders (default: cores - 1; 0 decodes in this process).
     ``use_ray`` runs the same extraction as a Ray Data pipeline
     (:func:`nmodal.features.ray_extract.extract_with_ray`).
+    ``decode_timeout`` (seconds) and ``decode_memory_mb`` (resident-memory growth) bound the
+    decoding of one post in the worker processes (:mod:`nmodal.features.limits`; ``None``:
+    no bound; not enforced with ``workers=0`` or Ray): a post over either has its media
+    recorded as errors and the run goes on. ``decode`` decodes one post (default
+    :func:`~nmodal.features.decode.decode_post`; must be importable by the workers).
     """
     start = time.perf_counter()
     runtime = {
@@ -312,7 +328,8 @@ def extract_features(
                 writer, jobs, encs, spec, stats, address=ray_address, progress=progress
             )
         else:
-            _run_local(writer, jobs, encs, spec, stats, workers, progress, runtime)
+            limits = DecodeLimits(decode_timeout, decode_memory_mb)
+            _run_local(writer, jobs, encs, spec, stats, workers, progress, runtime, limits, decode)
         writer.finish()
     stats.errors = int(writer.manifest["num_errors"])
     stats.seconds = time.perf_counter() - start
@@ -328,6 +345,8 @@ def _run_local(
     workers: int | None,
     progress: bool,
     runtime: Mapping[str, Any] | None = None,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    decode: Callable[[PostJob, DecodeSpec], Decoded] = decode_post,
 ) -> None:
     pending = writer.pending_shards()
     stats.posts_skipped = len(jobs) - sum(len(writer.shard_post_ids(k)) for k in pending)
@@ -335,12 +354,12 @@ def _run_local(
         # decode-and-encode workers (one thread each): every core busy, bytes independent
         # of the number of workers (see nmodal.features.chunks)
         n = default_workers(encode=True) if workers is None else workers
-        _run_chunked(writer, jobs, pending, encs, spec, stats, n, progress, runtime)
+        _run_chunked(writer, jobs, pending, encs, spec, stats, n, progress, runtime, decode, limits)
         return
     workers = default_workers() if workers is None else workers
     todo: list[PostJob] = [j for k in pending for j in jobs[slice(*writer.shard_bounds(k))]]
     prefetch = max(2 * ENCODE_BATCH, 4 * max(workers, 1))
-    stream = decoded_stream(todo, spec, workers, prefetch)
+    stream = decoded_stream(todo, spec, workers, prefetch, decode, limits)
     try:
         _encode_shards(writer, pending, encs, stream, stats, progress)
     finally:
@@ -378,11 +397,12 @@ def _run_chunked(
     progress: bool,
     runtime: Mapping[str, Any] | None,
     decode: Callable[[PostJob, DecodeSpec], Decoded] = decode_post,
+    limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> None:
     """Chunks of posts decoded and encoded in ``workers`` processes (0: in this process),
     gathered in order into shards that this process writes."""
     units = chunk_units(writer, pending)
-    results = _chunk_results(units, jobs, encs, spec, workers, runtime, decode)
+    results = _chunk_results(units, jobs, encs, spec, workers, runtime, decode, limits)
     stats.cores = max(1, workers)
     first = True
     with progress_bar(writer, progress) as bar:
@@ -429,16 +449,31 @@ def _chunk_results(
     workers: int,
     runtime: Mapping[str, Any] | None,
     decode: Callable[[PostJob, DecodeSpec], Decoded],
+    limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> Generator[tuple[tuple[int, int, int], ChunkResult], None, None]:
     """``(unit, result)`` in ``units`` order; up to ``2 * workers`` chunks in flight.
 
-    A worker that dies (a decoder crash) costs only the posts that crash it: the chunk's
-    posts are then decoded one by one in throw-away processes and the chunk is encoded from
-    those (same batch, same bytes for the posts that survive)."""
+    A worker that dies (a decoder crash, or a post over its ``limits`` stopped by the
+    watchdog) costs only the posts that crash it: the chunk's posts are then decoded one by
+    one in throw-away processes and the chunk is encoded from those (same batch, same bytes
+    for the posts that survive)."""
     if workers <= 0:
         for unit in units:
             yield unit, run_chunk(jobs[unit[1] : unit[2]], spec, encs, decode)
         return
+    with DecodeWatchdog(limits) as watch:
+        yield from _pooled_chunks(units, jobs, encs, spec, workers, runtime, watch.guard(decode))
+
+
+def _pooled_chunks(
+    units: Sequence[tuple[int, int, int]],
+    jobs: Sequence[PostJob],
+    encs: Mapping[str, Encoder],
+    spec: DecodeSpec,
+    workers: int,
+    runtime: Mapping[str, Any] | None,
+    decode: Callable[[PostJob, DecodeSpec], Decoded],
+) -> Generator[tuple[tuple[int, int, int], ChunkResult], None, None]:
     ctx = _mp_context()
     recipes = encoder_recipe(encs, runtime)
 
