@@ -103,3 +103,71 @@ def test_bind_configuration() -> None:
     generated = SecurityConfig.for_bind("0.0.0.0", None)
     assert generated.token and len(generated.token) >= 24  # never exposed without a token
     assert "192.168.1.4" in SecurityConfig.for_bind("192.168.1.4", None).allowed_hosts
+
+
+def _serve_on_all_interfaces(app: object) -> tuple[object, object, int]:
+    """``app`` on a socket bound to 0.0.0.0 (as ``nmodal serve --host 0.0.0.0``)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", 0))
+    port = sock.getsockname()[1]
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))  # type: ignore[arg-type]
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    return uv, thread, port
+
+
+def test_a_wildcard_bind_accepts_the_machines_names_and_addresses(
+    served_collection: tuple[Collection, Path],
+) -> None:
+    import socket
+
+    from nmodal.serve.security import machine_hosts
+
+    _, index_dir = served_collection
+    security = SecurityConfig.for_bind("0.0.0.0", TOKEN)
+    mine = machine_hosts()
+    assert socket.gethostname().lower() in mine and mine <= security.allowed_hosts
+    uv, thread, port = _serve_on_all_interfaces(
+        create_app(index_dir, encoder_source=fake_encoder_source, security=security)
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        names = [socket.gethostname(), socket.getfqdn()]
+        v4 = sorted(h for h in mine if h.count(".") == 3 and not h.startswith("127."))
+        v6 = sorted(h for h in mine if ":" in h and h != "::1")
+        for name in names + v4:
+            r = httpx.get(f"http://127.0.0.1:{port}/api/health",
+                          headers={**auth, "Host": f"{name}:{port}"})  # fmt: skip
+            assert r.status_code == 200, (name, r.status_code)
+        for addr in v6:
+            r = httpx.get(f"http://127.0.0.1:{port}/api/health",
+                          headers={**auth, "Host": f"[{addr}]:{port}"})  # fmt: skip
+            assert r.status_code == 200, (addr, r.status_code)
+        for lan in v4:  # a real connection through the LAN interface, as a LAN client makes
+            assert httpx.get(f"http://{lan}:{port}/api/health", headers=auth).status_code == 200
+            assert httpx.get(f"http://{lan}:{port}/api/health").status_code == 401  # no token
+        # DNS rebinding stays refused: a foreign name, even one that ends in ours
+        for foreign in ("evil.example", f"{socket.gethostname()}.evil.example", "10.255.255.1"):
+            if foreign in mine:
+                continue
+            r = httpx.get(f"http://127.0.0.1:{port}/api/health",
+                          headers={**auth, "Host": f"{foreign}:{port}"})  # fmt: skip
+            assert r.status_code == 421, foreign
+    finally:
+        uv.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)  # type: ignore[attr-defined]
+    # a named bind does not add the machine's other names
+    assert (
+        socket.gethostname().lower() not in SecurityConfig.for_bind("127.0.0.1", None).allowed_hosts
+    )

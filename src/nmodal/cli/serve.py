@@ -76,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="NAME",
         help="a further host name clients may use in the URL (repeatable; default: "
-        "127.0.0.1, localhost, ::1 and the --host address)",
+        "127.0.0.1, localhost, ::1 and the --host address; with --host 0.0.0.0 or ::, also "
+        "this machine's host names and interface addresses)",
     )
     p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]

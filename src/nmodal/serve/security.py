@@ -4,7 +4,10 @@
 
 - **Host allow-list** (DNS rebinding): the ``Host`` header must name this server, by
   default ``127.0.0.1``, ``localhost`` or ``[::1]``; a non-loopback bind adds its address and
-  ``--allow-host`` names. Anything else: 421.
+  ``--allow-host`` names; a wildcard bind (``0.0.0.0``, ``::``) adds this machine's own names
+  and addresses (:func:`machine_hosts`: the host name, its fully qualified name, the
+  addresses of every network interface), so a client on the LAN may use those. Anything
+  else (a name that only resolves to this machine, as in DNS rebinding): 421.
 - **Origin check** (cross-site requests, e.g. a hostile page POSTing to the API): a request
   whose ``Origin`` is not this server's own origin, or whose ``Sec-Fetch-Site`` says
   ``cross-site``, is refused with 403.
@@ -27,11 +30,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import html
 import ipaddress
 import json
 import secrets
+import socket
+import struct
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -61,6 +67,64 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})
+_SIOCGIFADDR = 0x8915  # Linux: an interface's IPv4 address
+
+
+def _interface_ipv4(name: str) -> str | None:
+    import fcntl
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            packed = fcntl.ioctl(s.fileno(), _SIOCGIFADDR, struct.pack("256s", name.encode()[:15]))
+        except OSError:
+            return None  # no IPv4 address on it
+    return socket.inet_ntoa(packed[20:24])
+
+
+def _interface_addresses() -> set[str]:
+    """This machine's interface addresses: IPv4 by ``SIOCGIFADDR``, IPv6 from
+    ``/proc/net/if_inet6`` (Linux; elsewhere only the host name's addresses are found)."""
+    found: set[str] = set()
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError:
+        names = []
+    for name in names:
+        try:
+            addr = _interface_ipv4(name)
+        except (ImportError, OSError):
+            addr = None
+        if addr:
+            found.add(addr)
+    try:
+        with open("/proc/net/if_inet6", encoding="ascii") as f:
+            for line in f:
+                hexaddr = line.split()[0] if line.split() else ""
+                if len(hexaddr) == 32:
+                    found.add(str(ipaddress.IPv6Address(bytes.fromhex(hexaddr))))
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def machine_hosts() -> frozenset[str]:
+    """The names and addresses clients on the network may use for this machine: its host
+    name, fully qualified name, the addresses those resolve to and every interface address
+    (lower case, IPv6 without brackets). Never raises."""
+    hosts: set[str] = set()
+    with contextlib.suppress(OSError):
+        hosts |= {socket.gethostname(), socket.getfqdn()}
+    for name in list(hosts):
+        try:
+            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            continue
+        hosts |= {str(info[4][0]).split("%")[0] for info in infos}
+    hosts |= _interface_addresses()
+    return frozenset(h.lower() for h in hosts if h)
+
+
 def is_loopback(host: str) -> bool:
     """Whether binding ``host`` keeps the server reachable from this machine only."""
     if host == "localhost":
@@ -84,9 +148,13 @@ class SecurityConfig:
         cls, host: str, token: str | None, extra_hosts: Iterable[str] = ()
     ) -> SecurityConfig:
         """The configuration for a server bound to ``host``: loopback needs no token (unless
-        given); any other bind requires one, generated here when none is given."""
+        given); any other bind requires one, generated here when none is given. The allowed
+        host names: loopback's, ``extra_hosts``, and ``host`` itself, or for a wildcard bind
+        (``0.0.0.0``, ``::``) this machine's names and addresses (:func:`machine_hosts`)."""
         hosts = set(LOOPBACK_HOSTS) | {h.strip().lower().strip("[]") for h in extra_hosts if h}
-        if host not in ("0.0.0.0", "::", ""):
+        if host in WILDCARD_BINDS:
+            hosts |= machine_hosts()
+        else:
             hosts.add(host.lower().strip("[]"))
         if token is None and not is_loopback(host):
             token = secrets.token_urlsafe(24)
