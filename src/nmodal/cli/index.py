@@ -74,6 +74,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="refined (...,RFlat) indexes: candidates re-ranked exactly per result (default 1)",
     )
+    b.add_argument(
+        "--backend",
+        choices=["faiss", "milvus"],
+        default="faiss",
+        help="where the vector indexes live: FAISS files in the index folder (default), or a "
+        "Milvus server / Milvus Lite file (--uri; then --factory is the Milvus index type: "
+        "FLAT (default), HNSW or IVF_FLAT)",
+    )
+    b.add_argument(
+        "--uri",
+        default=None,
+        help="with --backend milvus: http://host:19530 (a cluster) or a Milvus Lite file *.db",
+    )
     b.add_argument("--batch-size", type=int, default=8192)
     b.add_argument("--overwrite", action="store_true", help="replace an existing index")
     add_examples(
@@ -81,6 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "nmodal index build --model runs/m1 --store data/features --posts data/ds --out data/index",
         "nmodal index build --model runs/m1 --store data/features --posts data/ds "
         "--out data/ivf --factory IVF1024,SQ8 --nprobe 16",
+        "nmodal index build --model runs/m1 --store data/features --posts data/ds "
+        "--out data/mv --backend milvus --uri http://milvus:19530 --factory HNSW",
     )
     b.set_defaults(handler=handle_build)
 
@@ -143,6 +158,7 @@ def handle_build(args: argparse.Namespace) -> int:
         overwrite=args.overwrite, batch_size=args.batch_size,
         target=RecallTarget(recall=args.recall) if args.recall > 0 else None,
         params={"efSearch": args.ef_search, "k_factor": args.k_factor},
+        backend=args.backend, uri=args.uri,
     )  # fmt: skip
     manifest = read_index_manifest(out)
     parts = ", ".join(
@@ -210,6 +226,11 @@ def handle_info(args: argparse.Namespace) -> int:
         f"{args.index}: {manifest['num_posts']} posts, {manifest['num_artifacts']} artifacts, "
         f"{manifest['projection_dim']}-d"
     )
+    backend = manifest.get("backend")
+    if backend:
+        print(
+            f"backend: Milvus at {backend['uri']}, collections {backend['collection']}_<modality>"
+        )
     for line in tuning_lines(manifest):
         print(line)
     return 0

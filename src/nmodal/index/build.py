@@ -45,7 +45,9 @@ from nmodal.index.factory import (
     set_knobs,
     train_index,
 )
+from nmodal.index.milvus import MilvusVectors, new_collection_name, resolve_uri
 from nmodal.index.post_index import PostIndex
+from nmodal.index.remote import fill_collections
 from nmodal.index.tuning import (
     DEFAULT_TARGET,
     RecallTarget,
@@ -398,7 +400,8 @@ def _write_arrays(
     for m in emb:
         np.save(directory / layout.emb_file(m), np.ascontiguousarray(emb[m]), allow_pickle=False)
         np.save(directory / layout.present_file(m), present[m], allow_pickle=False)
-        faiss.write_index(indexes[m], str(directory / layout.faiss_file(m)))
+        if m in indexes:  # absent with the Milvus backend
+            faiss.write_index(indexes[m], str(directory / layout.faiss_file(m)))
         posts[f"has_{m}"] = present[m]
     posts.to_parquet(directory / layout.POSTS_FILE, index=False)
 
@@ -415,8 +418,14 @@ def build_index(
     progress: bool = True,
     target: RecallTarget | None = DEFAULT_TARGET,
     params: Mapping[str, Any] | None = None,
+    backend: str = "faiss",
+    uri: str | None = None,
 ) -> Path:
     """Embed every present artifact of ``store_dir`` with the model and write an index at ``out``.
+
+    ``backend="milvus"`` puts the vector indexes in Milvus at ``uri`` (a server, or a Milvus
+    Lite ``*.db`` file) instead of FAISS files; ``factory`` is then the Milvus index type
+    (``FLAT``, the default, ``HNSW`` or ``IVF_FLAT``; see :mod:`nmodal.index.milvus`).
 
     ``factory`` overrides the FAISS factory string (one for all modalities or one per
     modality); by default exact ``Flat`` up to ``FLAT_MAX_ARTIFACTS`` artifacts, above that
@@ -424,6 +433,7 @@ def build_index(
     (:func:`build_modality`). ``nprobe`` / ``params`` fix search knobs instead of tuning them.
     """
     model_dir, store_dir, out = Path(model_dir), Path(store_dir), Path(out)
+    remote = _milvus_for(backend, uri, factory, out)
     model = _load_model(model_dir)
     fingerprint = layout.model_fingerprint(model_dir)
     fs: FeatureSet | StoreView = StoreReader(store_dir).view()
@@ -439,20 +449,26 @@ def build_index(
     total = sum(int(present[m].sum()) for m in mods)
     p = model.config.projection_dim
 
+    previous = _previous_milvus(out) if remote is not None and overwrite else None
+
     def fill(tmp: Path) -> None:
         indexes: dict[str, Any] = {}
         info: dict[str, Any] = {}
+        knobs = {**(params or {}), "nprobe": nprobe}
+        if remote is not None:
+            info = fill_collections(remote, emb, present, posts, knobs)
         for m in mods:
             fac = factory.get(m) if isinstance(factory, Mapping) else factory
-            indexes[m], info[m] = build_modality(
-                emb, present, m, fac, total, {**(params or {}), "nprobe": nprobe}, target,
-                progress,
-            )  # fmt: skip
+            if remote is None:
+                indexes[m], info[m] = build_modality(
+                    emb, present, m, fac, total, knobs, target, progress
+                )
             info[m]["encoder"] = fs.encoders.get(m, {})
         _write_arrays(tmp, emb, present, indexes, posts)
         layout.write_manifest(
             tmp,
             {
+                **({} if remote is None else {"backend": remote.describe()}),
                 "format": layout.FORMAT,
                 "version": layout.VERSION,
                 "model": {"path": str(model_dir.resolve()), "fingerprint": fingerprint},
@@ -466,7 +482,44 @@ def build_index(
             },
         )
 
-    return layout.write_directory_atomically(out, fill, overwrite=overwrite)
+    written = layout.write_directory_atomically(out, fill, overwrite=overwrite)
+    if previous is not None:  # the old build's collections, once the new folder is in place
+        previous[0].drop(previous[1])
+    return written
+
+
+def _milvus_for(
+    backend: str, uri: str | None, factory: str | Mapping[str, str] | None, out: Path
+) -> MilvusVectors | None:
+    """The Milvus collections a build writes (None for the FAISS backend)."""
+    if backend == "faiss":
+        if uri is not None:
+            raise InputError("--uri is for --backend milvus")
+        return None
+    if backend != "milvus":
+        raise InputError(f"unknown index backend {backend!r}; choose faiss or milvus")
+    if uri is None:
+        raise InputError(
+            "--backend milvus needs --uri (http://host:19530 or a Milvus Lite *.db file)"
+        )
+    if isinstance(factory, Mapping):
+        raise InputError("the Milvus backend takes one index type for all modalities")
+    return MilvusVectors(resolve_uri(uri), new_collection_name(out.name), factory or "FLAT")
+
+
+def _previous_milvus(out: Path) -> tuple[MilvusVectors, list[str]] | None:
+    """The Milvus collections of the index now at ``out`` and its modalities (None: no
+    index there, or a FAISS one)."""
+    if not (out / layout.MANIFEST).exists():
+        return None
+    try:
+        manifest = layout.read_index_manifest(out, verify=False)
+        backend = layout.milvus_backend(manifest, out)
+    except InputError:
+        return None
+    if backend is None:
+        return None
+    return MilvusVectors.from_manifest(backend), list(manifest["modalities"])
 
 
 def _trained_on(info: Mapping[str, Any]) -> int:
@@ -534,6 +587,8 @@ def add_posts(
     manifest = layout.read_index_manifest(index_dir)
     layout.check_model(manifest, model_dir, index_dir)
     mods = list(manifest["modalities"])
+    backend = layout.milvus_backend(manifest, index_dir)
+    remote = None if backend is None else MilvusVectors.from_manifest(backend)
     model = _load_model(model_dir)
     fs: FeatureSet | StoreView = StoreReader(store_dir).view()
     missing = [m for m in mods if m not in fs.modalities]
@@ -586,6 +641,9 @@ def add_posts(
             )
             info = manifest["modalities"][m]
             count = int(present[m].sum())
+            if remote is not None:  # Milvus indexes its new rows itself (below)
+                info["count"] = info["trained_on"] = count
+                continue
             index = None
             if not _retrains(info, count, retrain):
                 index = faiss.read_index(str(index_dir / layout.faiss_file(m)))
@@ -606,6 +664,8 @@ def add_posts(
                 manifest["modalities"][m] = info
             indexes[m] = index
             info["count"] = count
+        if remote is not None:
+            fill_collections(remote, emb, present, posts, first=n_old)
         _write_arrays(tmp, emb, present, indexes, posts)
         manifest["num_posts"] = len(posts)
         manifest["media_roots"] = media_roots(posts)
@@ -614,7 +674,8 @@ def add_posts(
 
     layout.write_directory_atomically(index_dir, fill, overwrite=True)
     if (
-        all(info["exact"] for info in manifest["modalities"].values())
+        remote is None
+        and all(info["exact"] for info in manifest["modalities"].values())
         and manifest["num_artifacts"] > FLAT_MAX_ARTIFACTS
     ):
         warnings.warn(

@@ -11,7 +11,8 @@ Layout of an index directory::
                          post-aligned; rows of posts lacking <m> are zeros and never read
     <m>.present.npy      (num_posts,) bool: which posts have an artifact of modality <m>
     <m>.faiss            FAISS inner-product index of the present rows of <m>; its ids are
-                         post numbers (rows of posts.parquet)
+                         post numbers (rows of posts.parquet); absent with the Milvus
+                         backend (manifest ``backend: {name: milvus, uri, collection}``)
 
 Nothing is pickled: ``.npy`` files are read with ``allow_pickle=False`` (memory-mapped), FAISS
 indexes with ``faiss.read_index``, the rest is JSON and Parquet.
@@ -73,14 +74,27 @@ def read_index_manifest(index_dir: str | Path, verify: bool | None = None) -> di
         plain_name(m) and isinstance(v, dict) for m, v in mods.items()
     ):
         raise InputError(f"{index_dir / MANIFEST}: 'modalities' must map plain names to objects")
+    backend = milvus_backend(manifest, index_dir)
+    # a Milvus-backed index keeps its vector indexes in Milvus, not in <m>.faiss files
+    per_modality = (emb_file, present_file) if backend else (emb_file, present_file, faiss_file)
     verify_files(
         index_dir,
         manifest.get("files"),
         MANIFEST,
-        required=(POSTS_FILE, *(f(m) for m in mods for f in (emb_file, present_file, faiss_file))),
+        required=(POSTS_FILE, *(f(m) for m in mods for f in per_modality)),
         verify=verify,
     )
     return manifest
+
+
+def milvus_backend(manifest: dict[str, Any], index_dir: str | Path = "") -> dict[str, Any] | None:
+    """The manifest's Milvus ``backend`` entry (None for the default, FAISS files)."""
+    backend = manifest.get("backend")
+    if backend is None or backend == {"name": "faiss"}:
+        return None
+    if not isinstance(backend, dict) or backend.get("name") != "milvus":
+        raise InputError(f"{Path(index_dir) / MANIFEST}: unknown index backend {backend!r}")
+    return backend
 
 
 def check_model(manifest: dict[str, Any], model_dir: str | Path, index_dir: str | Path) -> None:

@@ -56,6 +56,7 @@ from nmodal.index.factory import (
     set_nprobe,
     takes_selectors,
 )
+from nmodal.index.milvus import MilvusVectors, filter_expression
 from nmodal.index.scoring import (
     COLLATIONS,
     collate,
@@ -201,6 +202,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def filter_fields(posts: pd.DataFrame) -> dict[str, np.ndarray | None]:
+    """The post-aligned fields :class:`Filters` test: ``account`` (objects), ``dates``
+    (naive UTC datetime64[ns], NaT when missing), ``forwarded_from`` / ``forwarded_from_id``
+    (objects, None when missing; None for a column the table lacks)."""
+    accounts = (
+        posts["account"].astype(object).to_numpy()
+        if "account" in posts
+        else np.full(len(posts), None)
+    )
+    dates = pd.to_datetime(posts["date"], utc=True, errors="coerce") if "date" in posts else None
+    out: dict[str, np.ndarray | None] = {
+        "account": accounts,
+        "dates": (
+            dates.dt.tz_localize(None).to_numpy("datetime64[ns]")
+            if dates is not None
+            else np.full(len(posts), np.datetime64("NaT"), dtype="datetime64[ns]")
+        ),
+    }
+    for col in ("forwarded_from", "forwarded_from_id"):
+        if col in posts:
+            values = posts[col].astype(object)
+            out[col] = values.where(values.notna(), None).to_numpy(dtype=object)
+        else:
+            out[col] = None
+    return out
+
+
 def check_nprobe(nprobe: Any) -> int | None:
     """``nprobe`` as an int, or None; InputError unless it is a positive integer."""
     if nprobe is None:
@@ -236,8 +264,11 @@ class PostIndex:
         emb: dict[str, np.ndarray],
         present: dict[str, np.ndarray],
         indexes: dict[str, Any],
+        milvus: MilvusVectors | None = None,
     ) -> None:
         self.directory = directory
+        #: the Milvus collections searched instead of ``indexes`` (None: FAISS)
+        self.milvus = milvus
         self.manifest = manifest
         self.posts = posts
         self.emb = emb
@@ -246,19 +277,9 @@ class PostIndex:
         self.modalities: list[str] = list(manifest["modalities"])
         self.post_ids = posts["post_id"].to_numpy(dtype=object)
         self._row_of = pd.Index(self.post_ids)
-        self.accounts = (
-            posts["account"].astype(object).to_numpy()
-            if "account" in posts
-            else np.full(len(posts), None)
-        )
-        dates = (
-            pd.to_datetime(posts["date"], utc=True, errors="coerce") if "date" in posts else None
-        )
-        self.dates = (
-            dates.dt.tz_localize(None).to_numpy("datetime64[ns]")
-            if dates is not None
-            else np.full(len(posts), np.datetime64("NaT"), dtype="datetime64[ns]")
-        )
+        fields = filter_fields(posts)
+        self.accounts: np.ndarray = fields["account"]  # type: ignore[assignment]
+        self.dates: np.ndarray = fields["dates"]  # type: ignore[assignment]
         self.exact = {m: is_exact(info["factory"]) for m, info in manifest["modalities"].items()}
         self._ivf = {m: ivf_of(index) for m, index in indexes.items()}
         self._knobs = {m: knobs_of(index) for m, index in indexes.items()}
@@ -267,6 +288,20 @@ class PostIndex:
         self._selectors = all(takes_selectors(index) for index in indexes.values())
         #: modalities whose IVF index stores raw float32 vectors (exact when every list is visited)
         self._flat_ivf = {m: is_flat_ivf(index) for m, index in indexes.items()}
+        #: per-search defaults of the Milvus backend's modalities (FAISS keeps them in the index)
+        self._milvus_defaults: dict[str, dict[str, Any]] = {}
+        if milvus is not None:
+            for m in self.modalities:
+                info = manifest["modalities"][m]
+                self.exact[m] = milvus.exact()
+                self._ivf[m] = None
+                self._knobs[m] = milvus.knobs()
+                self._id_map[m] = None
+                self._flat_ivf[m] = False
+                values = {"nprobe": info.get("nprobe"), **(info.get("params") or {})}
+                self._milvus_defaults[m] = {
+                    k: v for k, v in values.items() if k in milvus.knobs() and v is not None
+                }
         # metadata as plain object arrays (None for missing): per-hit lookups stay cheap
         self._has_date = "date" in posts
         self._meta: dict[str, np.ndarray] = {}
@@ -303,6 +338,10 @@ class PostIndex:
         emb: dict[str, np.ndarray] = {}
         present: dict[str, np.ndarray] = {}
         indexes: dict[str, Any] = {}
+        milvus = layout.milvus_backend(manifest)
+        remote = None if milvus is None else MilvusVectors.from_manifest(milvus)
+        if remote is not None:
+            remote.load(list(manifest["modalities"]))
         for m, info in manifest["modalities"].items():
             try:
                 emb[m] = np.load(
@@ -311,21 +350,36 @@ class PostIndex:
                     allow_pickle=False,
                 )
                 present[m] = np.load(directory / layout.present_file(m), allow_pickle=False)
-                indexes[m] = faiss.read_index(str(directory / layout.faiss_file(m)))
+                if remote is None:
+                    indexes[m] = faiss.read_index(str(directory / layout.faiss_file(m)))
             except (OSError, ValueError, RuntimeError) as exc:
                 raise InputError(
                     f"{directory}: index files of modality {m!r} unreadable ({exc})"
                 ) from exc
             if emb[m].shape[0] != len(posts) or present[m].shape != (len(posts),):
                 raise InputError(f"{directory}: files of modality {m!r} do not match posts.parquet")
-            if indexes[m].ntotal != int(present[m].sum()):
-                raise InputError(
-                    f"{directory}: {layout.faiss_file(m)} holds {indexes[m].ntotal} vectors, "
-                    f"expected {int(present[m].sum())}"
+            held = remote.count(m) if remote is not None else int(indexes[m].ntotal)
+            if held != int(present[m].sum()):
+                where = (
+                    layout.faiss_file(m)
+                    if remote is None
+                    else f"Milvus collection {remote.name(m)}"
                 )
+                raise InputError(
+                    f"{directory}: {where} holds {held} vectors, expected {int(present[m].sum())}"
+                )
+            if remote is not None:
+                continue
             set_knobs(indexes[m], {**(info.get("params") or {}), **defaults})
             set_nprobe(indexes[m], nprobe if nprobe is not None else info.get("nprobe"))
-        return cls(directory, manifest, posts, emb, present, indexes)
+        index = cls(directory, manifest, posts, emb, present, indexes, milvus=remote)
+        if remote is not None:
+            overrides = {**defaults, **({} if nprobe is None else {"nprobe": nprobe})}
+            for m in index.modalities:
+                index._milvus_defaults[m].update(
+                    {k: v for k, v in overrides.items() if k in remote.knobs()}
+                )
+        return index
 
     @property
     def num_posts(self) -> int:
@@ -452,9 +506,13 @@ class PostIndex:
             exact, n_cand = True, len(rows)
         else:
             probes = self._probes(pairs, nprobe)
+            expression = ""
+            if self.milvus is not None:
+                expression = filter_expression(filters, excluded.tolist(), parse_date)
             rows, scores, sims, labels, exact, n_cand = self._score_candidates(
-                vectors, pairs, allowed, excluded, k, collation, candidates, probes, knobs
-            )
+                vectors, pairs, allowed, excluded, k, collation, candidates, probes, knobs,
+                expression,
+            )  # fmt: skip
             visited = {m: p for m, p in probes.items() if p is not None}
             if visited:
                 extra["nprobe"] = visited
@@ -545,7 +603,11 @@ class PostIndex:
     def _used_knobs(self, m: str, knobs: Mapping[str, Any], probe: int | None) -> dict[str, Any]:
         """The per-search parameters a search of ``m`` runs with (its defaults + ``knobs``)."""
         values = {
-            **knob_values(self.indexes[m]),
+            **(
+                self._milvus_defaults[m]
+                if self.milvus is not None
+                else knob_values(self.indexes[m])
+            ),
             **{k: v for k, v in knobs.items() if k in self._knobs[m]},
         }
         if probe is not None:
@@ -594,6 +656,7 @@ class PostIndex:
         candidates: int | None,
         probes: Mapping[str, int | None],
         knobs: Mapping[str, Any],
+        expression: str = "",
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str]], bool, int]:
         import faiss
 
@@ -601,8 +664,9 @@ class PostIndex:
         faiss.omp_set_num_threads(self.search_threads)
         try:
             return self._candidate_rounds(
-                vectors, pairs, allowed, excluded, k, collation, candidates, probes, knobs
-            )
+                vectors, pairs, allowed, excluded, k, collation, candidates, probes, knobs,
+                expression,
+            )  # fmt: skip
         finally:
             faiss.omp_set_num_threads(previous_threads)
 
@@ -617,6 +681,7 @@ class PostIndex:
         candidates: int | None,
         probes: Mapping[str, int | None],
         knobs: Mapping[str, Any],
+        expression: str = "",
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str]], bool, int]:
         all_exact = all(self._exhaustive(m, probes[m]) for m in pairs)
         kp = int(candidates) if candidates else max(4 * k, 100)
@@ -626,15 +691,22 @@ class PostIndex:
             found: list[np.ndarray] = []
             thresholds: list[float] = []
             for m, js in pairs.items():
-                index = self.indexes[m]
-                kk = min(kp, int(index.ntotal))
-                if kk == 0:
-                    continue
                 own = {k: v for k, v in knobs.items() if k in self._knobs[m]}
-                if probes[m] is not None:
-                    own["nprobe"] = probes[m]
-                params, _keep = search_parameters(index, own, bitmap, self._id_map[m])
-                dist, ids = index.search(vectors[js], kk, params=params)
+                if self.milvus is not None:
+                    kk = min(kp, int(self.present[m].sum()))
+                    if kk == 0:
+                        continue
+                    own = {**self._milvus_defaults[m], **own}
+                    dist, ids = self.milvus.search(m, vectors[js], kk, own, expression)
+                else:
+                    index = self.indexes[m]
+                    kk = min(kp, int(index.ntotal))
+                    if kk == 0:
+                        continue
+                    if probes[m] is not None:
+                        own["nprobe"] = probes[m]
+                    params, _keep = search_parameters(index, own, bitmap, self._id_map[m])
+                    dist, ids = index.search(vectors[js], kk, params=params)
                 found.append(ids[ids >= 0])
                 full = ids[:, -1] >= 0
                 thresholds.extend(dist[full, -1].tolist())
