@@ -179,3 +179,52 @@ def test_not_a_store(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(InputError, match=r"unreadable manifest\.json"):
         read_featureset(tmp_path)
+
+
+KILLED_SWAP = r"""
+import os, signal, sys
+from pathlib import Path
+from nmodal import atomic
+from nmodal.features import make_synthetic, write_featureset
+step = int(sys.argv[2])
+real_rename, count = os.rename, [0]
+def rename(a, b):
+    count[0] += 1
+    if count[0] == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_rename(a, b)
+atomic.os.rename = rename
+write_featureset(Path(sys.argv[1]), make_synthetic(12, dim=8, seed=1), overwrite=True, shard_size=5)
+"""
+
+
+def test_a_store_replace_killed_at_each_step_reads_as_the_old_or_the_new(tmp_path: Path) -> None:
+    """kill -9 of ``write_featureset`` at each rename of its swap, then a plain read: the
+    reader (like every loader) recovers the folder, and finds one complete version."""
+    import os
+    import subprocess
+    import sys
+
+    from nmodal.features import StoreReader
+
+    old, new = make_synthetic(12, dim=8, seed=0), make_synthetic(12, dim=8, seed=1)
+    outcomes = []
+    for step in (1, 2, 3, 4):
+        root = tmp_path / f"s{step}"
+        root.mkdir()
+        store = write_featureset(root / "store", old, shard_size=5)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+        run = subprocess.run([sys.executable, "-c", KILLED_SWAP, str(store), str(step)], env=env)
+        assert run.returncode in (0, -9)
+        got = read_featureset(store)
+        which = [
+            name for name, fs in (("old", old), ("new", new))
+            if all(np.array_equal(got.features[m], fs.features[m]) for m in fs.features)
+        ]  # fmt: skip
+        assert len(which) == 1, step
+        outcomes.append(which[0])
+        assert [p.name for p in root.iterdir()] == ["store"], step  # no leftovers
+        assert StoreReader(store).manifest["complete"]
+        if step == 3:  # killed after the commit point (old moved aside): the new one wins
+            assert which == ["new"]
+    assert "old" in outcomes and "new" in outcomes, outcomes

@@ -162,7 +162,7 @@ class StoreWriter:
     # ------------------------------------------------------------------ opening / resuming
 
     def _open(self, plan: dict[str, Any], overwrite: bool) -> dict[str, Any]:
-        path = self.path
+        path = atomic.recover_dir(self.path)
         if path.exists() and not path.is_dir():
             raise OutputExistsError(f"{path}: exists and is not a directory")
         if (path / MANIFEST).is_file() and not overwrite:
@@ -315,9 +315,12 @@ def _error_record(e: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_store_manifest(path: str | Path) -> dict[str, Any]:
-    """The parsed ``manifest.json`` of the store at ``path`` (:class:`InputError` if none)."""
+    """The parsed ``manifest.json`` of the store at ``path`` (:class:`InputError` if none).
+
+    A store left mid-swap by a killed :func:`write_featureset` is first brought back to its
+    old or its new complete version (:func:`nmodal.atomic.recover_dir`), as every loader does."""
     return read_format_json(
-        path,
+        atomic.recover_dir(Path(path)),
         MANIFEST,
         format=FORMAT,
         versions=(1, VERSION),
