@@ -21,10 +21,24 @@ shared machine absolute times vary; the ratio is the figure). Build time include
 recall measurement; memory is the FAISS indexes' bytes (embeddings, kept for exact
 re-scoring, are memory-mapped from disk by ``PostIndex.open`` and not counted).
 
+Over HTTP (``--http-clients``, default 8; 0 skips it): the default index is written to a
+folder and served by a separate process with ``nmodal serve``'s settings; p50/p99 of
+``/api/search`` and ``/api/similar`` with 1 and 8 concurrent clients, beside the library
+calls measured in the same run (see ``bench/bench_http.py``).
+
+Each size also records the process's peak RSS so far (``peak_rss_mb``) and its wall time
+(``wall_s``). With two measured sizes of the same data model (e.g. 100k and 1M), the report
+adds a 10M extrapolation: each figure fitted as ``a * n**b`` through the two points
+(labelled as extrapolated, not measured).
+
+``--flat-max N`` lowers the exact-index threshold (default 1M artifacts) so that the
+approximate path (build-time recall tuning) runs at small sizes, for checking it and its
+scaling before a large run.
+
 Usage::
 
-    .venv/bin/python bench/bench_index.py --sizes 100k,1M,1M-iso   # ~10 GB peak at 1M
-    .venv/bin/python bench/bench_index.py --sizes 10k              # seconds
+    .venv/bin/python bench/bench_index.py --sizes 100k,1M,1M-iso --json out.json  # ~10 GB peak
+    .venv/bin/python bench/bench_index.py --sizes 10k --flat-max 1000              # seconds
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -43,8 +58,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
+from nmodal.index import build as build_module  # noqa: E402
 from nmodal.index.build import index_from_embeddings  # noqa: E402
 from nmodal.index.post_index import PostIndex  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_http import bench_http  # noqa: E402
 
 DIM = 256
 MODALITIES = ("text", "image", "video")
@@ -145,7 +164,14 @@ def latency(ms: np.ndarray) -> dict[str, float]:
     }
 
 
-def bench_size(n: int, num_queries: int, latent_dim: int | None = LATENT_DIM) -> dict[str, Any]:
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def bench_size(
+    n: int, num_queries: int, latent_dim: int | None = LATENT_DIM, http_clients: int = 8
+) -> dict[str, Any]:
     """Exact (``Flat``) against nmodal's default index at ``n`` posts, in the same run."""
     import faiss
 
@@ -185,8 +211,38 @@ def bench_size(n: int, num_queries: int, latent_dim: int | None = LATENT_DIM) ->
         "tuning": {m: i.get("tuning", {}).get("curve") for m, i in info.items()},
     }
     out["speedup_p50"] = round(out["exact"]["p50_ms"] / max(out["default"]["p50_ms"], 1e-9), 1)
+    if http_clients:
+        out["http"] = bench_http(default, queries, clients=http_clients)
     del default, emb, present
     gc.collect()
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def extrapolate(sizes: list[dict[str, Any]], target: int = 10_000_000) -> list[dict[str, Any]]:
+    """Per data model with two measured sizes: each figure as ``a * n**b`` through the
+    smallest and the largest, evaluated at ``target`` posts (an extrapolation)."""
+    out = []
+    for data in sorted({s["data"] for s in sizes}):
+        runs = sorted((s for s in sizes if s["data"] == data), key=lambda s: s["posts"])
+        if len(runs) < 2 or runs[0]["posts"] == runs[-1]["posts"]:
+            continue
+        lo, hi = runs[0], runs[-1]
+        figures = {
+            "exact p50_ms": (lo["exact"]["p50_ms"], hi["exact"]["p50_ms"]),
+            "default p50_ms": (lo["default"]["p50_ms"], hi["default"]["p50_ms"]),
+            "default build_s": (lo["default"]["build_s"], hi["default"]["build_s"]),
+            "default index_bytes": (lo["default"]["index_bytes"], hi["default"]["index_bytes"]),
+            "exact index_bytes": (lo["exact"]["index_bytes"], hi["exact"]["index_bytes"]),
+        }
+        row: dict[str, Any] = {"data": data, "posts": target, "from": [lo["posts"], hi["posts"]]}
+        for name, (a, b) in figures.items():
+            if a > 0 and b > 0:
+                power = float(np.log(b / a) / np.log(hi["posts"] / lo["posts"]))
+                row[name] = round(b * (target / hi["posts"]) ** power, 2)
+                row[name + " exponent"] = round(power, 2)
+        out.append(row)
     return out
 
 
@@ -196,16 +252,26 @@ SIZES = {
     "1M": (1_000_000, 200, LATENT_DIM),
     "1M-iso": (1_000_000, 200, None),
     "10k": (10_000, 200, LATENT_DIM),
+    "10k-iso": (10_000, 200, None),
+    "50k": (50_000, 200, LATENT_DIM),
+    "100k-iso": (100_000, 300, None),
 }
 
 
-def run(sizes: list[str]) -> dict[str, Any]:
+def run(sizes: list[str], http_clients: int = 8) -> dict[str, Any]:
     results = []
     for name in sizes:
         n, q, latent = SIZES[name]
-        results.append(bench_size(n, q, latent))
+        results.append(bench_size(n, q, latent, http_clients))
         print(f"  {name} done: {json.dumps(results[-1])}", file=sys.stderr, flush=True)
-    return {"dim": DIM, "modalities": list(MODALITIES), "k": K, "sizes": results}
+    return {
+        "dim": DIM,
+        "modalities": list(MODALITIES),
+        "k": K,
+        "flat_max_artifacts": build_module.FLAT_MAX_ARTIFACTS,
+        "sizes": results,
+        "extrapolated_10M": extrapolate(results),
+    }
 
 
 def report(result: dict[str, Any]) -> str:
@@ -224,6 +290,22 @@ def report(result: dict[str, Any]) -> str:
             f"{'':>9} {'':<10} {name:<22} {d['build_s']:>8} {d['index_bytes'] / 1e6:>7.0f} "
             f"{d['p50_ms']:>7} {d['p99_ms']:>7} {d['recall@10']:>9} {size['speedup_p50']:>7}"
         )
+        for endpoint, row in size.get("http", {}).items():
+            if not isinstance(row, dict):
+                continue
+            cells = ", ".join(
+                f"{label} p50 {v['p50_ms']} / p99 {v['p99_ms']} ms"
+                for label, v in row.items()
+                if isinstance(v, dict)
+            )
+            lines.append(f"{'':>9} {'':<10} {'  HTTP ' + endpoint:<22} {cells}")
+        lines.append(
+            f"{'':>9} {'':<10} {'  run':<22} {size.get('wall_s')} s, peak RSS "
+            f"{size.get('peak_rss_mb')} MB"
+        )
+    for row in result.get("extrapolated_10M", []):
+        cells = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("data", "posts", "from"))
+        lines.append(f"10M {row['data']} EXTRAPOLATED from {row['from']}: {cells}")
     return "\n".join(lines)
 
 
@@ -235,8 +317,23 @@ def main() -> None:
         "--sizes", default="100k,1M,1M-iso", help=f"comma-separated, of {sorted(SIZES)}"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    parser.add_argument(
+        "--http-clients",
+        type=int,
+        default=8,
+        help="concurrent HTTP clients of the served default index (0: no HTTP figures)",
+    )
+    parser.add_argument(
+        "--flat-max",
+        type=int,
+        default=None,
+        help="exact-index threshold in artifacts (default 1M): lower it to run the "
+        "approximate path at small sizes",
+    )
     args = parser.parse_args()
-    result = run(args.sizes.split(","))
+    if args.flat_max is not None:
+        build_module.FLAT_MAX_ARTIFACTS = args.flat_max
+    result = run(args.sizes.split(","), args.http_clients)
     print(report(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

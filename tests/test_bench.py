@@ -26,3 +26,19 @@ def test_quick_loss_and_training_benchmarks_run(tmp_path):
     for run in train["runs"].values():
         assert run["samples_per_s"] > 0 and run["speedup_vs_per_item_dataloader"] > 0
     assert results["losses"]
+
+
+@pytest.mark.slow
+def test_http_benchmark_serves_the_library_results(tmp_path):
+    """bench_http on a tiny index: a real server process answers the library's hits, 0 errors."""
+    cmd = [sys.executable, str(ROOT / "bench" / "bench_http.py"), "--posts", "3000"]
+    cmd += ["--queries", "24", "--clients", "8", "--factory", "IVF16,Flat"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["same_results"] is True and result["clients"] == 8
+    for endpoint in ("search", "similar"):
+        row = result[endpoint]
+        assert row["library"]["p50_ms"] > 0
+        for label in ("http_1", "http_8"):
+            assert row[label]["errors"] == 0 and row[label]["p99_ms"] >= row[label]["p50_ms"] > 0
