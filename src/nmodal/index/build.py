@@ -58,6 +58,7 @@ from nmodal.index.tuning import (
     recorded_target,
     tune,
 )
+from nmodal.index.vectors import EmbeddingFile, embed_into, open_embeddings
 
 #: standard posts-table columns kept in the index (label columns, i.e. any column the
 #: standard table does not define, are kept too, as strings)
@@ -202,33 +203,53 @@ def _check_store(model: Any, fs: FeatureSet | StoreView, store_dir: Path) -> lis
     return mods
 
 
-def _embed(
-    model: Any, fs: FeatureSet | StoreView, mods: Sequence[str], batch_size: int, progress: bool
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Post-aligned embeddings (zeros where absent) and presence masks of ``fs``; the
-    features are read ``batch_size`` rows at a time (from disk for a :class:`StoreView`)."""
-    p = model.config.projection_dim
-    emb: dict[str, np.ndarray] = {}
-    present: dict[str, np.ndarray] = {}
-    bar = tqdm(
+def _embed_bar(fs: FeatureSet | StoreView, mods: Sequence[str], progress: bool) -> Any:
+    return tqdm(
         total=sum(int(fs.present[m].sum()) for m in mods),
         desc="embed",
         unit="artifact",
         disable=not progress,
         file=sys.stderr,
     )
+
+
+def write_embeddings(
+    model: Any,
+    fs: FeatureSet | StoreView,
+    mods: Sequence[str],
+    directory: Path,
+    batch_size: int = 8192,
+    progress: bool = False,
+    previous: Path | None = None,
+    previous_rows: int = 0,
+) -> dict[str, np.ndarray]:
+    """Compute: each modality's post-aligned embeddings of ``fs`` streamed into
+    ``directory/<m>.emb.npy`` (``batch_size`` rows read and embedded at a time, from disk for
+    a :class:`StoreView`) and its presence mask into ``<m>.present.npy``; returns the masks.
+
+    With ``previous`` (an index directory), its first ``previous_rows`` rows come first,
+    copied file to file, and ``fs``'s posts follow them."""
+    p = int(model.config.projection_dim)
+    present: dict[str, np.ndarray] = {}
+    bar = _embed_bar(fs, mods, progress)
     for m in mods:
-        rows = np.flatnonzero(fs.present[m])
-        out = np.zeros((fs.num_posts, p), dtype=np.float32)
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            x = fs.take(chunk, modalities=[m])[m]
-            out[chunk] = model.embed({m: x}, batch_size=batch_size)[m]
-            bar.update(len(chunk))
-        emb[m] = out
-        present[m] = fs.present[m].copy()
+        out = EmbeddingFile(directory / layout.emb_file(m), previous_rows + fs.num_posts, p)
+        mask = fs.present[m]
+        if previous is not None:
+            out.copy_rows(previous / layout.emb_file(m), previous_rows)
+            old = np.load(previous / layout.present_file(m), allow_pickle=False)
+            mask = np.concatenate([old, mask])
+        embed_into(model, fs, m, out, start=previous_rows, batch_size=batch_size, bar=bar)
+        out.close()
+        present[m] = np.asarray(mask, dtype=bool)
+        np.save(directory / layout.present_file(m), present[m], allow_pickle=False)
     bar.close()
-    return emb, present
+    return present
+
+
+def _embeddings(directory: Path, mods: Sequence[str]) -> dict[str, np.ndarray]:
+    """Read-only memory maps of the embedding files in ``directory``."""
+    return {m: open_embeddings(directory / layout.emb_file(m)) for m in mods}
 
 
 def _add_vectors(index: Any, emb: np.ndarray, rows: np.ndarray, desc: str, progress: bool) -> None:
@@ -388,22 +409,31 @@ def index_from_embeddings(
     return PostIndex(Path("<memory>"), manifest, table, dict(emb), pres, indexes)
 
 
-def _write_arrays(
-    directory: Path,
-    emb: Mapping[str, np.ndarray],
-    present: Mapping[str, np.ndarray],
-    indexes: Mapping[str, Any],
-    posts: pd.DataFrame,
-) -> None:
+def write_faiss(directory: Path, m: str, index: Any) -> None:
+    """Write: modality ``m``'s FAISS index into ``directory``."""
     import faiss
 
-    for m in emb:
-        np.save(directory / layout.emb_file(m), np.ascontiguousarray(emb[m]), allow_pickle=False)
-        np.save(directory / layout.present_file(m), present[m], allow_pickle=False)
-        if m in indexes:  # absent with the Milvus backend
-            faiss.write_index(indexes[m], str(directory / layout.faiss_file(m)))
-        posts[f"has_{m}"] = present[m]
+    faiss.write_index(index, str(directory / layout.faiss_file(m)))
+
+
+def write_posts(directory: Path, posts: pd.DataFrame, present: Mapping[str, np.ndarray]) -> None:
+    """Write: the posts table, with a ``has_<m>`` column per modality."""
+    for m, mask in present.items():
+        posts[f"has_{m}"] = mask
     posts.to_parquet(directory / layout.POSTS_FILE, index=False)
+
+
+def indexed_posts(model: Any, store_dir: Path) -> tuple[StoreView, list[str]]:
+    """Read: a lazy view of the store's posts that have an artifact in a modality the
+    model and the store share (features not read yet), and those modalities."""
+    fs = StoreReader(store_dir).view()
+    mods = _check_store(model, fs, store_dir)
+    keep = np.zeros(fs.num_posts, dtype=bool)
+    for m in mods:
+        keep |= fs.present[m]
+    if not keep.any():
+        raise InputError(f"{store_dir}: no post has an artifact in {mods}")
+    return fs.subset(np.flatnonzero(keep)).select(mods), mods
 
 
 def build_index(
@@ -436,35 +466,31 @@ def build_index(
     remote = _milvus_for(backend, uri, factory, out)
     model = _load_model(model_dir)
     fingerprint = layout.model_fingerprint(model_dir)
-    fs: FeatureSet | StoreView = StoreReader(store_dir).view()
-    mods = _check_store(model, fs, store_dir)
-    keep = np.zeros(fs.num_posts, dtype=bool)
-    for m in mods:
-        keep |= fs.present[m]
-    if not keep.any():
-        raise InputError(f"{store_dir}: no post has an artifact in {mods}")
-    fs = fs.subset(np.flatnonzero(keep)).select(mods)
+    fs, mods = indexed_posts(model, store_dir)
     posts = posts_metadata(fs.post_ids, dataset_dir)
-    emb, present = _embed(model, fs, mods, batch_size, progress)
-    total = sum(int(present[m].sum()) for m in mods)
-    p = model.config.projection_dim
+    knobs = {**(params or {}), "nprobe": nprobe}
 
     previous = _previous_milvus(out) if remote is not None and overwrite else None
 
     def fill(tmp: Path) -> None:
-        indexes: dict[str, Any] = {}
+        # embeddings stream to their files; each FAISS index is built from the memory-mapped
+        # file, written, and dropped before the next: one modality's index in memory at once
+        present = write_embeddings(model, fs, mods, tmp, batch_size, progress)
+        total = sum(int(present[m].sum()) for m in mods)
         info: dict[str, Any] = {}
-        knobs = {**(params or {}), "nprobe": nprobe}
         if remote is not None:
-            info = fill_collections(remote, emb, present, posts, knobs)
+            info = fill_collections(remote, _embeddings(tmp, mods), present, posts, knobs)
         for m in mods:
-            fac = factory.get(m) if isinstance(factory, Mapping) else factory
             if remote is None:
-                indexes[m], info[m] = build_modality(
+                fac = factory.get(m) if isinstance(factory, Mapping) else factory
+                emb = _embeddings(tmp, mods)
+                index, info[m] = build_modality(
                     emb, present, m, fac, total, knobs, target, progress
                 )
+                write_faiss(tmp, m, index)
+                del index, emb
             info[m]["encoder"] = fs.encoders.get(m, {})
-        _write_arrays(tmp, emb, present, indexes, posts)
+        write_posts(tmp, posts, present)
         layout.write_manifest(
             tmp,
             {
@@ -475,7 +501,7 @@ def build_index(
                 "store": str(store_dir.resolve()),
                 "dataset_dir": str(Path(dataset_dir).resolve()) if dataset_dir else None,
                 "media_roots": media_roots(posts),
-                "projection_dim": p,
+                "projection_dim": int(model.config.projection_dim),
                 "num_posts": fs.num_posts,
                 "num_artifacts": total,
                 "modalities": info,
@@ -559,6 +585,79 @@ def _retrained(
     return index, {**new, "encoder": info.get("encoder", {})}
 
 
+def _check_encoders(manifest: Mapping[str, Any], fs: StoreView, store_dir: Path) -> None:
+    """The store's encoders must be the index's (name and version), modality by modality."""
+    for m in manifest["modalities"]:
+        old = manifest["modalities"][m].get("encoder") or {}
+        new = fs.encoders.get(m) or {}
+        if (
+            old.get("name")
+            and new.get("name")
+            and ((old.get("name"), old.get("version")) != (new.get("name"), new.get("version")))
+        ):
+            raise InputError(
+                f"{store_dir}: modality {m!r} encoder {new.get('name')}/{new.get('version')} differs "
+                f"from the index's {old.get('name')}/{old.get('version')}"
+            )
+
+
+def new_posts(
+    model: Any, manifest: Mapping[str, Any], old_ids: np.ndarray, store_dir: Path
+) -> StoreView | None:
+    """Read: a lazy view of the store's posts the index lacks (``old_ids``) that have an
+    indexed modality, restricted to those modalities; None when there are none."""
+    mods = list(manifest["modalities"])
+    fs = StoreReader(store_dir).view()
+    missing = [m for m in mods if m not in fs.modalities]
+    if missing:
+        raise InputError(f"{store_dir}: store lacks indexed modality {missing[0]!r}")
+    _check_store(model, fs, store_dir)
+    _check_encoders(manifest, fs, store_dir)
+    is_new = ~np.isin(fs.post_ids, np.asarray(old_ids, dtype=str))
+    has_any = np.zeros(fs.num_posts, dtype=bool)
+    for m in mods:
+        has_any |= fs.present[m]
+    rows = np.flatnonzero(is_new & has_any)
+    return fs.subset(rows).select(mods) if len(rows) else None
+
+
+def grow_modality(
+    index_dir: Path,
+    emb: Mapping[str, np.ndarray],
+    present: Mapping[str, np.ndarray],
+    m: str,
+    info: dict[str, Any],
+    n_old: int,
+    retrain: str,
+    progress: bool,
+) -> tuple[Any, dict[str, Any]]:
+    """Compute: modality ``m``'s index after adding the rows from ``n_old`` on: the old
+    index with the new vectors added (a measured one re-tuned to its recorded recall), or,
+    when it must be retrained (:func:`_retrains`, or no knob reaches the recall), rebuilt
+    over all its vectors. Returns the index and its updated manifest entry."""
+    import faiss
+
+    count = int(present[m].sum())
+    if not _retrains(info, count, retrain):
+        index = faiss.read_index(str(index_dir / layout.faiss_file(m)))
+        rows = n_old + np.flatnonzero(present[m][n_old:])
+        _add_vectors(index, emb[m], rows, f"add {m}", progress)
+        info["count"] = count
+        # a measured index keeps its recall: re-tune nprobe, else retrain below
+        if "tuning" not in info or retune_after_add(index, emb, present, m, info, n_old):
+            return index, info
+        del index
+    if progress:
+        print(
+            f"retraining the {info['factory']} index of {m}: {count} vectors, its "
+            f"lists were trained on {_trained_on(info)}",
+            file=sys.stderr,
+        )
+    index, info = _retrained(emb, present, m, info, progress)
+    info["count"] = count
+    return index, info
+
+
 def add_posts(
     index_dir: str | Path,
     model_dir: str | Path,
@@ -576,13 +675,11 @@ def add_posts(
     is ``"always"``, or ``"auto"`` and the index now holds more than ``RETRAIN_GROWTH``
     times the vectors its centroids were trained on: then it is retrained on all its
     vectors (the stored embeddings), which equals a rebuild with the same factory. The
-    directory is rewritten atomically.
+    directory is rewritten atomically: the old embeddings are copied file to file, the new
+    ones streamed after them, and the indexes grown from the memory-mapped files.
     """
-    import faiss
-
     if retrain not in RETRAIN:
         raise InputError(f"retrain must be one of {RETRAIN}, got {retrain!r}")
-
     index_dir, model_dir, store_dir = Path(index_dir), Path(model_dir), Path(store_dir)
     manifest = layout.read_index_manifest(index_dir)
     layout.check_model(manifest, model_dir, index_dir)
@@ -590,83 +687,38 @@ def add_posts(
     backend = layout.milvus_backend(manifest, index_dir)
     remote = None if backend is None else MilvusVectors.from_manifest(backend)
     model = _load_model(model_dir)
-    fs: FeatureSet | StoreView = StoreReader(store_dir).view()
-    missing = [m for m in mods if m not in fs.modalities]
-    if missing:
-        raise InputError(f"{store_dir}: store lacks indexed modality {missing[0]!r}")
-    _check_store(model, fs, store_dir)
-    for m in mods:
-        old = manifest["modalities"][m].get("encoder") or {}
-        new = fs.encoders.get(m) or {}
-        if (
-            old.get("name")
-            and new.get("name")
-            and (old.get("name"), old.get("version"))
-            != (
-                new.get("name"),
-                new.get("version"),
-            )
-        ):
-            raise InputError(
-                f"{store_dir}: modality {m!r} encoder {new.get('name')}/{new.get('version')} differs "
-                f"from the index's {old.get('name')}/{old.get('version')}"
-            )
     old_posts = pd.read_parquet(index_dir / layout.POSTS_FILE)
-    is_new = ~np.isin(fs.post_ids, old_posts["post_id"].to_numpy(dtype=str))
-    has_any = np.zeros(fs.num_posts, dtype=bool)
-    for m in mods:
-        has_any |= fs.present[m]
-    new_rows = np.flatnonzero(is_new & has_any)
-    if not len(new_rows):
+    fs = new_posts(model, manifest, old_posts["post_id"].to_numpy(dtype=str), store_dir)
+    if fs is None:
         return 0
-    fs = fs.subset(new_rows).select(mods)
     dataset = dataset_dir if dataset_dir is not None else manifest.get("dataset_dir")
-    new_posts = posts_metadata(fs.post_ids, dataset)
-    emb_new, present_new = _embed(model, fs, mods, batch_size, progress)
     n_old = len(old_posts)
     posts = pd.concat(
-        [old_posts.drop(columns=[c for c in old_posts if c.startswith("has_")]), new_posts],
+        [
+            old_posts.drop(columns=[c for c in old_posts if c.startswith("has_")]),
+            posts_metadata(fs.post_ids, dataset),
+        ],
         ignore_index=True,
     )
 
     def fill(tmp: Path) -> None:
-        emb: dict[str, np.ndarray] = {}
-        present: dict[str, np.ndarray] = {}
-        indexes: dict[str, Any] = {}
+        present = write_embeddings(
+            model, fs, mods, tmp, batch_size, progress, previous=index_dir, previous_rows=n_old
+        )
         for m in mods:
-            old_emb = np.load(index_dir / layout.emb_file(m), mmap_mode="r", allow_pickle=False)
-            emb[m] = np.concatenate([old_emb, emb_new[m]])
-            present[m] = np.concatenate(
-                [np.load(index_dir / layout.present_file(m), allow_pickle=False), present_new[m]]
-            )
             info = manifest["modalities"][m]
-            count = int(present[m].sum())
             if remote is not None:  # Milvus indexes its new rows itself (below)
-                info["count"] = info["trained_on"] = count
+                info["count"] = info["trained_on"] = int(present[m].sum())
                 continue
-            index = None
-            if not _retrains(info, count, retrain):
-                index = faiss.read_index(str(index_dir / layout.faiss_file(m)))
-                rows = n_old + np.flatnonzero(present_new[m])
-                _add_vectors(index, emb[m], rows, f"add {m}", progress)
-                info["count"] = count
-                # a measured index keeps its recall: re-tune nprobe, else retrain below
-                if "tuning" in info and not retune_after_add(index, emb, present, m, info, n_old):
-                    index = None
-            if index is None:
-                if progress:
-                    print(
-                        f"retraining the {info['factory']} index of {m}: {count} vectors, its "
-                        f"lists were trained on {_trained_on(info)}",
-                        file=sys.stderr,
-                    )
-                index, info = _retrained(emb, present, m, info, progress)
-                manifest["modalities"][m] = info
-            indexes[m] = index
-            info["count"] = count
+            emb = _embeddings(tmp, mods)
+            index, manifest["modalities"][m] = grow_modality(
+                index_dir, emb, present, m, info, n_old, retrain, progress
+            )
+            write_faiss(tmp, m, index)
+            del index, emb
         if remote is not None:
-            fill_collections(remote, emb, present, posts, first=n_old)
-        _write_arrays(tmp, emb, present, indexes, posts)
+            fill_collections(remote, _embeddings(tmp, mods), present, posts, first=n_old)
+        write_posts(tmp, posts, present)
         manifest["num_posts"] = len(posts)
         manifest["media_roots"] = media_roots(posts)
         manifest["num_artifacts"] = sum(int(present[m].sum()) for m in mods)
@@ -683,4 +735,4 @@ def add_posts(
             "rebuild it (nmodal index build --overwrite) to switch to approximate ones",
             stacklevel=2,
         )
-    return len(new_rows)
+    return fs.num_posts
