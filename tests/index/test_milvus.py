@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +17,14 @@ from nmodal.index import Filters, PostIndex, add_posts, build_index
 from nmodal.index.build import index_from_embeddings
 from nmodal.index.layout import read_index_manifest
 from nmodal.index.post_index import parse_date
-from tests.index.fixtures import MODALITIES, brute_force_scores, make_collection
+from nmodal.serve import create_app
+from tests.index.fixtures import (
+    MODALITIES,
+    brute_force_scores,
+    fake_encoder_source,
+    make_collection,
+)
+from tests.serve.conftest import run_server
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
@@ -168,6 +176,17 @@ def test_build_search_and_add_through_the_cli_match_faiss(tmp_path: Path, capsys
             np.testing.assert_allclose(
                 [h.score for h in ra.hits], [h.score for h in rb.hits], atol=1e-6
             )
+    # nmodal serve over it, unchanged: a real server, the FAISS index's answers
+    uv, thread, url = run_server(create_app(out, encoder_source=fake_encoder_source))
+    try:
+        for pid in ("post-00010", "post-00140"):
+            r = httpx.get(f"{url}/api/similar", params={"post_id": pid, "k": 10}, timeout=60)
+            assert r.status_code == 200, r.text
+            want = b.more_like_this(pid, k=10, include_same=True)
+            assert [h["post_id"] for h in r.json()["hits"]] == [h.post_id for h in want.hits]
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
     # a rebuild over it makes new collections and drops the old ones
     old = manifest["backend"]["collection"]
     assert main([*args, "--overwrite"]) == 0
