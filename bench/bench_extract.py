@@ -4,10 +4,15 @@ The typical post: a 20-word multilingual text, a 1280x720 JPEG photo and a 30 s 
 H.264 clip with an AAC track (generated with PyAV), quadmodal (text, image = the photo,
 video = 16 frames, audio = the clip's track). Measured in the same run:
 
-- ``loop``: a plain sequential loop over nmodal's public API, one post at a time in one
-  process: :func:`nmodal.features.decode.decode_post`, then each encoder's ``encode``;
-- ``extract``: the real pipeline, ``nmodal.features.extract_features``, whose workers
-  (one per core, one torch thread each) decode *and* encode their own 8-post chunks.
+- ``loop``: the issue's baseline, a plain sequential loop over nmodal's public API, one
+  post at a time in one process (torch's default threads):
+  :func:`nmodal.features.decode.decode_post` with the torch resizer, then each encoder's
+  ``encode`` on its torch path (EfficientNet-Lite0 ``backend="torch"``);
+- ``extract``: the real pipeline with its defaults, ``nmodal.features.extract_features``,
+  whose workers (one per core, one thread each) decode *and* encode their own 8-post
+  chunks, resizing with swscale while decoding and running EfficientNet-Lite0 in
+  onnxruntime fp32 when it is installed (else torch);
+- ``extract int8`` (``--int8``, offline set): the same with ``precision="int8"``.
 
 Sets: ``offline`` (e5-small, EfficientNet-Lite0 image and frames, log-mel) and ``paper``
 (distilbert-base, ViT-MAE-base, VideoMAE-base with 16 frames, wav2vec2-base built from
@@ -15,7 +20,8 @@ their default base-size configs with random weights and loaded through the encod
 loading path: the compute of the published checkpoints without downloading them).
 
 Reported: posts/s of each, the ratio extract / loop, and the core-seconds per stage
-(decode + resize, each encoder, this process's waiting and writing); ``outside`` is the
+(decode + resize: with swscale the resize is part of the decoder's YUV -> RGB conversion,
+so the two are one stage; each encoder; this process's waiting and writing); ``outside`` is the
 share of the workers' core-seconds not spent inside an encoder. On a machine whose cores
 are shared with other jobs the absolute figures are noisy: compare the ratios.
 
@@ -23,6 +29,7 @@ Usage::
 
     .venv/bin/python bench/bench_extract.py --quick --no-paper   # 32 posts, loop on 4
     .venv/bin/python bench/bench_extract.py                      # 64 / 8, paper 4 / 4
+    .venv/bin/python bench/bench_extract.py --posts 256 --loop-posts 16 --int8 --json x.json
 
 ``run(quick, paper)`` returns the figures as a dict, ``report(result)`` formats them.
 """
@@ -107,11 +114,14 @@ def sequential_loop(
     from nmodal.features.decode import DecodeSpec, decode_post
     from nmodal.features.extract import load_jobs
 
+    if encoders == "offline":  # the torch path, as before onnxruntime
+        settings = {"image": {"backend": "torch"}, "video": {"backend": "torch"}}
     encs = encoder_set(encoders, modalities=MODALITIES, settings=settings, device="cpu")
     spec = DecodeSpec(
         modalities=MODALITIES,
         video_size=encs["video"].input_size,
         image_size=encs["image"].input_size,
+        resize="torch",
     )
     jobs = load_jobs(dataset)
     times = {"decode": 0.0, **{m: 0.0 for m in MODALITIES}}
@@ -168,7 +178,13 @@ def _measure(
     }
 
 
-def run(quick: bool = False, paper: bool = True) -> dict[str, Any]:
+def run(
+    quick: bool = False,
+    paper: bool = True,
+    posts: int | None = None,
+    loop_posts: int | None = None,
+    int8: bool = False,
+) -> dict[str, Any]:
     """Extract with both sets and return their figures (see the module docstring).
 
     The measurement runs in a child process started with ``OMP_WAIT_POLICY=PASSIVE``, the
@@ -179,24 +195,37 @@ def run(quick: bool = False, paper: bool = True) -> dict[str, Any]:
         out_json = Path(tmp) / "result.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--json", str(out_json)]
         flags = [*(["--quick"] if quick else []), *([] if paper else ["--no-paper"])]
+        flags += [*(["--int8"] if int8 else [])]
+        flags += [*(["--posts", str(posts)] if posts else [])]
+        flags += [*(["--loop-posts", str(loop_posts)] if loop_posts else [])]
         subprocess.run([*cmd, *flags], env=env, check=True)
         result: dict[str, Any] = json.loads(out_json.read_text())
     return result
 
 
-def measure(quick: bool, paper: bool = True) -> dict[str, Any]:
+def measure(
+    quick: bool,
+    paper: bool = True,
+    posts: int | None = None,
+    loop_posts: int | None = None,
+    int8: bool = False,
+) -> dict[str, Any]:
     """The measurement itself (in this process, with its OpenMP settings)."""
+    from nmodal.encoders.lite_onnx import onnxruntime_available
+
     n_offline, n_loop, n_paper = (32, 4, 2) if quick else (64, 8, 4)
+    n_offline, n_loop = posts or n_offline, loop_posts or n_loop
     out: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
         "workers": default_workers(encode=True),
         "quick": quick,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+        "lite_backend": "onnxruntime" if onnxruntime_available() else "torch",
     }
     with tempfile.TemporaryDirectory(prefix="nmodal-bench-extract-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        dataset = write_posts_dataset(root / "ds", max(n_offline, n_paper))
+        dataset = write_posts_dataset(root / "ds", max(n_offline, n_paper, n_loop))
         out["generate_seconds"] = time.perf_counter() - t0
         out["offline_loop"] = sequential_loop(
             _limited(dataset, root / "ds-loop", n_loop), "offline", None
@@ -208,6 +237,18 @@ def measure(quick: bool, paper: bool = True) -> dict[str, Any]:
         out["offline"]["x_loop"] = (
             out["offline"]["posts_per_second"] / out["offline_loop"]["posts_per_second"]
         )
+        if int8:
+            lite = {"precision": "int8"}
+            out["offline_int8"] = {
+                "posts": n_offline,
+                **_measure(
+                    _limited(dataset, root / "ds-int8", n_offline), root / "int8", "offline",
+                    {"image": lite, "video": lite},
+                ),
+            }  # fmt: skip
+            out["offline_int8"]["x_loop"] = (
+                out["offline_int8"]["posts_per_second"] / out["offline_loop"]["posts_per_second"]
+            )
         if paper:
             settings = write_paper_models(root / "models")
             out["paper_loop"] = sequential_loop(
@@ -236,19 +277,21 @@ def _limited(dataset: Path, root: Path, n: int) -> Path:
 def report(result: dict[str, Any]) -> str:
     lines = [
         f"CPU cores: {result['cpu_count']}, decode-and-encode workers: {result['workers']}, "
-        f"OMP_WAIT_POLICY={result['omp_wait_policy']}" + (" (quick)" if result["quick"] else ""),
+        f"OMP_WAIT_POLICY={result['omp_wait_policy']}, extract's Lite0 backend: "
+        f"{result.get('lite_backend', '?')}" + (" (quick)" if result["quick"] else ""),
         "figures on a shared machine are noisy: compare the ratios measured in the same run",
         f"{'run':14} {'posts':>5} {'posts/s':>8} {'x loop':>7} {'outside':>8}  core-seconds per stage",
     ]
-    for name in ("offline", "paper"):
+    for name in ("offline", "offline_int8", "paper"):
         if name not in result:
             continue
-        loop, r = result[f"{name}_loop"], result[name]
+        loop, r = result[f"{name.split('_')[0]}_loop"], result[name]
         st = ", ".join(f"{k} {v:.1f}" for k, v in loop["stage_seconds"].items())
-        lines.append(
-            f"{name + ' loop':14} {loop['posts']:>5} {loop['posts_per_second']:>8.2f} "
-            f"{1.0:>7.2f} {'':>8}  {st}"
-        )
+        if name != "offline_int8":
+            lines.append(
+                f"{name + ' loop':14} {loop['posts']:>5} {loop['posts_per_second']:>8.2f} "
+                f"{1.0:>7.2f} {'':>8}  {st}"
+            )
         enc = ", ".join(f"{m} {v:.1f}" for m, v in r["encode_seconds"].items())
         lines.append(
             f"{name + ' extract':14} {r['posts']:>5} {r['posts_per_second']:>8.2f} "
@@ -265,13 +308,19 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="fewer posts")
     parser.add_argument("--no-paper", action="store_true", help="offline set only")
+    parser.add_argument("--posts", type=int, default=None, help="posts for offline extract")
+    parser.add_argument("--loop-posts", type=int, default=None, help="posts for the loop")
+    parser.add_argument(
+        "--int8", action="store_true", help="also extract with EfficientNet-Lite0 in int8"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        args.json.write_text(json.dumps(measure(args.quick, not args.no_paper), indent=2))
+        figures = measure(args.quick, not args.no_paper, args.posts, args.loop_posts, args.int8)
+        args.json.write_text(json.dumps(figures, indent=2))
         return
-    result = run(quick=args.quick, paper=not args.no_paper)
+    result = run(args.quick, not args.no_paper, args.posts, args.loop_posts, args.int8)
     print(report(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -42,8 +42,10 @@ def test_offline_store_is_byte_identical_for_1_and_2_workers_and_equals_per_post
     assert one.stats.cores == 1 and two.stats.cores == 2
     assert _files(tmp_path / "w1") == _files(tmp_path / "w2")
 
-    # independent: each post decoded and encoded alone, in this process, by the torch fp32 path
-    encs = encoder_set("offline", modalities=MODS, device="cpu")
+    # independent: each post decoded and encoded alone, in this process, by the torch fp32
+    # path (the store was encoded by onnxruntime when it is installed)
+    torch_path = {"image": {"backend": "torch"}, "video": {"backend": "torch"}}
+    encs = encoder_set("offline", modalities=MODS, device="cpu", settings=torch_path)
     spec = extract_mod.decode_spec(encs, 16, 0, 30.0, 1024)
     fs = read_featureset(tmp_path / "w1")
     row = {pid: i for i, pid in enumerate(fs.post_ids)}

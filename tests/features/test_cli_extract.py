@@ -53,3 +53,37 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
         == 1
     )
     assert "MODALITY=DIR" in capsys.readouterr().err
+
+
+def test_cli_builds_one_extract_config_and_the_same_store_as_the_library(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    from nmodal.cli import build_parser
+    from nmodal.cli.extract import extract_config_from_args
+    from nmodal.errors import InputError
+    from nmodal.features.extract import ExtractConfig, extract_features
+
+    ds = write_dataset(tmp_path / "ds", num_videos=2)
+    argv = ["extract", str(ds), "--out", str(tmp_path / "cli"), "--encoders", "fake",
+            "--modalities", "text,video", "--workers", "0", "--shard-size", "2",
+            "--num-frames", "8", "--resize", "torch", "--no-progress"]  # fmt: skip
+    cfg = extract_config_from_args(build_parser().parse_args(argv))
+    want = ExtractConfig(encoders="fake", modalities=["text", "video"], workers=0,
+                         shard_size=2, num_frames=8, resize="torch", progress=False)  # fmt: skip
+    assert dataclasses.asdict(cfg) == dataclasses.asdict(want)
+    assert main(argv) == 0
+    extract_features(ds, tmp_path / "lib", want)
+    for name in ("manifest.json", "shard-00000.safetensors", "shard-00001.safetensors"):
+        assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "lib" / name).read_bytes()
+
+    lite = ["--lite-backend", "torch", "--lite-precision", "int8"]
+    args = build_parser().parse_args([*argv[:5], "offline", *argv[6:], *lite])
+    assert extract_config_from_args(args).settings == {
+        "video": {"backend": "torch", "precision": "int8"}
+    }
+    with pytest.raises(InputError, match="offline encoder set"):
+        extract_config_from_args(build_parser().parse_args([*argv, *lite]))
+    with pytest.raises(TypeError, match="unexpected option"):
+        extract_features(ds, tmp_path / "x", want, frames=3)

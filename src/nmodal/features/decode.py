@@ -23,13 +23,13 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from nmodal.errors import MediaError
+from nmodal.errors import InputError, MediaError
 
 
 @dataclass(frozen=True)
@@ -49,21 +49,38 @@ class DecodeSpec:
     sample_rate: int = 16000
     audio_seconds: float = 30.0
     max_side: int | None = 1024
+    #: how pictures are resized to the encoders' input size: ``swscale`` (FFmpeg, while a
+    #: video frame is converted from YUV, the default of new stores) or ``torch`` (bilinear
+    #: antialiased resize of the full-size RGB picture, what stores that record no
+    #: ``resize`` were made with)
+    resize: str = "swscale"
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZERS:
+            raise InputError(f"resize must be one of {', '.join(RESIZERS)}, got {self.resize!r}")
 
     def settings(self) -> dict[str, Any]:
         """What a feature store records of this spec (beside each encoder's provenance), so
-        that a query or a new post is decoded later exactly as the store's posts were."""
-        return {
+        that a query or a new post is decoded later exactly as the store's posts were.
+        ``resize`` is recorded unless it is ``torch`` (so older stores keep their manifest)."""
+        out: dict[str, Any] = {
             "num_frames": self.num_frames,
             "seed": self.seed,
             "sample_rate": self.sample_rate,
             "audio_seconds": self.audio_seconds,
             "max_side": self.max_side,
         }
+        if self.resize != LEGACY_RESIZE:
+            out["resize"] = self.resize
+        return out
 
 
-DECODE_KEYS = ("num_frames", "seed", "sample_rate", "audio_seconds", "max_side")
-#: the default decode settings (those of stores that recorded none)
+RESIZERS = ("swscale", "torch")
+#: the resizer of stores (and models) that record none: made before swscale resizing
+LEGACY_RESIZE = "torch"
+DECODE_KEYS = ("num_frames", "seed", "sample_rate", "audio_seconds", "max_side", "resize")
+#: the default decode settings of new runs (stores that recorded none: these, with
+#: ``resize=LEGACY_RESIZE``, see :func:`recorded_decode_settings`)
 DECODE_DEFAULTS = DecodeSpec(modalities=())
 
 
@@ -82,10 +99,13 @@ def spec_for(encoders: Mapping[str, Any], recorded: Mapping[str, Any] | None = N
 
 def recorded_decode_settings(provenance: Any) -> dict[str, Any]:
     """The decode settings recorded under ``"decode"`` in an encoder's provenance (a store
-    manifest entry or a model config's ``encoders[m]``); empty for stores written before
-    they were recorded (the defaults then apply)."""
+    manifest entry or a model config's ``encoders[m]``); for stores written before they
+    were recorded, only ``resize`` (the defaults then apply to the rest). A store that
+    records no ``resize`` was resized with ``torch`` (:data:`LEGACY_RESIZE`)."""
     recorded = dict(provenance.get("decode", {})) if hasattr(provenance, "get") else {}
-    return {k: recorded[k] for k in DECODE_KEYS if k in recorded}
+    out = {k: recorded[k] for k in DECODE_KEYS if k in recorded}
+    out.setdefault("resize", LEGACY_RESIZE)
+    return out
 
 
 @dataclass(frozen=True)
@@ -139,7 +159,6 @@ def _error(
 
 def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
     """Decode ``job``'s artifacts for ``spec.modalities``; never raises for bad media."""
-    from nmodal.encoders.torch_utils import resize_uint8
     from nmodal.media import load_audio, load_image, sample_video
 
     out = Decoded(job.post_id)
@@ -147,6 +166,7 @@ def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
     video_path = str(job.video_path) if _present(job.video_path) else None
     image_path = str(job.image_path) if _present(job.image_path) else None
     audio_path = str(job.audio_path) if _present(job.audio_path) else None
+    resize = _resizer(spec.resize)
 
     if "text" in want and _present(job.text):
         out.items["text"] = str(job.text)
@@ -156,12 +176,16 @@ def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
     if video_path is not None and ("video" in want or needs_frame):
         try:
             sample = sample_video(
-                video_path, num_frames=spec.num_frames, seed=spec.seed, max_side=spec.max_side
+                video_path,
+                num_frames=spec.num_frames,
+                seed=spec.seed,
+                max_side=spec.max_side,
+                **_decode_time_size(spec, "video" in want, needs_frame),
             )
             if "video" in want:
                 frames = sample.frames
                 if spec.video_size is not None:
-                    frames = resize_uint8(frames, spec.video_size)
+                    frames = resize(frames, spec.video_size)
                 out.items["video"] = np.ascontiguousarray(frames)
             held_out = sample.image
         except Exception as exc:
@@ -179,7 +203,7 @@ def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
                 picture = None
         if picture is not None:
             if spec.image_size is not None:
-                picture = resize_uint8(picture, spec.image_size)
+                picture = resize(picture, spec.image_size)
             out.items["image"] = np.ascontiguousarray(picture)
 
     if "audio" in want:
@@ -196,6 +220,28 @@ def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
             except Exception as exc:
                 out.errors.append(_error(job.post_id, "audio", exc, source, "audio"))
     return out
+
+
+def _resizer(name: str) -> Callable[[np.ndarray, tuple[int, int]], np.ndarray]:
+    if name == "swscale":
+        from nmodal.media.image import resize_swscale
+
+        return resize_swscale
+    from nmodal.encoders.torch_utils import resize_uint8
+
+    return resize_uint8
+
+
+def _decode_time_size(spec: DecodeSpec, video: bool, held_out: bool) -> dict[str, Any]:
+    """``sample_video`` arguments that resize every frame while it is converted (swscale):
+    when all the frames kept (the video's, and the held-out image frame when it is the
+    image) go to one size; otherwise the frames come at ``max_side`` and are resized after."""
+    if spec.resize != "swscale":
+        return {}
+    sizes = {s for s, used in ((spec.video_size, video), (spec.image_size, held_out)) if used}
+    if len(sizes) != 1 or None in sizes:
+        return {}
+    return {"size": sizes.pop(), "resize": "swscale"}
 
 
 def decode_raw(artifacts: Mapping[str, Any], spec: DecodeSpec, post_id: str = "input") -> Decoded:

@@ -18,8 +18,8 @@ extract`` therefore sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment says
 otherwise. Library users should set it before importing torch.
 
 Example:
-    >>> result = extract_features("data/ds", "data/features", encoders="offline",  # doctest: +SKIP
-    ...                           modalities=("text", "image", "video"))
+    >>> config = ExtractConfig(encoders="offline", modalities=("text", "image", "video"))
+    >>> result = extract_features("data/ds", "data/features", config)  # doctest: +SKIP
     >>> result.stats.posts_per_second  # doctest: +SKIP
 """
 
@@ -138,10 +138,11 @@ def decode_spec(
     seed: int = DECODE_DEFAULTS.seed,
     audio_seconds: float = DECODE_DEFAULTS.audio_seconds,
     max_side: int | None = DECODE_DEFAULTS.max_side,
+    resize: str = DECODE_DEFAULTS.resize,
 ) -> DecodeSpec:
     """The run's :class:`DecodeSpec` for ``encs`` (see :func:`nmodal.features.decode.spec_for`)."""
     recorded = {"num_frames": num_frames, "seed": seed, "audio_seconds": audio_seconds,
-                "max_side": max_side}  # fmt: skip
+                "max_side": max_side, "resize": resize}  # fmt: skip
     return spec_for(encs, recorded)
 
 
@@ -255,39 +256,23 @@ def _workers_start(ctx: Any) -> bool:
             return False
 
 
-def extract_features(
-    dataset_dir: str | Path,
-    store_dir: str | Path,
-    encoders: str | Mapping[str, Encoder] = "offline",
-    modalities: Sequence[str] | None = DEFAULT_MODALITIES,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    workers: int | None = None,
-    dtype: str = "float32",
-    overwrite: bool = False,
-    device: str | None = None,
-    batch_size: int | None = None,
-    settings: Mapping[str, Mapping[str, Any]] | None = None,
-    num_frames: int = DECODE_DEFAULTS.num_frames,
-    seed: int = DECODE_DEFAULTS.seed,
-    audio_seconds: float = DECODE_DEFAULTS.audio_seconds,
-    max_side: int | None = DECODE_DEFAULTS.max_side,
-    limit: int | None = None,
-    progress: bool = True,
-    use_ray: bool = False,
-    ray_address: str | None = None,
-    decode_timeout: float | None = DEFAULT_LIMITS.timeout_s,
-    decode_memory_mb: float | None = DEFAULT_LIMITS.memory_mb,
-    decode: Callable[[PostJob, DecodeSpec], Decoded] = decode_post,
-) -> ExtractResult:
-    """Extract the features of ``dataset_dir``'s kept posts into the store ``store_dir``.
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Everything ``extract_features`` takes besides the dataset and the store (built once,
+    e.g. by the CLI from its arguments; :func:`extract_features` also takes these as
+    keywords).
 
     ``encoders`` is a set name (``offline``, ``paper``) or ``{modality: Encoder}``;
     ``settings`` overrides encoder settings per modality (e.g. ``{"video": {"model_path":
-    "/models/videomae-base"}}``); ``device`` / ``batch_size`` go to every encoder.
+    "/models/videomae-base"}}``, ``{"image": {"precision": "int8"}}``); ``device`` /
+    ``batch_size`` go to every encoder.
     ``workers``: with every encoder on the CPU, processes that decode and encode chunks of
     posts, one torch thread each (default: one per core, at most 8; 0: all in this
     process); the store's bytes do not depend on it. With a GPU encoder, decoding processes
     beside the encoders (default: cores - 1; 0 decodes in this process).
+    ``num_frames``, ``seed``, ``audio_seconds``, ``max_side``, ``resize``: the decode
+    settings (:class:`nmodal.features.decode.DecodeSpec`); ``resize=None`` resumes an
+    existing store with the resizer it records, and uses ``swscale`` for a new store.
     ``use_ray`` runs the same extraction as a Ray Data pipeline
     (:func:`nmodal.features.ray_extract.extract_with_ray`).
     ``decode_timeout`` (seconds) and ``decode_memory_mb`` (resident-memory growth) bound the
@@ -296,13 +281,73 @@ def extract_features(
     recorded as errors and the run goes on. ``decode`` decodes one post (default
     :func:`~nmodal.features.decode.decode_post`; must be importable by the workers).
     """
+
+    encoders: str | Mapping[str, Encoder] = "offline"
+    modalities: Sequence[str] | None = DEFAULT_MODALITIES
+    shard_size: int = DEFAULT_SHARD_SIZE
+    workers: int | None = None
+    dtype: str = "float32"
+    overwrite: bool = False
+    device: str | None = None
+    batch_size: int | None = None
+    settings: Mapping[str, Mapping[str, Any]] | None = None
+    num_frames: int = DECODE_DEFAULTS.num_frames
+    seed: int = DECODE_DEFAULTS.seed
+    audio_seconds: float = DECODE_DEFAULTS.audio_seconds
+    max_side: int | None = DECODE_DEFAULTS.max_side
+    resize: str | None = None
+    limit: int | None = None
+    progress: bool = True
+    use_ray: bool = False
+    ray_address: str | None = None
+    decode_timeout: float | None = DEFAULT_LIMITS.timeout_s
+    decode_memory_mb: float | None = DEFAULT_LIMITS.memory_mb
+    decode: Callable[[PostJob, DecodeSpec], Decoded] = decode_post
+
+
+def _store_resize(store_dir: str | Path, overwrite: bool) -> str | None:
+    """The resizer an existing store at ``store_dir`` was made with (None: no store)."""
+    from nmodal.features.decode import recorded_decode_settings
+    from nmodal.features.store import MANIFEST, read_store_manifest
+
+    if overwrite or not (Path(store_dir) / MANIFEST).is_file():
+        return None
+    try:
+        modalities = read_store_manifest(store_dir).get("modalities", {})
+    except InputError:
+        return None  # StoreWriter reports what is wrong with it
+    for info in dict(modalities).values():
+        return str(recorded_decode_settings(dict(info).get("encoder", {}))["resize"])
+    return None
+
+
+def extract_features(
+    dataset_dir: str | Path,
+    store_dir: str | Path,
+    config: ExtractConfig | None = None,
+    **options: Any,
+) -> ExtractResult:
+    """Extract the features of ``dataset_dir``'s kept posts into the store ``store_dir``.
+
+    ``config`` (an :class:`ExtractConfig`; default: its defaults) says how; ``options``
+    are :class:`ExtractConfig` fields that replace the config's (``workers=2``, ...).
+    """
+    import dataclasses
+
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(ExtractConfig)})
+    if unknown:
+        raise TypeError(f"extract_features() got unexpected option(s) {unknown}")
+    cfg = dataclasses.replace(config or ExtractConfig(), **options)
     start = time.perf_counter()
     runtime = {
-        k: v for k, v in {"device": device, "batch_size": batch_size}.items() if v is not None
+        k: v
+        for k, v in {"device": cfg.device, "batch_size": cfg.batch_size}.items()
+        if v is not None
     }
-    encs = resolve_encoders(encoders, modalities, settings, **runtime)
-    jobs = load_jobs(dataset_dir, limit)
-    spec = decode_spec(encs, num_frames, seed, audio_seconds, max_side)
+    encs = resolve_encoders(cfg.encoders, cfg.modalities, cfg.settings, **runtime)
+    jobs = load_jobs(dataset_dir, cfg.limit)
+    resize = cfg.resize or _store_resize(store_dir, cfg.overwrite) or DECODE_DEFAULTS.resize
+    spec = decode_spec(encs, cfg.num_frames, cfg.seed, cfg.audio_seconds, cfg.max_side, resize)
     writer = StoreWriter(
         store_dir,
         [j.post_id for j in jobs],
@@ -310,9 +355,9 @@ def extract_features(
             m: {"dim": e.dim, "encoder": {**e.provenance(), "decode": spec.settings()}}
             for m, e in encs.items()
         },
-        shard_size=shard_size,
-        dtype=dtype,
-        overwrite=overwrite,
+        shard_size=cfg.shard_size,
+        dtype=cfg.dtype,
+        overwrite=cfg.overwrite,
     )
     stats = ExtractStats()
     if writer.complete:
@@ -321,15 +366,18 @@ def extract_features(
     stats.setup_seconds = time.perf_counter() - start
     start = time.perf_counter()
     with writer.locked():
-        if use_ray:
+        if cfg.use_ray:
             from nmodal.features.ray_extract import extract_with_ray
 
             extract_with_ray(
-                writer, jobs, encs, spec, stats, address=ray_address, progress=progress
+                writer, jobs, encs, spec, stats, address=cfg.ray_address, progress=cfg.progress
             )
         else:
-            limits = DecodeLimits(decode_timeout, decode_memory_mb)
-            _run_local(writer, jobs, encs, spec, stats, workers, progress, runtime, limits, decode)
+            limits = DecodeLimits(cfg.decode_timeout, cfg.decode_memory_mb)
+            _run_local(
+                writer, jobs, encs, spec, stats, cfg.workers, cfg.progress, runtime, limits,
+                cfg.decode,
+            )  # fmt: skip
         writer.finish()
     stats.errors = int(writer.manifest["num_errors"])
     stats.seconds = time.perf_counter() - start

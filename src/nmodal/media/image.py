@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -17,6 +18,8 @@ from nmodal.errors import MediaError
 from nmodal.media._container import check_file, media_errors
 
 MAX_PIXELS = 16384 * 16384  # larger images are refused (decompression bombs)
+#: swscale's resampler for resizing at decode time (antialiased when it shrinks)
+SWSCALE_INTERPOLATION = "BILINEAR"
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -61,3 +64,24 @@ def load_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
         raise MediaError(str(p), f"image too large ({exc})", "image") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(str(p), f"truncated or corrupt image ({exc})", "image") from None
+
+
+def resize_swscale(pictures: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize ``(..., H, W, 3)`` uint8 RGB pictures to ``size`` = (height, width) with
+    FFmpeg's swscale (bilinear, antialiased when shrinking): the resampler of decode-time
+    resizing (``DecodeSpec(resize="swscale")``), a no-op when the size already matches.
+
+    >>> resize_swscale(np.zeros((48, 64, 3), np.uint8), (24, 32)).shape
+    (24, 32, 3)
+    """
+    if pictures.shape[-3:-1] == tuple(size):
+        return pictures
+    lead = pictures.shape[:-3]
+    flat = np.ascontiguousarray(pictures).reshape(-1, *pictures.shape[-3:])
+    out = np.empty((flat.shape[0], size[0], size[1], 3), np.uint8)
+    for i, picture in enumerate(flat):
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+        out[i] = frame.to_ndarray(
+            format="rgb24", width=size[1], height=size[0], interpolation=SWSCALE_INTERPOLATION
+        )
+    return out.reshape(*lead, size[0], size[1], 3)

@@ -29,6 +29,7 @@ from PIL import Image
 
 from nmodal.errors import MediaError
 from nmodal.media._container import AV_ERRORS, check_file, media_errors, open_input
+from nmodal.media.image import SWSCALE_INTERPOLATION
 
 SEEK_MIN_FRAMES = 600  # below this, sequential decoding is always cheap enough
 SEEK_COST_FRAMES = 8  # a seek is charged like decoding this many frames
@@ -257,18 +258,33 @@ def probe(path: str | Path, decode_first_frame: bool = True) -> MediaInfo:
 
 
 class _Converter:
-    """Frame -> RGB uint8 array: early downscale (``max_side``), rotation, final resize."""
+    """Frame -> RGB uint8 array: early downscale (``max_side``), rotation, final resize
+    (Pillow bicubic after the conversion, or swscale during it with ``resize="swscale"``)."""
 
-    def __init__(self, max_side: int | None, size: tuple[int, int] | None, autorotate: bool):
+    def __init__(
+        self,
+        max_side: int | None,
+        size: tuple[int, int] | None,
+        autorotate: bool,
+        resize: str = "pillow",
+    ):
+        if resize not in ("pillow", "swscale"):
+            raise ValueError(f"resize must be 'pillow' or 'swscale', got {resize!r}")
         self.max_side = max_side
         self.size = size
         self.autorotate = autorotate
+        self.resize = resize
         self.rotation = 0  # display rotation of the last frame converted
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         kwargs: dict[str, Any] = {"format": "rgb24"}
         w, h = frame.width, frame.height
-        if self.max_side is not None and max(w, h) > self.max_side:
+        if self.resize == "swscale" and self.size is not None:
+            # straight from the decoder's YUV to the model's size in one swscale pass
+            rotation = _rotation(frame) if self.autorotate else 0
+            th, tw = self.size if rotation not in (90, 270) else self.size[::-1]
+            kwargs.update(width=tw, height=th, interpolation=SWSCALE_INTERPOLATION)
+        elif self.max_side is not None and max(w, h) > self.max_side:
             scale = self.max_side / max(w, h)
             kwargs.update(
                 width=max(1, round(w * scale)),
@@ -391,10 +407,13 @@ def sample_video(
     min_frames: int | None = None,
     autorotate: bool = True,
     mode: Literal["auto", "sequential", "seek"] = "auto",
+    resize: Literal["pillow", "swscale"] = "pillow",
 ) -> VideoSample:
     """Sample ``num_frames`` frames uniformly and one held-out image frame from a video.
 
-    ``size=(h, w)`` resizes every returned frame (Pillow, bicubic); ``max_side`` downscales
+    ``size=(h, w)`` resizes every returned frame (``resize="pillow"``: Pillow bicubic after
+    converting to RGB; ``"swscale"``: FFmpeg's swscale while converting, bilinear, much
+    cheaper, ``max_side`` then unused); ``max_side`` downscales
     while decoding (bounded memory for huge videos); ``min_frames`` (default
     ``num_frames + 1``) is the shortest clip accepted. Raises :class:`MediaError` with a
     reason for anything that cannot be sampled.
@@ -409,7 +428,7 @@ def sample_video(
     need = max(num_frames + 1, min_frames or 0)
     return _sample(
         Path(info.path), info, info.num_frames, num_frames, seed, need, mode,
-        _Converter(max_side, size, autorotate),
+        _Converter(max_side, size, autorotate, resize),
     )  # fmt: skip
 
 
