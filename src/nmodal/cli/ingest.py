@@ -140,6 +140,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
+    from nmodal.errors import InputError
     from nmodal.sources import (
         format_summary,
         ingest,
@@ -161,6 +162,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     else:
         for f in args.files:
             records += read_telethon_ndjson(f, media_dir=args.media_dir, account=args.account)
+    if not records:
+        inputs = args.export_dirs if args.source == "telegram-export" else (
+            [args.file] if args.source == "manifest" else args.files)  # fmt: skip
+        raise InputError(f"{', '.join(map(str, inputs))}: no posts found in the input")
     labels = read_account_labels(args.account_labels) if args.account_labels else None
     result = ingest(
         records,

@@ -19,6 +19,7 @@ Example manifest.jsonl::
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import pandas as pd
 from nmodal.errors import InputError
 from nmodal.sources.paths import MediaRoot
 from nmodal.sources.posts import COLUMNS
-from nmodal.sources.records import bad_record, clean_value, load_json_text
+from nmodal.sources.records import bad_record, clean_str, clean_value, load_json_text
 
 SOURCE = "manifest"
 ALIASES = {"video": "video_path", "image": "image_path", "audio": "audio_path", "id": "post_id"}
@@ -44,7 +45,7 @@ def _load(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         if suffix in (".csv", ".tsv"):
             df = pd.read_csv(
                 path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
-                encoding="utf-8-sig",
+                encoding="utf-8-sig", encoding_errors="replace",
             )  # fmt: skip
             df["_line"] = range(2, len(df) + 2)
             return df, bad
@@ -68,6 +69,7 @@ def _load(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
                 if not isinstance(row, dict):
                     bad.append(bad_record(path, f"line {lineno}", "not a JSON object", SOURCE))
                     continue
+                row = {clean_str(str(k)): clean_value(v) for k, v in row.items()}
                 row["_line"] = lineno
                 rows.append(row)
         return pd.DataFrame.from_records(rows), bad
@@ -143,7 +145,22 @@ def read_posts_manifest(
     for rec in records:
         for col in labels:
             rec.setdefault(col, None)
+    for col in labels:
+        _one_type(records, col)
     return records
+
+
+def _one_type(records: list[dict[str, Any]], col: str) -> None:
+    """Label column ``col`` of one type, so that it can be stored: a column whose values
+    mix types (a number here, text or a list there) holds them all as text (JSON for
+    lists and objects)."""
+    kinds = {type(r[col]) for r in records if r.get(col) is not None}
+    if len(kinds) <= 1 and not kinds & {list, dict}:
+        return
+    for r in records:
+        v = r.get(col)
+        if v is not None and not isinstance(v, str):
+            r[col] = json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else str(v)
 
 
 def read_manifest(path: str | Path, media_root: str | Path | None = None) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,70 @@ def load_json_text(text: str, where: str) -> Any:
         raise ValueError(f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+#: what stands in for a value nested deeper than :data:`MAX_DEPTH` in a whole JSON document
+TOO_DEEP = "\x00nmodal: JSON nested too deeply"
+#: deepest nesting kept when a document has to be cut (real exports nest a few levels)
+MAX_DEPTH = 64
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def _cut_deep(data: bytes, limit: int = MAX_DEPTH) -> bytes:
+    """``data`` with every array/object opened at depth ``limit`` replaced by the JSON string
+    :data:`TOO_DEEP` (strings are skipped whole, so brackets inside them do not count)."""
+    out: list[bytes] = []
+    depth, keep_from, cut_at = 0, 0, -1
+    for m in _TOKENS.finditer(data):
+        tok = m.group()
+        if tok[:1] == b'"':
+            continue
+        if tok in (b"[", b"{"):
+            depth += 1
+            if depth == limit and cut_at < 0:
+                out.append(data[keep_from : m.start()])
+                cut_at = m.start()
+        else:
+            if depth == limit and cut_at >= 0:
+                out.append(json.dumps(TOO_DEEP).encode())
+                keep_from, cut_at = m.end(), -1
+            depth -= 1
+    if cut_at >= 0:  # unbalanced to the end: the syntax error surfaces when parsed
+        out.append(json.dumps(TOO_DEEP).encode())
+    else:
+        out.append(data[keep_from:])
+    return b"".join(out)
+
+
+def load_json_document(raw: bytes, where: str) -> tuple[Any, bool]:
+    """A whole JSON document (an export's ``result.json``, a JSON array of messages) whose
+    problems inside one record cost only that record: ``(data, cut)``.
+
+    A leading byte-order mark is skipped; bytes that are not UTF-8 become U+FFFD (as lone
+    surrogates do, :func:`clean_str`), so one bad string does not reject the file; values
+    nested deeper than :data:`MAX_DEPTH` are replaced by :data:`TOO_DEEP` (``cut`` is then
+    True: the caller turns each record holding it into a bad record, :func:`holds_too_deep`).
+    A document that is still not JSON is a ValueError naming ``where``."""
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
+    text = raw.decode("utf-8", "replace")
+    try:
+        return json.loads(text), False
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        pass
+    return load_json_text(_cut_deep(text.encode("utf-8")).decode("utf-8"), where), True
+
+
+def holds_too_deep(value: Any) -> bool:
+    """Whether :data:`TOO_DEEP` stands somewhere in ``value`` (a record of a cut document)."""
+    if isinstance(value, str):
+        return value == TOO_DEEP
+    if isinstance(value, dict):
+        return any(holds_too_deep(v) for v in value.values())
+    if isinstance(value, list):
+        return any(holds_too_deep(v) for v in value)
+    return False
 
 
 def dedup_notes(problems: list[str]) -> list[str]:

@@ -46,7 +46,8 @@ from nmodal.sources.records import (
     bad_record,
     clean_str,
     dedup_notes,
-    load_json_text,
+    holds_too_deep,
+    load_json_document,
     safe_int,
     safe_key,
     safe_text,
@@ -338,17 +339,17 @@ def _record(
 
 
 def load_export(result: Path) -> dict[str, Any]:
-    """The parsed ``result.json``; InputError naming the file for any unreadable document."""
+    """The parsed ``result.json``; InputError naming the file for any unreadable document.
+
+    Damage inside one message costs only that message (:func:`load_json_document`): bytes
+    that are not UTF-8 become U+FFFD, a value nested too deeply makes the message a bad
+    record (:func:`read_telegram_export`)."""
     try:
-        text = result.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{result}: not a Telegram JSON export (not UTF-8: {exc.reason} at byte {exc.start})"
-        ) from None
+        raw = result.read_bytes()
     except OSError as exc:
         raise InputError(f"{result}: cannot read ({exc.strerror})") from None
     try:
-        data = load_json_text(text, str(result))
+        data, _ = load_json_document(raw, str(result))
     except ValueError as exc:
         raise InputError(f"{result}: not a Telegram JSON export ({exc})") from None
     if not isinstance(data, dict):
@@ -382,7 +383,10 @@ def read_telegram_export(
         for pos, m in enumerate(messages):
             if not isinstance(m, dict):
                 records.append(bad_record(result, f"{key} message #{pos}", "not an object", SOURCE))
-        valid = [m for m in messages if isinstance(m, dict)]
+            elif holds_too_deep(m):
+                where = f"{key} message {clean_str(str(m.get('id')))[:40]}"
+                records.append(bad_record(result, where, "JSON nested too deeply", SOURCE))
+        valid = [m for m in messages if isinstance(m, dict) and not holds_too_deep(m)]
         groups = _album_groups(valid) if merge_albums else [[m] for m in valid]
         for g in groups:
             try:

@@ -39,6 +39,8 @@ from nmodal.sources.records import (
     bad_record,
     clean_str,
     dedup_notes,
+    holds_too_deep,
+    load_json_document,
     load_json_text,
     safe_int,
     safe_key,
@@ -65,19 +67,24 @@ def iter_json_records(path: Path) -> Iterator[tuple[int | str, dict[str, Any] | 
     with path.open("rb") as fh:
         head = fh.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
     if head.startswith(b"["):
+        raw = path.read_bytes()
         try:
-            data = load_json_text(path.read_bytes().decode("utf-8-sig"), str(path))
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+            data, cut = load_json_document(raw, str(path))
         except ValueError as exc:
-            raise InputError(f"{path}: {exc}") from None
-        if not isinstance(data, list):
-            raise InputError(f"{path}: not a JSON array of messages")
-        for pos, row in enumerate(data):
-            yield (
-                (f"item {pos}", row) if isinstance(row, dict) else (f"item {pos}", "not an object")
-            )
-        return
+            if len(raw.strip().splitlines()) < 2:
+                raise InputError(f"{path}: {exc}") from None
+            data = None  # NDJSON whose first line happens to be an array: read line by line
+        if data is not None:
+            if not isinstance(data, list):
+                raise InputError(f"{path}: not a JSON array of messages")
+            for pos, row in enumerate(data):
+                if not isinstance(row, dict):
+                    yield f"item {pos}", "not an object"
+                elif cut and holds_too_deep(row):
+                    yield f"item {pos}", "JSON nested too deeply"
+                else:
+                    yield f"item {pos}", row
+            return
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             if lineno == 1:
