@@ -1,14 +1,20 @@
-"""Peak resident memory (and time) of `nmodal train`, `evaluate` and `index build` against the
-collection size, on synthetic float16 stores of the offline encoders' sizes (text 384 +
-image 1280 + video 2560 features a post: 8.4 KB a post on disk).
+"""Peak resident memory (and time) of `nmodal train`, `evaluate`, `index build` and
+`classify` against the collection size, on synthetic float16 stores of the offline
+encoders' sizes (text 384 + image 1280 + video 2560 features a post: 8.4 KB a post on disk).
 
 Each command runs in a fresh subprocess; its peak RSS is ``ru_maxrss`` of
-``resource.getrusage(RUSAGE_CHILDREN)`` after it exits (max over the children waited for so
-far, so the commands run in increasing size order and each is measured in a fresh
-``bench_memory.py --one`` wrapper process). ``--before SRC`` runs the same commands with
-another checkout's sources (e.g. /work/main/src) as a baseline in the same run.
+``resource.getrusage(RUSAGE_CHILDREN)`` after it exits, measured in a fresh
+``bench_memory.py --one`` wrapper process per command. ``--before SRC`` runs the same
+commands with another checkout's sources (e.g. a worktree of an older commit's ``src``) as a
+baseline in the same run, up to ``--before-max`` posts. The store is written once per size
+(``write_s``: the synthetic writer, one shard in memory at a time) and deleted after.
 
-    .venv/bin/python bench/bench_memory.py --sizes 40000,160000 --before /work/main/src
+Commands measured, per size: ``train`` (1 epoch, batch 1024, ``--amp off``),
+``evaluate`` (the held-out posts train recorded), ``index build`` (default factory and
+recall tuning), ``classify`` (``--classifiers nb --folds 2 --modality fused`` on a random
+binary label: the memory of reading and embedding, not of a slow classifier).
+
+    .venv/bin/python bench/bench_memory.py --sizes 20000,100000 --before /tmp/old/src
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +33,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DIMS = (384, 1280, 2560)
 MODALITIES = ("text", "image", "video")
+COMMANDS = ("train", "evaluate", "index build", "classify")
+
+
+def _labels(store: Path, out: Path) -> Path:
+    """A posts table with a random binary ``stance`` for the store's posts."""
+    import numpy as np
+    import pandas as pd
+
+    from nmodal.features import StoreReader
+
+    ids = StoreReader(store, verify=False).post_ids
+    stance = np.random.default_rng(0).choice(["a", "b"], len(ids))
+    pd.DataFrame({"post_id": ids, "stance": stance}).to_parquet(out)
+    return out
 
 
 def _measure(cmd: list[str], src: str) -> dict[str, float]:
@@ -56,6 +77,7 @@ def run_sizes(
     epochs: int,
     batch: int,
     before_max: int,
+    commands: tuple[str, ...] = COMMANDS,
 ) -> dict[str, object]:
     from nmodal.features.synthetic import write_synthetic_store
 
@@ -69,26 +91,29 @@ def run_sizes(
             "store_mb": sum(f.stat().st_size for f in store.iterdir()) / 2**20,
             "write_s": time.perf_counter() - t,
         }
+        posts = _labels(store, work / f"posts-{n}.parquet")
         for label, src in sources.items():
             if label == "before" and n > before_max:
                 continue
             model = work / f"model-{label}-{n}"
-            row[f"train[{label}]"] = _measure(
-                [*nmodal, "train", str(store), "--out", str(model), "--overwrite",
-                 "--epochs", str(epochs), "--batch-size", str(batch), "--amp", "off"], src,
-            )  # fmt: skip
-            row[f"evaluate[{label}]"] = _measure(
-                [*nmodal, "evaluate", str(model), "--store", str(store)], src
-            )
-            row[f"index build[{label}]"] = _measure(
-                [*nmodal, "index", "build", "--model", str(model), "--store", str(store),
-                 "--out", str(work / f"index-{label}-{n}"), "--overwrite"], src,
-            )  # fmt: skip
+            argv = {
+                "train": ["train", str(store), "--out", str(model), "--overwrite",
+                          "--epochs", str(epochs), "--batch-size", str(batch), "--amp", "off"],
+                "evaluate": ["evaluate", str(model), "--store", str(store)],
+                "index build": ["index", "build", "--model", str(model), "--store", str(store),
+                                "--out", str(work / f"index-{label}-{n}"), "--overwrite"],
+                "classify": ["classify", "--model", str(model), "--store", str(store),
+                             "--posts", str(posts), "--label", "stance", "--classifiers", "nb",
+                             "--folds", "2", "--modality", "fused", "--overwrite",
+                             "--out", str(work / f"classify-{label}-{n}")],
+            }  # fmt: skip
+            for command in commands:
+                row[f"{command}[{label}]"] = _measure([*nmodal, *argv[command]], src)
+            for leftover in (f"index-{label}-{n}", f"classify-{label}-{n}"):
+                shutil.rmtree(work / leftover, ignore_errors=True)
         results[str(n)] = row
         print(json.dumps({n: row}), flush=True)
-        for f in sorted(store.iterdir()):
-            f.unlink()
-        store.rmdir()
+        shutil.rmtree(store)
     return results
 
 
@@ -108,6 +133,12 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--work", type=Path, default=None)
+    p.add_argument(
+        "--commands",
+        default=",".join(COMMANDS),
+        help=f"comma list among {','.join(COMMANDS)} (default: all; train always runs first "
+        "when evaluate, index build or classify need its model)",
+    )
     args = p.parse_args()
     if args.one is not None:
         _one(json.loads(args.one))
@@ -117,7 +148,15 @@ def main() -> int:
         sources = {"before": args.before, **sources}
     work = args.work or Path(tempfile.mkdtemp(prefix="nmodal-bench-memory-"))
     sizes = [int(s) for s in args.sizes.split(",")]
-    results = run_sizes(sizes, work, sources, args.epochs, args.batch_size, args.before_max)
+    commands = tuple(c.strip() for c in args.commands.split(",") if c.strip())
+    unknown = [c for c in commands if c not in COMMANDS]
+    if unknown:
+        p.error(f"unknown command {unknown[0]!r}; choose among {', '.join(COMMANDS)}")
+    if "train" not in commands:
+        commands = ("train", *commands)  # the other commands need its model
+    results = run_sizes(
+        sizes, work, sources, args.epochs, args.batch_size, args.before_max, commands
+    )
     print(json.dumps(results, indent=2))
     return 0
 
