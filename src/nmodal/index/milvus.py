@@ -17,6 +17,9 @@ Milvus index types: ``FLAT`` (exact; searches are certified as with FAISS ``Flat
 ``HNSW`` (per-search ``efSearch``, Milvus's ``ef``), ``IVF_FLAT`` (``nprobe``). The
 build-time recall tuning of the FAISS backend is not run on Milvus.
 
+A cluster that needs credentials reads them from the environment, never from the manifest:
+``NMODAL_MILVUS_TOKEN`` (``user:password`` or an API key).
+
 Consistency: a build writes new collections (a fresh name) and drops the previous build's
 only once the new folder is in place; ``index add`` first deletes ids at or above the
 folder's post count (the leftovers of an interrupted add), then inserts.
@@ -25,6 +28,7 @@ folder's post count (the leftovers of an interrupted add), then inserts.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -110,8 +114,9 @@ def _client(uri: str, token: str | None = None) -> Any:
             "the Milvus backend needs pymilvus (and milvus-lite for a local *.db file): "
             "pip install 'nmodal[milvus]'"
         ) from exc
+    token = token if token is not None else os.environ.get("NMODAL_MILVUS_TOKEN", "")
     try:
-        return MilvusClient(uri=uri, token=token or "")
+        return MilvusClient(uri=uri, token=token)
     except Exception as exc:  # pymilvus raises its own and grpc errors
         raise InputError(f"cannot connect to Milvus at {uri}: {exc}") from exc
 
