@@ -4,9 +4,10 @@ A hostile media file may hang a decoder (a loop inside libav holding the GIL) or
 allocate without bound; neither can be stopped from inside the worker that runs it. So the
 limits are enforced by the process that owns the pool:
 
-- every decoding worker runs its posts through :class:`GuardedDecode`, which writes a small
-  status file (``run-<pid>.json``: the post, the start time, the worker's resident memory
-  at the start) before a post and removes it after;
+- every decoding worker runs its posts through :class:`GuardedDecode`, which writes its
+  status file (``run-<pid>.json``, one fixed-size record rewritten in place: the post, the
+  start time, the worker's resident memory at the start) before a post and marks it idle
+  after;
 - a :class:`DecodeWatchdog` thread in the owning process reads those files every
   ``poll_s`` and, when a post has been decoding for longer than ``timeout_s`` or the
   worker's resident memory has grown by more than ``memory_mb`` since the post started,
@@ -119,19 +120,38 @@ class GuardedDecode:
             return None
 
     def __call__(self, job: PostJob, spec: DecodeSpec) -> Decoded:
-        reason = self.verdict(job.post_id)
-        if reason is not None:
-            return failed_post(job, spec, reason)
+        if os.path.exists(os.path.join(self.folder, _verdict_name(job.post_id) + ".txt")):
+            reason = self.verdict(job.post_id)
+            if reason is not None:
+                return failed_post(job, spec, reason)
+        fd = _status_fd(self.folder)
         pid = os.getpid()
-        status = Path(self.folder) / f"run-{pid}.json"
-        tmp = status.with_name(f".{status.name}.tmp")
-        record = {"post_id": job.post_id, "start": time.monotonic(), "rss": resident_bytes(pid)}
-        tmp.write_text(json.dumps(record), "utf-8")
-        os.replace(tmp, status)
+        record = {"post_id": job.post_id[:100], "key": _verdict_name(job.post_id),
+                  "start": time.monotonic(), "rss": resident_bytes(pid)}  # fmt: skip
+        _write_status(fd, json.dumps(record).encode())
         try:
             return self.decode(job, spec)
         finally:
-            status.unlink(missing_ok=True)
+            _write_status(fd, b"{}")
+
+
+#: this worker's open status file per watchdog folder (one pwrite per post start and end:
+#: cheaper than a new file per post where system calls are slow)
+_STATUS_FDS: dict[str, int] = {}
+_STATUS_SIZE = 1024
+
+
+def _status_fd(folder: str) -> int:
+    fd = _STATUS_FDS.get(folder)
+    if fd is None:
+        path = os.path.join(folder, f"run-{os.getpid()}.json")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        _STATUS_FDS[folder] = fd
+    return fd
+
+
+def _write_status(fd: int, data: bytes) -> None:
+    os.pwrite(fd, data[:_STATUS_SIZE].ljust(_STATUS_SIZE), 0)
 
 
 class DecodeWatchdog:
@@ -197,7 +217,9 @@ class DecodeWatchdog:
                 text = status.read_text("utf-8")
                 record = json.loads(text)
             except (OSError, ValueError):
-                continue  # finished meanwhile
+                continue  # being written (read again next round)
+            if not isinstance(record, dict) or "start" not in record:
+                continue  # idle
             if not os.path.exists(f"/proc/{pid}") and os.path.isdir("/proc"):
                 status.unlink(missing_ok=True)  # a worker that is gone (pool shut down)
                 continue
@@ -209,7 +231,7 @@ class DecodeWatchdog:
                     continue  # that post finished just now; the next one is not to blame
             except OSError:
                 continue
-            verdict = Path(self.folder) / (_verdict_name(str(record["post_id"])) + ".txt")
+            verdict = Path(self.folder) / (str(record["key"]) + ".txt")
             tmp = verdict.with_name(f".{verdict.name}.tmp")
             tmp.write_text(reason, "utf-8")
             os.replace(tmp, verdict)
