@@ -7,8 +7,8 @@ import pytest
 
 from nmodal.errors import InputError
 from nmodal.evaluation.baselines import _centred, fit_baseline
-from nmodal.evaluation.compare import compare_losses
-from nmodal.evaluation.protocol import run_protocol
+from nmodal.evaluation.compare import CompareConfig, compare_losses
+from nmodal.evaluation.protocol import ProtocolConfig, run_protocol
 from nmodal.features.featureset import FeatureSet
 from nmodal.features.synthetic import make_synthetic
 from nmodal.train import TrainConfig
@@ -97,13 +97,14 @@ def test_baseline_options_are_checked() -> None:
 
 def test_baselines_run_in_protocol_and_compare() -> None:
     fs = make_synthetic(700, dim=32, noise=0.5)
-    out = run_protocol(fs, TrainConfig(loss={"name": "gcca"}), trials=2, progress=False)
+    out = run_protocol(
+        fs, ProtocolConfig(TrainConfig(loss={"name": "gcca"}), trials=2, progress=False)
+    )
     # a linear map of a shared latent: far above the 1% chance of R@1
     assert out["recall"]["1"]["mean"] > 0.3
     assert out["trials"][0]["history"] == [] and out["trials"][0]["baseline"]["dim"] >= 1
-    cmp = compare_losses(
-        fs, TrainConfig(epochs=2), losses=["clip", "gcca", "ridge"], trials=1, progress=False
-    )
+    protocol = ProtocolConfig(TrainConfig(epochs=2), trials=1, progress=False)
+    cmp = compare_losses(fs, CompareConfig(protocol, losses=["clip", "gcca", "ridge"]))
     labels = [r["label"] for r in cmp["runs"].values()]
     assert labels == ["triCLIP", "GCCA (closed form)", "ridge (closed form)"]
     assert "GCCA (closed form)" in cmp["table"]

@@ -9,7 +9,8 @@ import pytest
 from nmodal.cli import main
 from nmodal.cli.compare import loss_list
 from nmodal.errors import InputError
-from nmodal.evaluation.compare import compare_losses
+from nmodal.evaluation.compare import CompareConfig, compare_losses
+from nmodal.evaluation.protocol import ProtocolConfig
 from nmodal.features import make_synthetic, write_featureset
 from nmodal.model import HeadConfig
 from nmodal.train import TrainConfig
@@ -60,11 +61,13 @@ def test_compare_cli_writes_one_table_for_all_losses(store, tmp_path, capsys):
 def test_compare_errors(store, tmp_path):
     fs = make_synthetic(300, dim=8)
     with pytest.raises(InputError, match="unknown loss 'vicreg'"):
-        compare_losses(fs, TrainConfig(epochs=1), losses=["vicreg"], progress=False)
+        compare_losses(fs, CompareConfig(ProtocolConfig(TrainConfig(epochs=1)), ["vicreg"]))
+    with pytest.raises(InputError, match="no losses"):
+        compare_losses(fs, CompareConfig(ProtocolConfig(TrainConfig(epochs=1)), []))
     with pytest.raises(InputError, match="unknown scoring"):
-        compare_losses(fs, TrainConfig(epochs=1), scoring="max", progress=False)
+        ProtocolConfig(TrainConfig(epochs=1), scoring="max")
     with pytest.raises(InputError, match="missing rate"):
-        compare_losses(fs, TrainConfig(epochs=1), missing_rate=1.5, progress=False)
+        CompareConfig(missing_rate=1.5)
     bad = ["compare", str(store), "--out", str(tmp_path / "x"), "--loss-option", "a=1"]
     assert main(bad) == 1
 
@@ -72,8 +75,7 @@ def test_compare_errors(store, tmp_path):
 def test_compare_one_scoring_for_all():
     fs = make_synthetic(300, dim=8, latent_dim=4, seed=1)
     cfg = TrainConfig(epochs=1, head=HeadConfig(projection_dim=8), device="cpu")
-    out = compare_losses(
-        fs, cfg, losses=["symile"], trials=1, test_size=50, scoring="sum", progress=False
-    )
+    protocol = ProtocolConfig(cfg, trials=1, test_size=50, scoring="sum", progress=False)
+    out = compare_losses(fs, CompareConfig(protocol, losses=["symile"]))
     (run,) = out["runs"].values()
     assert run["scoring"] == "sum" and out["missing_table"] == ""

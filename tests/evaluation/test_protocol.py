@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from nmodal.evaluation import recall_grid_table, recall_table, run_protocol
-from nmodal.evaluation.sweep import model_label, run_sweep, size_label
+from nmodal.errors import InputError
+from nmodal.evaluation import ProtocolConfig, recall_grid_table, recall_table, run_protocol
+from nmodal.evaluation.sweep import SweepConfig, model_label, run_sweep, size_label
 from nmodal.features import make_synthetic
 from nmodal.model import HeadConfig
 from nmodal.train import TrainConfig
@@ -18,9 +21,10 @@ def fs():
 
 
 def test_protocol_aggregates_trials(fs):
-    out = run_protocol(
-        fs, CFG, trials=3, test_size=100, eval_modalities=[["text", "image"]], progress=False
+    config = ProtocolConfig(
+        CFG, trials=3, test_size=100, eval_modalities=[["text", "image"]], progress=False
     )
+    out = run_protocol(fs, config)
     assert out["num_trials"] == 3 and len(out["trials"]) == 3
     for k in ("1", "5", "10", "25"):
         per_trial = [t["report"]["recall"][k] for t in out["trials"]]
@@ -36,7 +40,8 @@ def test_protocol_aggregates_trials(fs):
 
 def test_protocol_train_size_and_groups(fs):
     groups = np.arange(fs.num_posts) // 3
-    out = run_protocol(fs, CFG, trials=1, train_size=200, groups=groups, progress=False)
+    config = ProtocolConfig(CFG, trials=1, train_size=200, progress=False)
+    out = run_protocol(fs, config, groups=groups)
     assert out["trials"][0]["sizes"]["train"] == 200
 
 
@@ -47,7 +52,8 @@ def test_labels():
 
 
 def test_sweep_and_tables(fs):
-    out = run_sweep(fs, CFG, losses=["clip", "triplet"], epochs=[1, 2], trials=1, progress=False)
+    protocol = ProtocolConfig(CFG, trials=1, progress=False)
+    out = run_sweep(fs, SweepConfig(protocol, losses=["clip", "triplet"], epochs=[1, 2]))
     assert set(out["runs"]) == {f"tri{n}/all/{e}/16" for n in ("CLIP", "TRIP") for e in (1, 2)}
     table = out["tables"]["by_size_and_epochs"]
     assert table.splitlines()[0].startswith("| Model \\ Epochs | 1 @1 |")
@@ -65,10 +71,26 @@ def test_table_formats():
 
 
 def test_sweep_scores_each_loss_with_its_own_rule(fs):
-    out = run_sweep(fs, CFG, losses=["clip", "symile"], trials=1, progress=False)
+    protocol = ProtocolConfig(CFG, trials=1, progress=False)
+    out = run_sweep(fs, SweepConfig(protocol, losses=["clip", "symile"]))
     assert {k: r["scoring"] for k, r in out["runs"].items()} == {
         "triCLIP/all/2/16": "sum",
         "triSYMILE/all/2/16": "symile",
     }
-    forced = run_sweep(fs, CFG, losses=["symile"], trials=1, progress=False, scoring="sum")
+    forced = run_sweep(fs, SweepConfig(replace(protocol, scoring="sum"), losses=["symile"]))
     assert next(iter(forced["runs"].values()))["scoring"] == "sum"
+
+
+def test_protocol_config_checks_and_resolves():
+    """Invalid settings fail when the config is built; ``auto`` scoring follows the loss."""
+    with pytest.raises(InputError, match="trials must be >= 1"):
+        ProtocolConfig(trials=0)
+    with pytest.raises(InputError, match="unknown scoring"):
+        ProtocolConfig(scoring="max")
+    with pytest.raises(InputError, match="missing rate"):
+        ProtocolConfig(train_missing_rate=1.0)
+    assert ProtocolConfig().scoring_rule == "sum"
+    assert ProtocolConfig(TrainConfig(loss={"name": "gram"})).scoring_rule == "gram"
+    assert ProtocolConfig(TrainConfig(loss={"name": "gram"}), scoring="sum").scoring_rule == "sum"
+    config = ProtocolConfig(eval_modalities=[["text", "image"]], ks=[1, 5])
+    assert config.eval_modalities == (("text", "image"),) and config.ks == (1, 5)

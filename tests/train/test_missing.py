@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nmodal.errors import InputError
-from nmodal.evaluation import evaluate_model, run_protocol
+from nmodal.evaluation import ProtocolConfig, evaluate_model, run_protocol
 from nmodal.features import FeatureSet, make_synthetic
 from nmodal.model import HeadConfig
 from nmodal.train import TrainConfig, split_posts, train_model
@@ -111,10 +111,12 @@ def test_thirty_percent_missing_training_artifacts_cost_little_retrieval():
     runs = {
         name: run_protocol(
             fs,
-            TrainConfig(**cfg, missing=missing),
-            trials=2,
-            progress=False,
-            train_missing_rate=rate,
+            ProtocolConfig(
+                TrainConfig(**cfg, missing=missing),
+                trials=2,
+                progress=False,
+                train_missing_rate=rate,
+            ),
         )["recall"]
         for name, missing, rate in [
             ("full", "drop", 0.0),

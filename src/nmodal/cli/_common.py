@@ -250,6 +250,24 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     )
 
 
+def protocol_config_from_args(args: argparse.Namespace, **overrides: Any) -> Any:
+    """The :class:`~nmodal.evaluation.protocol.ProtocolConfig` of ``nmodal protocol`` /
+    ``nmodal compare``: the training run (:func:`train_config_from_args`), the trials, the
+    split and the retrieval options; ``overrides`` set fields a command adds."""
+    from nmodal.evaluation.protocol import ProtocolConfig
+
+    return ProtocolConfig(
+        train=train_config_from_args(args),
+        trials=args.trials,
+        test_size=args.test_size,
+        val_fraction=args.val_fraction,
+        queries=args.queries,
+        seed=args.seed,
+        scoring=args.scoring,
+        **overrides,
+    )
+
+
 def load_groups(args: argparse.Namespace, post_ids: Any) -> Any:
     """Per-post group ids from ``--posts DIR --group-by COLUMN`` (None without --group-by)."""
     if not args.group_by:

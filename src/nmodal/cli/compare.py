@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nmodal.cli._common import add_retrieval_arguments, add_train_arguments, parse_value
+from nmodal.cli._common import (
+    add_retrieval_arguments,
+    add_train_arguments,
+    check_output,
+    load_groups,
+    parse_value,
+    protocol_config_from_args,
+    read_store,
+    write_json,
+)
 from nmodal.cli._help import add_examples
 from nmodal.errors import InputError
+
+if TYPE_CHECKING:
+    from nmodal.evaluation.compare import CompareConfig
 
 DEFAULT_LOSSES = "clip,triplet,symile,gram,anchor,siglip,gcca,ridge"
 
@@ -88,34 +100,24 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from nmodal.cli._common import (
-        check_output,
-        load_groups,
-        read_store,
-        train_config_from_args,
-        write_json,
+def config_from_args(args: argparse.Namespace) -> CompareConfig:
+    """The comparison the command line describes (loss options go in ``--losses``)."""
+    from nmodal.evaluation.compare import CompareConfig
+
+    if args.loss_option:
+        raise InputError("compare takes loss options in --losses, e.g. symile:negative_sampling=n")
+    return CompareConfig(
+        protocol_config_from_args(args), losses=args.losses, missing_rate=args.missing_rate
     )
+
+
+def run(args: argparse.Namespace) -> int:
     from nmodal.evaluation.compare import compare_losses
 
     check_output(args.out, args.overwrite)
-    if args.loss_option:
-        raise InputError("compare takes loss options in --losses, e.g. symile:negative_sampling=n")
-    base = train_config_from_args(args)
-    fs = read_store(args.store, base.modalities, verify=args.verify)
-    result = compare_losses(
-        fs,
-        base,
-        losses=args.losses,
-        trials=args.trials,
-        test_size=args.test_size,
-        val_fraction=args.val_fraction,
-        missing_rate=args.missing_rate,
-        scoring=args.scoring,
-        groups=load_groups(args, fs.post_ids),
-        queries=args.queries,
-        seed=args.seed,
-    )
+    config = config_from_args(args)
+    fs = read_store(args.store, config.protocol.train.modalities, verify=args.verify)
+    result = compare_losses(fs, config, groups=load_groups(args, fs.post_ids))
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "results.json", result)
     md = [

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nmodal.cli._common import add_retrieval_arguments, add_train_arguments, csv_list, int_list
+from nmodal.cli._common import (
+    add_retrieval_arguments,
+    add_train_arguments,
+    check_output,
+    csv_list,
+    int_list,
+    load_groups,
+    protocol_config_from_args,
+    read_store,
+    write_json,
+)
 from nmodal.cli._help import add_examples
+
+if TYPE_CHECKING:
+    from nmodal.evaluation.sweep import SweepConfig
 
 
 def register(sub: Any) -> None:
@@ -68,39 +81,30 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=run)
 
 
+def config_from_args(args: argparse.Namespace) -> SweepConfig:
+    """The grid the command line describes: ``--losses`` (the first keeps ``--loss-option``s
+    when it is ``--loss``), ``--train-sizes``, ``--epoch-grid``, ``--dims``, ``--bimodal``."""
+    from nmodal.evaluation.sweep import SweepConfig
+
+    protocol = protocol_config_from_args(args, eval_modalities=args.bimodal or ())
+    base_loss = protocol.train.loss
+    losses = [
+        {**base_loss, "name": name} if name == base_loss["name"] else {"name": name}
+        for name in (args.losses or [base_loss["name"]])
+    ]
+    return SweepConfig(
+        protocol, losses=losses, train_sizes=args.train_sizes, epochs=args.epoch_grid,
+        dims=args.dims,
+    )  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
-    from nmodal.cli._common import (
-        check_output,
-        load_groups,
-        read_store,
-        train_config_from_args,
-        write_json,
-    )
     from nmodal.evaluation.sweep import run_sweep
 
     check_output(args.out, args.overwrite)
-    base = train_config_from_args(args)
-    fs = read_store(args.store, base.modalities, verify=args.verify)
-    groups = load_groups(args, fs.post_ids)
-    losses = [
-        {**base.loss, "name": name} if name == base.loss["name"] else {"name": name}
-        for name in (args.losses or [base.loss["name"]])
-    ]
-    result = run_sweep(
-        fs,
-        base,
-        losses=losses,
-        train_sizes=args.train_sizes or [None],
-        epochs=args.epoch_grid,
-        dims=args.dims,
-        trials=args.trials,
-        test_size=args.test_size,
-        groups=groups,
-        eval_modalities=args.bimodal or (),
-        queries=args.queries,
-        scoring=args.scoring,
-        seed=args.seed,
-    )
+    config = config_from_args(args)
+    fs = read_store(args.store, config.protocol.train.modalities, verify=args.verify)
+    result = run_sweep(fs, config, groups=load_groups(args, fs.post_ids))
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "protocol.json", result)
     tables = result["tables"]

@@ -319,20 +319,20 @@ def _train_config(spec: RunSpec, seed: int, progress: bool = False) -> Any:
 
 
 def _protocol_run(spec: RunSpec, fs: Any, groups: np.ndarray, cfg: DemoConfig, path: Path) -> None:
-    from nmodal.evaluation import run_protocol
+    from nmodal.evaluation import ProtocolConfig, run_protocol
 
-    raw = run_protocol(
-        fs.select(list(spec.modalities)),
+    protocol = ProtocolConfig(
         _train_config(spec, cfg.seed),
         trials=cfg.trials,
         test_size=cfg.population,
         val_fraction=0.0,  # the paper's fixed epochs: no validation-loss epoch picking
-        groups=groups,
         eval_modalities=[("text", "image")] if spec.family.startswith("tri") else (),
         ks=RECALL_KS[: cfg.population],
         seed=cfg.seed,
+        scoring="sum",  # the paper's rule for every family (clip, triplet and the baselines)
         progress=False,
     )
+    raw = run_protocol(fs.select(list(spec.modalities)), protocol, groups=groups)
     _write_json(path, slim_run(spec, raw))
 
 

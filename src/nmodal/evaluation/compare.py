@@ -6,7 +6,9 @@ For every loss, :func:`~nmodal.evaluation.protocol.run_protocol` runs ``trials``
 evaluates retrieval on the held-out posts with the loss's scoring rule
 (:func:`~nmodal.retrieval.matched_scoring`: Symile's multilinear score for
 ``symile``, GRAM's volume for ``gram``, the paper's sum of cosines otherwise), or with one
-rule for all (``scoring="sum"``). With ``missing_rate > 0`` every loss is also trained on
+rule for all (``scoring="sum"``). The comparison is one frozen :class:`CompareConfig`: the
+losses, the missing rate and the :class:`~nmodal.evaluation.protocol.ProtocolConfig` every
+run shares. With ``missing_rate > 0`` every loss is also trained on
 training data with that rate of artifacts dropped at random
 (:func:`~nmodal.evaluation.missing.drop_artifacts`; test posts untouched) with
 ``missing="mask"``, and the table shows the change in recall against the full data.
@@ -15,26 +17,28 @@ The closed-form baselines ``gcca`` and ``ridge`` (:mod:`nmodal.evaluation.baseli
 "losses" too: fitted on the same training posts, scored with the same rule, one row each.
 
 Example:
-    >>> out = compare_losses(make_synthetic(1500, dim=32), TrainConfig(epochs=3),
-    ...                      losses=["clip", "symile"], trials=2, progress=False)
-    >>> print(out["table"])  # doctest: +SKIP
+    >>> protocol = ProtocolConfig(TrainConfig(epochs=3), trials=2, progress=False)
+    >>> out = compare_losses(make_synthetic(1500, dim=32), CompareConfig(protocol, ("clip", "symile")))
+    >>> [(run["label"], run["scoring"]) for run in out["runs"].values()]
+    [('triCLIP', 'sum'), ('triSYMILE', 'symile')]
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from nmodal.errors import InputError
 from nmodal.evaluation.baselines import BASELINE_NAMES
-from nmodal.evaluation.protocol import run_protocol
+from nmodal.evaluation.protocol import ProtocolConfig, run_protocol
 from nmodal.evaluation.sweep import model_label
 from nmodal.evaluation.tables import format_cell
 from nmodal.features.featureset import FeatureSet
 from nmodal.losses import LOSS_NAMES
-from nmodal.retrieval import DEFAULT_KS, SCORINGS, matched_scoring
+from nmodal.retrieval import DEFAULT_KS
 from nmodal.train import TrainConfig
 
 
@@ -52,66 +56,65 @@ def _label(spec: Mapping[str, Any], num_modalities: int) -> str:
     return f"{base} ({options})" if options else base
 
 
+DEFAULT_LOSSES = ("clip", "triplet", "symile", "gram", "anchor")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Several losses under one protocol: the same features, splits and seeds for each.
+
+    ``missing_rate > 0`` adds a second training-data condition per loss (that fraction of
+    training artifacts dropped, ``missing="mask"``); ``protocol.train_missing_rate`` is set
+    by the conditions. ``protocol.scoring == "auto"`` scores each loss with its own rule.
+    """
+
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    losses: Sequence[str | Mapping[str, Any]] = DEFAULT_LOSSES
+    missing_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "losses", tuple(self.losses))  # frozen: normalise once
+        if not 0 <= self.missing_rate < 1:
+            raise InputError(f"missing rate must be in [0, 1), got {self.missing_rate}")
+
+
 def compare_losses(
-    fs: FeatureSet,
-    base: TrainConfig,
-    losses: Sequence[str | Mapping[str, Any]] = ("clip", "triplet", "symile", "gram", "anchor"),
-    trials: int = 5,
-    test_size: int = 100,
-    val_fraction: float = 0.1,
-    missing_rate: float = 0.0,
-    scoring: str = "auto",
-    groups: np.ndarray | None = None,
-    ks: Sequence[int] = DEFAULT_KS,
-    queries: str | int = "all",
-    seed: int = 0,
-    progress: bool = True,
+    fs: FeatureSet, config: CompareConfig | None = None, groups: np.ndarray | None = None
 ) -> dict[str, Any]:
     """Run the protocol for each loss (and each training-data condition); returns
-    ``{"runs": {key: protocol result + label/loss/condition}, "table": Markdown, ...}``."""
-    if scoring != "auto" and scoring not in SCORINGS:
-        raise InputError(f"unknown scoring {scoring!r}; use auto or one of {list(SCORINGS)}")
-    if not 0 <= missing_rate < 1:
-        raise InputError(f"missing rate must be in [0, 1), got {missing_rate}")
-    specs = [_spec(loss) for loss in losses]
+    ``{"runs": {key: protocol result + label/loss/condition}, "table": Markdown, ...}``.
+
+    ``groups`` (one id per post of ``fs``) keeps whole groups on one side of every split."""
+    config = config or CompareConfig()
+    protocol, missing_rate = config.protocol, config.missing_rate
+    specs = [_spec(loss) for loss in config.losses]
     if not specs:
         raise InputError("no losses to compare")
+    base = protocol.train
     mods = list(base.modalities or fs.modalities)
     conditions = [("full", 0.0)] + ([("missing", missing_rate)] if missing_rate > 0 else [])
     runs: dict[str, Any] = {}
     for spec in specs:
         label = _label(spec, len(mods))
-        rule = matched_scoring(spec["name"]) if scoring == "auto" else scoring
         for condition, rate in conditions:
             cfg = base.to_dict()
             cfg.update(loss=spec, modalities=mods)
             if rate > 0:
                 cfg["missing"] = "mask"
-            result = run_protocol(
-                fs,
-                TrainConfig.from_dict(cfg),
-                trials=trials,
-                test_size=test_size,
-                val_fraction=val_fraction,
-                groups=groups,
-                ks=ks,
-                queries=queries,
-                seed=seed,
-                progress=progress,
-                scoring=rule,
-                train_missing_rate=rate,
-            )
+            run = replace(protocol, train=TrainConfig.from_dict(cfg), train_missing_rate=rate)
+            result = run_protocol(fs, run, groups=groups)
             result.update(label=label, loss=spec, condition=condition)
             runs[f"{label}/{condition}"] = result
+    ks = protocol.ks
     return {
         "runs": runs,
         "table": compare_table(runs, ks),
         "missing_table": missing_table(runs, ks) if missing_rate > 0 else "",
         "modalities": mods,
-        "trials": trials,
-        "test_size": test_size,
+        "trials": protocol.trials,
+        "test_size": protocol.test_size,
         "missing_rate": missing_rate,
-        "seed": seed,
+        "seed": protocol.seed,
     }
 
 

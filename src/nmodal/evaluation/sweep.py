@@ -3,25 +3,30 @@
 Produces the paper's tables: Table 2 (size x epochs), Table 4 (dims x epochs), Table 5
 (quadmodal), Table 3 rows (bimodal evaluation of trimodal models, "bi-tri").
 
+A sweep is one frozen :class:`SweepConfig`: the grid's axes and the
+:class:`~nmodal.evaluation.protocol.ProtocolConfig` every run starts from (an axis left
+empty takes the protocol's own value).
+
 Example:
-    >>> out = run_sweep(make_synthetic(3000, dim=64), TrainConfig(), losses=["clip"],
-    ...                 epochs=[1, 5], trials=2, progress=False)
-    >>> list(out["runs"])[0]
-    'triCLIP/all/1/256'
+    >>> protocol = ProtocolConfig(TrainConfig(), trials=2, progress=False)
+    >>> out = run_sweep(make_synthetic(3000, dim=64), SweepConfig(protocol, epochs=[1, 5]))
+    >>> list(out["runs"])
+    ['triCLIP/all/1/256', 'triCLIP/all/5/256']
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from nmodal.evaluation.baselines import BASELINE_LABELS
-from nmodal.evaluation.protocol import run_protocol
+from nmodal.evaluation.protocol import ProtocolConfig, run_protocol
 from nmodal.evaluation.tables import recall_grid_table, recall_table
 from nmodal.features.featureset import FeatureSet
-from nmodal.retrieval import DEFAULT_KS, matched_scoring
+from nmodal.retrieval import DEFAULT_KS
 from nmodal.train import TrainConfig
 
 ARITY = {2: "bi", 3: "tri", 4: "quad", 5: "penta"}
@@ -51,36 +56,49 @@ def _loss_spec(loss: str | Mapping[str, Any]) -> dict[str, Any]:
     return {"name": loss} if isinstance(loss, str) else dict(loss)
 
 
+@dataclass(frozen=True)
+class SweepConfig:
+    """A grid of protocol runs: losses x training-set sizes x epochs x projection dims.
+
+    ``train_sizes``, ``epochs`` and ``dims`` default to the protocol's own single value
+    (``protocol.train_size``, ``protocol.train.epochs``, ``protocol.train.head.projection_dim``).
+    With ``protocol.scoring == "auto"`` each loss is evaluated with its own retrieval rule
+    (:func:`~nmodal.retrieval.matched_scoring`: Symile's multilinear score, GRAM's volume,
+    the sum of cosines otherwise).
+    """
+
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    losses: Sequence[str | Mapping[str, Any]] = ("clip",)
+    train_sizes: Sequence[int | None] | None = None
+    epochs: Sequence[int] | None = None
+    dims: Sequence[int] | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise in place once
+        set_(self, "losses", tuple(self.losses))
+        for name in ("train_sizes", "epochs", "dims"):
+            value = getattr(self, name)
+            set_(self, name, None if not value else tuple(value))
+
+
 def run_sweep(
-    fs: FeatureSet,
-    base: TrainConfig,
-    losses: Sequence[str | Mapping[str, Any]] = ("clip",),
-    train_sizes: Sequence[int | None] = (None,),
-    epochs: Sequence[int] | None = None,
-    dims: Sequence[int] | None = None,
-    trials: int = 5,
-    test_size: int = 100,
-    groups: np.ndarray | None = None,
-    eval_modalities: Sequence[Sequence[str]] = (),
-    ks: Sequence[int] = DEFAULT_KS,
-    queries: str | int = "all",
-    seed: int = 0,
-    progress: bool = True,
-    scoring: str = "auto",
+    fs: FeatureSet, config: SweepConfig | None = None, groups: np.ndarray | None = None
 ) -> dict[str, Any]:
     """Run :func:`run_protocol` for every combination; returns runs keyed
     ``"<label>/<size>/<epochs>/<dim>"`` plus Markdown tables in the paper's layouts.
 
-    ``scoring="auto"`` evaluates each loss with its own retrieval rule
-    (:func:`~nmodal.retrieval.matched_scoring`: Symile's multilinear score,
-    GRAM's volume, the sum of cosines otherwise)."""
+    ``groups`` (one id per post of ``fs``) keeps whole groups on one side of every split."""
+    config = config or SweepConfig()
+    protocol = config.protocol
+    base = protocol.train
     mods = list(base.modalities or fs.modalities)
-    epoch_list = list(epochs or [base.epochs])
-    dim_list = list(dims or [base.head.projection_dim])
+    size_list = list(config.train_sizes or [protocol.train_size])
+    epoch_list = list(config.epochs or [base.epochs])
+    dim_list = list(config.dims or [base.head.projection_dim])
     runs: dict[str, Any] = {}
-    for loss in losses:
+    for loss in config.losses:
         spec = _loss_spec(loss)
-        for size in train_sizes:
+        for size in size_list:
             for ep in epoch_list:
                 for dim in dim_list:
                     cfg = base.to_dict()
@@ -88,23 +106,11 @@ def run_sweep(
                     cfg["head"] = {**cfg["head"], "projection_dim": dim}
                     label = model_label(spec["name"], len(mods))
                     key = f"{label}/{size_label(size)}/{ep}/{dim}"
-                    result = run_protocol(
-                        fs,
-                        TrainConfig.from_dict(cfg),
-                        trials=trials,
-                        test_size=test_size,
-                        train_size=size,
-                        groups=groups,
-                        eval_modalities=eval_modalities,
-                        ks=ks,
-                        queries=queries,
-                        seed=seed,
-                        progress=progress,
-                        scoring=matched_scoring(spec["name"]) if scoring == "auto" else scoring,
-                    )
+                    run = replace(protocol, train=TrainConfig.from_dict(cfg), train_size=size)
+                    result = run_protocol(fs, run, groups=groups)
                     result.update(label=label, loss=spec, train_size=size, epochs=ep, dim=dim)
                     runs[key] = result
-    return {"runs": runs, "tables": sweep_tables(runs, ks)}
+    return {"runs": runs, "tables": sweep_tables(runs, protocol.ks)}
 
 
 def sweep_tables(
