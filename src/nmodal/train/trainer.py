@@ -380,20 +380,71 @@ def _train(
     progress: bool,
     distributed: DistContext | None,
 ) -> TrainResult:
+    """Read the batches, build the model, run the epochs, return the kept epoch's model.
+
+    The order of the seeded steps (global seed, batches generator, head initialisation,
+    per-rank seed, optimiser) is what makes runs reproducible: keep it.
+    """
     distributed = distributed or DistContext.from_process_group()
+    modalities = _training_modalities(train, config)
+    device = resolve_device(config.device)
+    if distributed is not None and distributed.device is not None and config.device == "auto":
+        device = distributed.device
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    amp_dtype = autocast_dtype(config.amp, device)
+    data, val_data = _training_batches(train, val, modalities, device, config, amp_dtype)
+    model = _initial_model(train, config, modalities, amp_dtype).to(device)
+    forward = _distribute(model, config, device, distributed)
+    progress = progress and (distributed is None or distributed.is_main)
+    batch_size = min(config.batch_size, data.num_posts)
+    steps = max(1, data.num_posts // batch_size) * config.epochs
+    optimiser = _Optimiser.create(model, config, steps, device, amp_dtype)
+
+    history: list[dict[str, float]] = []
+    best = _KeptEpoch()
+    seen = 0
+    start = time.perf_counter()
+    bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress)
+    model.train()
+    for epoch in bar:
+        batches = data.batches(batch_size, generator, drop_last=True)
+        epoch_loss = _train_epoch(model, forward, data, batches, optimiser, config, distributed)
+        seen += sum(len(index) for index in batches)
+        record = _epoch_record(model, epoch, epoch_loss, len(batches), optimiser)
+        if val_data is not None:
+            record.update(_validation(model, val_data, val, config, batch_size, distributed))
+            best.update(model, epoch, record, config.select)
+        history.append(record)
+        bar.set_postfix(
+            {k: f"{v:.4f}" for k, v in record.items() if k.startswith(("train_", "val_"))}
+        )
+        if config.patience is not None and val_data is not None and best.stale >= config.patience:
+            break
+    seconds = time.perf_counter() - start
+    return best.result(model, history, seconds, seen)
+
+
+def _training_modalities(train: FeatureSet | StoreView, config: TrainConfig) -> list[str]:
+    """The modalities trained (``config.modalities`` or all of ``train``), checked."""
     modalities = list(config.modalities or train.modalities)
     if len(modalities) < 2:
         raise InputError(f"training needs at least two modalities, got {modalities}")
     unknown = [m for m in modalities if m not in train.modalities]
     if unknown:
         raise InputError(f"unknown modality {unknown[0]!r}; the feature set has {train.modalities}")
-    device = resolve_device(config.device)
-    if distributed is not None and distributed.device is not None and config.device == "auto":
-        device = distributed.device
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    return modalities
 
-    amp_dtype = autocast_dtype(config.amp, device)
+
+def _training_batches(
+    train: FeatureSet | StoreView,
+    val: FeatureSet | StoreView | None,
+    modalities: list[str],
+    device: torch.device,
+    config: TrainConfig,
+    amp_dtype: torch.dtype | None,
+) -> tuple[_Batches, _Batches | None]:
+    """Read: the training posts (at least two) and the validation posts (None: under two)."""
     data = _Batches(train, modalities, device, config.missing, amp_dtype or torch.float32)
     if data.num_posts < 2:
         need = "all" if config.missing == "drop" else "at least two"
@@ -403,7 +454,17 @@ def _train(
     val_data = _Batches(val, modalities, device, config.missing) if val is not None else None
     if val_data is not None and val_data.num_posts < 2:
         val_data = None
+    return data, val_data
 
+
+def _initial_model(
+    train: FeatureSet | StoreView,
+    config: TrainConfig,
+    modalities: list[str],
+    amp_dtype: torch.dtype | None,
+) -> NModalModel:
+    """The untrained model (on the CPU): heads at random from the global seed, or at the
+    GCCA solution of (a sample of) the complete training posts with ``init="gcca"``."""
     loss_spec = with_modalities(config.loss, modalities)
     model_config = ModelConfig(
         modalities=modalities,
@@ -428,101 +489,164 @@ def _train(
             heads = {m: cast(ProjectionHead, model.heads[m]) for m in modalities}
             sample = train.select(modalities).take(complete)  # a sample: read from disk too
             init_heads_from_gcca(heads, sample)
-    model = model.to(device)
-    assert model.loss is not None
-    forward: nn.Module = model
-    if distributed is not None:
-        if config.batch_size < distributed.world_size:
-            raise InputError(
-                f"batch_size {config.batch_size} is smaller than the {distributed.world_size} "
-                "processes: every process needs a shard of each batch"
-            )
-        forward = distributed.wrap(model, device)
-        torch.manual_seed(config.seed + 7919 * distributed.rank)  # per-rank dropout draws
-        progress = progress and distributed.is_main
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
-    )
-    batch_size = min(config.batch_size, data.num_posts)
-    steps_per_epoch = max(1, data.num_posts // batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(config, steps_per_epoch * config.epochs)
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    return model
 
-    history: list[dict[str, float]] = []
-    best_state: dict[str, torch.Tensor] | None = None
-    best_val, best_criterion, best_epoch, stale = math.inf, math.inf, 0, 0
-    seen = 0
-    start = time.perf_counter()
-    bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress)
-    model.train()
-    for epoch in bar:
-        epoch_loss = torch.zeros((), device=device)
-        batches = data.batches(batch_size, generator, drop_last=True)
-        for index in batches:
-            with torch.autocast(
-                device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-            ):
-                loss = batch_loss(model, data, index, forward, distributed)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            epoch_loss += loss.detach()
-            seen += len(index)
-        record: dict[str, float] = {
-            "epoch": epoch,
-            "train_loss": float(epoch_loss) / max(len(batches), 1),
-            "lr": float(scheduler.get_last_lr()[0]),
-        }
-        temperature = getattr(model.loss, "temperature", None)
-        if isinstance(temperature, float):
-            record["temperature"] = temperature
-        if val_data is not None:
-            record["val_loss"] = evaluate_loss(model, val_data, batch_size)
-            if distributed is not None:  # identical decisions on every rank
-                record["val_loss"] = distributed.mean(record["val_loss"], device)
-            if config.select == "val_recall":
-                assert val is not None
-                record["val_recall"] = validation_recall(model, val)
-                model.train()
-            # lower is better: the loss, or the recall's complement
-            criterion = {"val_loss": record["val_loss"], "last": -float(epoch)}.get(
-                config.select, 1.0 - record.get("val_recall", 0.0)
-            )
-            if criterion < best_criterion:
-                best_criterion, best_val, best_epoch, stale = (
-                    criterion,
-                    record["val_loss"],
-                    epoch,
-                    0,
-                )
-                if config.select != "last":
-                    best_state = copy.deepcopy(model.state_dict())
-            else:
-                stale += 1
-        history.append(record)
-        bar.set_postfix(
-            {k: f"{v:.4f}" for k, v in record.items() if k.startswith(("train_", "val_"))}
+
+def _distribute(
+    model: NModalModel, config: TrainConfig, device: torch.device, distributed: DistContext | None
+) -> nn.Module:
+    """The module batches go through: ``model``, or its DDP wrapper (then each rank draws
+    its own dropout masks)."""
+    if distributed is None:
+        return model
+    if config.batch_size < distributed.world_size:
+        raise InputError(
+            f"batch_size {config.batch_size} is smaller than the {distributed.world_size} "
+            "processes: every process needs a shard of each batch"
         )
-        if config.patience is not None and val_data is not None and stale >= config.patience:
-            break
-    seconds = time.perf_counter() - start
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        best_epoch = len(history)
-    model.eval()
-    return TrainResult(
-        model=model.cpu(),
-        history=history,
-        best_epoch=best_epoch,
-        best_val_loss=best_val if math.isfinite(best_val) else None,
-        seconds=seconds,
-        samples_per_second=seen / seconds if seconds > 0 else float("nan"),
-    )
+    forward = distributed.wrap(model, device)
+    torch.manual_seed(config.seed + 7919 * distributed.rank)  # per-rank dropout draws
+    return forward
+
+
+@dataclass
+class _Optimiser:
+    """Adam, the learning-rate schedule and the fp16 gradient scaler, stepped together."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+
+    @classmethod
+    def create(
+        cls,
+        model: NModalModel,
+        config: TrainConfig,
+        total_steps: int,
+        device: torch.device,
+        amp_dtype: torch.dtype | None,
+    ) -> _Optimiser:
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, total_steps))
+        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        return cls(optimizer, scheduler, scaler, amp_dtype)
+
+    def step(self, model: NModalModel, loss: torch.Tensor, grad_clip: float | None) -> None:
+        """One optimisation step on ``loss`` (gradients clipped to ``grad_clip`` if set)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+
+
+def _train_epoch(
+    model: NModalModel,
+    forward: nn.Module,
+    data: _Batches,
+    batches: list[torch.Tensor],
+    optimiser: _Optimiser,
+    config: TrainConfig,
+    distributed: DistContext | None,
+) -> torch.Tensor:
+    """Compute: one pass over ``batches``; returns the sum of their losses (on the device)."""
+    device, amp_dtype = data.device, optimiser.amp_dtype
+    epoch_loss = torch.zeros((), device=device)
+    for index in batches:
+        with torch.autocast(
+            device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+        ):
+            loss = batch_loss(model, data, index, forward, distributed)
+        optimiser.step(model, loss, config.grad_clip)
+        epoch_loss += loss.detach()
+    return epoch_loss
+
+
+def _epoch_record(
+    model: NModalModel,
+    epoch: int,
+    epoch_loss: torch.Tensor,
+    num_batches: int,
+    optimiser: _Optimiser,
+) -> dict[str, float]:
+    """Present: the epoch's history entry (mean training loss, learning rate, temperature)."""
+    record: dict[str, float] = {
+        "epoch": epoch,
+        "train_loss": float(epoch_loss) / max(num_batches, 1),
+        "lr": float(optimiser.scheduler.get_last_lr()[0]),
+    }
+    temperature = getattr(model.loss, "temperature", None)
+    if isinstance(temperature, float):
+        record["temperature"] = temperature
+    return record
+
+
+def _validation(
+    model: NModalModel,
+    val_data: _Batches,
+    val: FeatureSet | StoreView | None,
+    config: TrainConfig,
+    batch_size: int,
+    distributed: DistContext | None,
+) -> dict[str, float]:
+    """Compute: the validation loss (averaged over ranks) and, for ``select="val_recall"``,
+    the validation recall; the model is left in training mode."""
+    figures = {"val_loss": evaluate_loss(model, val_data, batch_size)}
+    if distributed is not None:  # identical decisions on every rank
+        figures["val_loss"] = distributed.mean(figures["val_loss"], val_data.device)
+    if config.select == "val_recall":
+        assert val is not None
+        figures["val_recall"] = validation_recall(model, val)
+        model.train()
+    return figures
+
+
+@dataclass
+class _KeptEpoch:
+    """Which epoch is kept (``TrainConfig.select``) and how long validation has not improved."""
+
+    criterion: float = math.inf  # lower is better: the loss, or the recall's complement
+    val_loss: float = math.inf
+    epoch: int = 0
+    stale: int = 0
+    state: dict[str, torch.Tensor] | None = None
+
+    def update(
+        self, model: NModalModel, epoch: int, record: Mapping[str, float], select: str
+    ) -> None:
+        criterion = {"val_loss": record["val_loss"], "last": -float(epoch)}.get(
+            select, 1.0 - record.get("val_recall", 0.0)
+        )
+        if criterion < self.criterion:
+            self.criterion, self.val_loss, self.epoch, self.stale = (
+                criterion, record["val_loss"], epoch, 0,
+            )  # fmt: skip
+            if select != "last":
+                self.state = copy.deepcopy(model.state_dict())
+        else:
+            self.stale += 1
+
+    def result(
+        self, model: NModalModel, history: list[dict[str, float]], seconds: float, seen: int
+    ) -> TrainResult:
+        """Present: the kept epoch's model on the CPU in eval mode, with the history."""
+        best_epoch = self.epoch
+        if self.state is not None:
+            model.load_state_dict(self.state)
+        else:
+            best_epoch = len(history)
+        model.eval()
+        return TrainResult(
+            model=model.cpu(),
+            history=history,
+            best_epoch=best_epoch,
+            best_val_loss=self.val_loss if math.isfinite(self.val_loss) else None,
+            seconds=seconds,
+            samples_per_second=seen / seconds if seconds > 0 else float("nan"),
+        )
