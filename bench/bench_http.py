@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import socket
 import subprocess
 import sys
@@ -119,6 +118,18 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
                 proc.kill()
                 raise RuntimeError("the benchmark server did not start") from None
             time.sleep(0.2)
+
+
+def peak_rss_of(pid: int) -> float | None:
+    """A running process's peak RSS in MB (Linux ``VmHWM``; None elsewhere). Not the
+    children's ``ru_maxrss``: that counts the parent's pages a fork held before ``exec``."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
 
 
 def percentiles(ms: list[float] | np.ndarray) -> dict[str, float]:
@@ -231,13 +242,10 @@ def bench_http(
         try:
             result["same_results"] = same_results(index, url, queries[:5], post_ids[:5])
             served = http_latency(url, len(queries), post_ids, clients)
+            result["server_peak_rss_mb"] = peak_rss_of(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    # the largest peak RSS of any waited-for child so far: the server (memory-maps the folder)
-    result["server_peak_rss_mb"] = round(
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
-    )
     for name in ("search", "similar"):
         result[name] = {"library": library[name], **served[name]}
         base = max(library[name]["p50_ms"], 1e-9)
