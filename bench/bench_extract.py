@@ -17,7 +17,9 @@ video = 16 frames, audio = the clip's track). Measured in the same run:
 Sets: ``offline`` (e5-small, EfficientNet-Lite0 image and frames, log-mel) and ``paper``
 (distilbert-base, ViT-MAE-base, VideoMAE-base with 16 frames, wav2vec2-base built from
 their default base-size configs with random weights and loaded through the encoders' real
-loading path: the compute of the published checkpoints without downloading them).
+loading path: the compute of the published checkpoints without downloading them;
+``--paper-tiny`` uses the tests' tiny random-init checkpoints instead, to check that the
+paper path runs, not to time it).
 
 Reported: posts/s of each, the ratio extract / loop, and the core-seconds per stage
 (decode + resize: with swscale the resize is part of the decoder's YUV -> RGB conversion,
@@ -184,6 +186,7 @@ def run(
     posts: int | None = None,
     loop_posts: int | None = None,
     int8: bool = False,
+    paper_tiny: bool = False,
 ) -> dict[str, Any]:
     """Extract with both sets and return their figures (see the module docstring).
 
@@ -195,7 +198,7 @@ def run(
         out_json = Path(tmp) / "result.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--json", str(out_json)]
         flags = [*(["--quick"] if quick else []), *([] if paper else ["--no-paper"])]
-        flags += [*(["--int8"] if int8 else [])]
+        flags += [*(["--int8"] if int8 else []), *(["--paper-tiny"] if paper_tiny else [])]
         flags += [*(["--posts", str(posts)] if posts else [])]
         flags += [*(["--loop-posts", str(loop_posts)] if loop_posts else [])]
         subprocess.run([*cmd, *flags], env=env, check=True)
@@ -209,6 +212,7 @@ def measure(
     posts: int | None = None,
     loop_posts: int | None = None,
     int8: bool = False,
+    paper_tiny: bool = False,
 ) -> dict[str, Any]:
     """The measurement itself (in this process, with its OpenMP settings)."""
     from nmodal.encoders.lite_onnx import onnxruntime_available
@@ -250,7 +254,15 @@ def measure(
                 out["offline_int8"]["posts_per_second"] / out["offline_loop"]["posts_per_second"]
             )
         if paper:
-            settings = write_paper_models(root / "models")
+            if paper_tiny:
+                from tests.encoders.tiny_models import write_tiny_models
+
+                (root / "tiny").mkdir()
+                tiny = write_tiny_models(root / "tiny")
+                settings = {m: {"model_path": str(p)} for m, p in tiny.items()}
+            else:
+                settings = write_paper_models(root / "models")
+            out["paper_models"] = "tiny random-init" if paper_tiny else "base-size random-init"
             out["paper_loop"] = sequential_loop(
                 _limited(dataset, root / "ds-ploop", n_paper), "paper", settings
             )
@@ -282,6 +294,8 @@ def report(result: dict[str, Any]) -> str:
         "figures on a shared machine are noisy: compare the ratios measured in the same run",
         f"{'run':14} {'posts':>5} {'posts/s':>8} {'x loop':>7} {'outside':>8}  core-seconds per stage",
     ]
+    if "paper_models" in result:
+        lines.append(f"paper set: {result['paper_models']} checkpoints")
     for name in ("offline", "offline_int8", "paper"):
         if name not in result:
             continue
@@ -313,14 +327,21 @@ def main() -> None:
     parser.add_argument(
         "--int8", action="store_true", help="also extract with EfficientNet-Lite0 in int8"
     )
+    parser.add_argument(
+        "--paper-tiny", action="store_true", help="paper set with tiny checkpoints (a check)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        figures = measure(args.quick, not args.no_paper, args.posts, args.loop_posts, args.int8)
+        figures = measure(
+            args.quick, not args.no_paper, args.posts, args.loop_posts, args.int8, args.paper_tiny
+        )
         args.json.write_text(json.dumps(figures, indent=2))
         return
-    result = run(args.quick, not args.no_paper, args.posts, args.loop_posts, args.int8)
+    result = run(
+        args.quick, not args.no_paper, args.posts, args.loop_posts, args.int8, args.paper_tiny
+    )
     print(report(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
