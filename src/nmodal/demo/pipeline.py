@@ -33,13 +33,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nmodal.atomic import replacing_dir, write_text
+from nmodal.demo.corpus import INFO, SIZE, generate_corpus
 from nmodal.errors import InputError, OutputExistsError
 
 DEFAULT_POSTS = 400
@@ -238,7 +239,7 @@ def _check_state(out: Path, cfg: DemoConfig, resume: bool) -> None:
 
 
 def _ingest(corpus_manifest: Path, dataset: Path, progress: bool) -> None:
-    from nmodal.sources import FilterConfig, ingest, read_posts_manifest
+    from nmodal.sources import FilterConfig, ingest, read_posts_manifest  # lazy: --help start-up
 
     with replacing_dir(dataset) as tmp:
         result = ingest(
@@ -304,8 +305,8 @@ def slim_run(spec: RunSpec, raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _train_config(spec: RunSpec, seed: int, progress: bool = False) -> Any:
-    from nmodal.model import HeadConfig
-    from nmodal.train import TrainConfig
+    from nmodal.model import HeadConfig  # lazy: --help start-up
+    from nmodal.train import TrainConfig  # lazy: --help start-up
 
     return TrainConfig(
         modalities=list(spec.modalities),
@@ -319,7 +320,7 @@ def _train_config(spec: RunSpec, seed: int, progress: bool = False) -> Any:
 
 
 def _protocol_run(spec: RunSpec, fs: Any, groups: np.ndarray, cfg: DemoConfig, path: Path) -> None:
-    from nmodal.evaluation import ProtocolConfig, run_protocol
+    from nmodal.evaluation import ProtocolConfig, run_protocol  # lazy: --help start-up
 
     protocol = ProtocolConfig(
         _train_config(spec, cfg.seed),
@@ -340,7 +341,7 @@ def _showcase_model(
     spec: RunSpec, fs: Any, groups: np.ndarray, cfg: DemoConfig, path: Path
 ) -> None:
     """Trial 1's training run again (same split and seed, hence the same model), saved."""
-    from nmodal.train import split_posts, train_model
+    from nmodal.train import split_posts, train_model  # lazy: --help start-up
 
     sub = fs.select(list(spec.modalities))
     split = split_posts(
@@ -363,9 +364,9 @@ def _scores(emb: Mapping[str, np.ndarray], query_mod: str, query_row: int) -> np
 
 
 def _thumbnail(video: Path, dest: Path) -> str:
-    from PIL import Image
+    from PIL import Image  # lazy: --help start-up
 
-    from nmodal.media import sample_video
+    from nmodal.media import sample_video  # lazy: --help start-up
 
     if not dest.exists():
         image = sample_video(video, 16, seed=0).image
@@ -375,9 +376,9 @@ def _thumbnail(video: Path, dest: Path) -> str:
 
 
 def _showcase(out: Path, fs: Any, posts: Any, cfg: DemoConfig, path: Path) -> None:
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # lazy: --help start-up
 
-    from nmodal.model import NModalModel
+    from nmodal.model import NModalModel  # lazy: --help start-up
 
     table = posts.set_index("post_id")
     rng = np.random.default_rng(cfg.seed)
@@ -457,53 +458,44 @@ def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 
 def _classify(task: str, out: Path, fs: Any, posts: Any, cfg: DemoConfig, path: Path) -> None:
-    from nmodal.classify import (
+    """Cross-validate and fit the paper's five classifiers with the steps of
+    ``nmodal classify`` (:func:`nmodal.classify.run.evaluate_classifier`, saved with its
+    metadata), on rows whose folds are grouped by emoji concept instead of by post."""
+    from nmodal.classify import (  # lazy: --help start-up
         DISPLAY_NAMES,
-        FoldSMOTE,
-        cross_validate,
         embedding_rows,
         label_rows,
-        make_pipeline,
         save_classifier,
     )
-    from nmodal.model import NModalModel, model_fingerprint
+    from nmodal.classify.run import (  # lazy: --help start-up
+        ClassifyConfig,
+        ClassifyRows,
+        classifier_metadata,
+        evaluate_classifier,
+    )
+    from nmodal.model import NModalModel, model_fingerprint  # lazy: --help start-up
 
     model_dir = out / "models" / "triCLIP"
     model = NModalModel.load(model_dir)
-    rows = embedding_rows(model, fs.select(list(model.modalities)))
     label = "stance" if task == "stance" else "account"
-    data = label_rows(rows, posts, label=label, by="post")
-    groups = _concept_groups(posts, data.post_ids)
-    smote = task == "provenance"
+    config = ClassifyConfig(
+        model_dir, out / "features", out / "dataset", label, out / "classifiers" / task,
+        classifiers=CLASSIFIERS, smote=task == "provenance", folds=5, seed=cfg.seed,
+        classifier_params=CLASSIFIER_PARAMS, progress=False,
+    )  # fmt: skip
+    rows = embedding_rows(model, fs.select(list(model.modalities)))
+    by_post = label_rows(rows, posts, label=label, by="post")
+    data = replace(by_post, groups=_concept_groups(posts, by_post.post_ids))
+    read = ClassifyRows(data, list(model.modalities), None, model_fingerprint(model_dir))
     results = {}
     for clf in CLASSIFIERS:
-        res = cross_validate(
-            data.X,
-            data.y,
-            groups,
-            classifier=clf,
-            folds=5,
-            smote=smote,
-            seed=cfg.seed,
-            classifier_params=CLASSIFIER_PARAMS.get(clf),
-        )
+        res, final = evaluate_classifier(clf, config, data)
         results[DISPLAY_NAMES.get(clf, clf)] = res
-        # the classifier fitted on every row, saved as `nmodal classify` saves its own, so
-        # `nmodal predict --classifier DIR/classifiers/<task>/<clf>` can be tried on it
-        sampler = FoldSMOTE(random_state=cfg.seed) if smote else None
-        final = make_pipeline(clf, seed=cfg.seed, sampler=sampler, **CLASSIFIER_PARAMS.get(clf, {}))
-        final.fit(data.X, data.y)
-        meta = {
-            "classifier": clf,
-            "label": label,
-            "model_fingerprint": model_fingerprint(model_dir),
-            "modalities": list(model.modalities),
-            "fusion": None,
-            "by": "post",
-            "smote": smote,
-            "cv": {m: res[m] for m in ("accuracy", "roc_auc")},
-        }
+        # saved as `nmodal classify` saves its own, so `nmodal predict --classifier
+        # DIR/classifiers/<task>/<clf>` can be tried on it
+        meta = classifier_metadata(clf, config, read, res)
         save_classifier(final, out / "classifiers" / task / clf, metadata=meta, overwrite=True)
+    smote = config.smote
     title = (
         "Stance (living vs made accounts)"
         if task == "stance"
@@ -528,45 +520,43 @@ def run_demo(
     resume: bool = False,
     log: Callable[[str], None] = print,
 ) -> DemoOutput:
-    """Run (or resume) the whole demo into ``out_dir``; returns the results dict."""
+    """Run (or resume) the whole demo into ``out_dir``; returns the results dict.
+
+    Read (corpus, dataset, features), compute (protocol runs, models, examples,
+    classifiers, index), present (``results.json``, the report, the log), each step
+    skipped when its output exists."""
     cfg = cfg or DemoConfig()
     cfg.check()
     out = Path(out_dir)
     _check_state(out, cfg, resume)
     started = time.perf_counter()
     steps = _Steps(log)
+    corpus_meta = _prepare_data(out, cfg, steps)
+    fs, posts, groups = _load_features(out, log)
+    specs = plan_runs(cfg)
+    _run_experiments(out, cfg, steps, specs, fs, posts, groups)
+    results = _collect_results(out, cfg, specs, corpus_meta, fs, steps.timings)
+    results["timings"]["total (this invocation)"] = time.perf_counter() - started
+    return _present(out, results, started, log)
 
-    from nmodal.demo.corpus import INFO, SIZE, generate_corpus
+
+def _prepare_data(out: Path, cfg: DemoConfig, steps: _Steps) -> dict[str, Any]:
+    """Read: the generated corpus, its ingested posts and their features (each step done
+    once; the corpus and the extraction resume where they stopped); returns the corpus's
+    description."""
+    from nmodal.features.extract import extract_features  # lazy: --help start-up
 
     corpus = out / "corpus"
-    corpus_done = corpus / INFO
     steps.run(
-        "corpus",
-        corpus_done,
-        generate_corpus,
-        corpus,
-        cfg.posts,
-        cfg.seed,
-        cfg.workers,
-        cfg.real_assets,
-        cfg.progress,
+        "corpus", corpus / INFO, generate_corpus,
+        corpus, cfg.posts, cfg.seed, cfg.workers, cfg.real_assets, cfg.progress,
         done=_complete,  # an interrupted generation resumes clip by clip
-    )
-    corpus_meta = _read_json(corpus_done)
-    dataset = out / "dataset"
+    )  # fmt: skip
+    dataset, features = out / "dataset", out / "features"
     steps.run(
-        "ingest",
-        dataset / "posts.parquet",
-        _ingest,
-        corpus / "manifest.jsonl",
-        dataset,
+        "ingest", dataset / "posts.parquet", _ingest, corpus / "manifest.jsonl", dataset,
         cfg.progress,
-    )
-
-    from nmodal.features import read_featureset
-    from nmodal.features.extract import extract_features
-
-    features = out / "features"
+    )  # fmt: skip
 
     def extract() -> None:
         # the clips are SIZE x SIZE: encode frames at that size rather than upscaled to 224
@@ -582,18 +572,37 @@ def run_demo(
 
     # an interrupted extraction resumes from the shards it finished
     steps.run("extract", features / "manifest.json", extract, done=_complete)
+    meta: dict[str, Any] = _read_json(corpus / INFO)
+    return meta
 
-    from nmodal.sources import read_posts
 
-    posts = read_posts(dataset, absolute=True, status="kept")
+def _load_features(out: Path, log: Callable[[str], None]) -> tuple[Any, Any, np.ndarray]:
+    """Read: the kept posts, the features of the posts having all four modalities, and
+    each of those posts' concept (the protocol's split groups)."""
+    from nmodal.features import read_featureset  # lazy: --help start-up
+    from nmodal.sources import read_posts  # lazy: --help start-up
+
+    features = out / "features"
+    posts = read_posts(out / "dataset", absolute=True, status="kept")
     fs = read_featureset(features)
     keep = fs.complete(QUAD)
     if not keep.all():
         log(f"[demo] {int((~keep).sum())} posts lack a modality (see {features}); left out")
         fs = fs.subset(np.flatnonzero(keep))
-    groups = _concept_groups(posts, fs.post_ids)
+    return fs, posts, _concept_groups(posts, fs.post_ids)
 
-    specs = plan_runs(cfg)
+
+def _run_experiments(
+    out: Path,
+    cfg: DemoConfig,
+    steps: _Steps,
+    specs: Sequence[RunSpec],
+    fs: Any,
+    posts: Any,
+    groups: np.ndarray,
+) -> None:
+    """Compute: the protocol runs, the trial-1 models, the map and examples, the
+    classifiers and the quadCLIP model's search index, each into its file under ``out``."""
     for spec in specs:
         path = out / "runs" / f"{spec.key}.json"
         steps.run(f"protocol {spec.key}", path, _protocol_run, spec, fs, groups, cfg, path)
@@ -608,25 +617,45 @@ def run_demo(
         steps.run(f"classify {task}", path, _classify, task, out, fs, posts, cfg, path)
 
     def index() -> None:
-        from nmodal.index import build_index
+        from nmodal.index import build_index  # lazy: --help start-up
 
         # quadCLIP: text, image, video and audio queries all find posts
         build_index(
-            out / "models" / "quadCLIP", features, dataset, out / "index", progress=cfg.progress
+            out / "models" / "quadCLIP",
+            out / "features",
+            out / "dataset",
+            out / "index",
+            progress=cfg.progress,
         )
 
     steps.run("search index", out / "index", index)
 
+
+def _collect_results(
+    out: Path,
+    cfg: DemoConfig,
+    specs: Sequence[RunSpec],
+    corpus_meta: Mapping[str, Any],
+    fs: Any,
+    timings: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Read the steps' outputs back and assemble ``results.json``'s content."""
     runs = [_read_json(out / "runs" / f"{s.key}.json") for s in specs]
     showcase = _read_json(out / "showcase.json")
     classifiers = {t: _read_json(out / "classify" / f"{t}.json") for t in ("stance", "provenance")}
-    results = _assemble(cfg, corpus_meta, fs, runs, showcase, classifiers, steps.timings)
-    results["timings"]["total (this invocation)"] = time.perf_counter() - started
+    return _assemble(cfg, corpus_meta, fs, runs, showcase, classifiers, timings)
 
-    from nmodal.report import render_report
+
+def _present(
+    out: Path, results: dict[str, Any], started: float, log: Callable[[str], None]
+) -> DemoOutput:
+    """Present: write ``results.json`` and the report, log where everything is and the
+    headline figures."""
+    from nmodal.report import render_report  # lazy: --help start-up
 
     _write_json(out / "results.json", results)
     files = render_report(results, out)
+    features, corpus = out / "features", out / "corpus"
     log(f"[demo] done in {time.perf_counter() - started:.0f} s")
     for name, p in (("report", files.html), ("markdown", files.markdown), ("results", out / "results.json"),
                     ("models", out / "models"), ("classifiers", out / "classifiers"),
