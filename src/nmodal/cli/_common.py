@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nmodal.atomic import write_text
 from nmodal.errors import InputError, OutputExistsError
 
 
@@ -72,7 +73,7 @@ def read_store(
 ) -> Any:
     """The feature store at ``store`` in memory (stored dtype kept), restricted to
     ``modalities`` and ``rows`` when given: only those are read."""
-    from nmodal.features import read_featureset
+    from nmodal.features import read_featureset  # lazy: --help start-up
 
     return read_featureset(store, dtype=None, modalities=modalities, rows=rows, verify=verify)
 
@@ -80,7 +81,7 @@ def read_store(
 def open_store(store: Path, modalities: list[str] | None, verify: bool = True) -> Any:
     """A lazy view of the store (:class:`nmodal.features.StoreView`): post ids and presence
     in memory, features read when asked for."""
-    from nmodal.features import StoreReader
+    from nmodal.features import StoreReader  # lazy: --help start-up
 
     return StoreReader(store, verify=verify).view(modalities)
 
@@ -226,8 +227,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def train_config_from_args(args: argparse.Namespace) -> Any:
-    from nmodal.model import HeadConfig
-    from nmodal.train import TrainConfig
+    from nmodal.model import HeadConfig  # lazy: --help start-up
+    from nmodal.train import TrainConfig  # lazy: --help start-up
 
     return TrainConfig(
         modalities=args.modalities,
@@ -254,7 +255,7 @@ def protocol_config_from_args(args: argparse.Namespace, **overrides: Any) -> Any
     """The :class:`~nmodal.evaluation.protocol.ProtocolConfig` of ``nmodal protocol`` /
     ``nmodal compare``: the training run (:func:`train_config_from_args`), the trials, the
     split and the retrieval options; ``overrides`` set fields a command adds."""
-    from nmodal.evaluation.protocol import ProtocolConfig
+    from nmodal.evaluation.protocol import ProtocolConfig  # lazy: --help start-up
 
     return ProtocolConfig(
         train=train_config_from_args(args),
@@ -298,6 +299,4 @@ def check_output(path: Path, overwrite: bool) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temp file, fsync, rename)."""
-    from nmodal.atomic import write_text
-
     write_text(path, json.dumps(data, indent=2, default=float))

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nmodal.cli._common import add_store_arguments
+from nmodal.cli._common import add_store_arguments, parse_value
 from nmodal.cli._help import add_examples
 from nmodal.errors import InputError
 
@@ -27,7 +27,6 @@ def _csv(text: str) -> list[str]:
 
 def parse_params(options: list[str] | None) -> dict[str, dict[str, Any]]:
     """``["rf.n_estimators=50", "mlp.hidden_sizes=128,64"]`` -> per-classifier keyword dicts."""
-    from nmodal.cli._common import parse_value
 
     params: dict[str, dict[str, Any]] = {}
     for opt in options or []:
@@ -119,7 +118,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ClassifyConfig:
     """The experiment the command line describes (checked names, parsed ``--param``s)."""
-    from nmodal.classify.run import ClassifyConfig
+    from nmodal.classify.run import ClassifyConfig  # lazy: --help start-up
 
     unknown = [c for c in args.classifiers if c not in CLASSIFIER_NAMES]
     if unknown or not args.classifiers:
@@ -136,11 +135,11 @@ def config_from_args(args: argparse.Namespace) -> ClassifyConfig:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from nmodal.classify.run import run_classification
-    from nmodal.classify.tables import results_table
+    from nmodal.classify.run import run_classification  # lazy: --help start-up
+    from nmodal.classify.tables import results_table  # lazy: --help start-up
 
     doc = run_classification(config_from_args(args))
-    from nmodal.classify.estimators import DISPLAY_NAMES
+    from nmodal.classify.estimators import DISPLAY_NAMES  # lazy: --help start-up
 
     print(results_table({DISPLAY_NAMES[n]: r for n, r in doc["results"].items()}), end="")
     print(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nmodal.cli._help import add_examples
 from nmodal.cli.ingest import add_filter_arguments, filter_config
+from nmodal.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,9 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_collect(args: argparse.Namespace) -> int:
-    from nmodal.errors import InputError
-    from nmodal.sources import format_summary, ingest, read_telethon_ndjson
-    from nmodal.sources.collector import MESSAGES_FILE, collect
+    from nmodal.sources import format_summary, ingest, read_telethon_ndjson  # lazy: --help start-up
+    from nmodal.sources.collector import MESSAGES_FILE, collect  # lazy: --help start-up
 
     try:
         from telethon import TelegramClient

@@ -102,7 +102,7 @@ def register(sub: Any) -> None:
 
 def config_from_args(args: argparse.Namespace) -> CompareConfig:
     """The comparison the command line describes (loss options go in ``--losses``)."""
-    from nmodal.evaluation.compare import CompareConfig
+    from nmodal.evaluation.compare import CompareConfig  # lazy: --help start-up
 
     if args.loss_option:
         raise InputError("compare takes loss options in --losses, e.g. symile:negative_sampling=n")
@@ -112,7 +112,7 @@ def config_from_args(args: argparse.Namespace) -> CompareConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmodal.evaluation.compare import compare_losses
+    from nmodal.evaluation.compare import compare_losses  # lazy: --help start-up
 
     check_output(args.out, args.overwrite)
     config = config_from_args(args)

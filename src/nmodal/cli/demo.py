@@ -16,7 +16,7 @@ from nmodal.cli._help import add_examples
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from nmodal.demo.pipeline import DEFAULT_POSTS
+    from nmodal.demo.pipeline import DEFAULT_POSTS  # lazy: --help start-up
 
     p = subparsers.add_parser(
         "demo",
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     # share the cores (measured on a busy 2-core machine); passive waiting costs nothing
     # when the machine is idle. Only effective before torch is first imported.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from nmodal.demo.pipeline import DemoConfig, run_demo
+    from nmodal.demo.pipeline import DemoConfig, run_demo  # lazy: --help start-up
 
     cfg = DemoConfig(
         posts=args.posts,

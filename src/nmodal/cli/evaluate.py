@@ -7,8 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nmodal.cli._common import add_retrieval_arguments, add_store_arguments, csv_list
+from nmodal.cli._common import (
+    add_retrieval_arguments,
+    add_store_arguments,
+    csv_list,
+    int_list,
+    write_json,
+)
 from nmodal.cli._help import add_examples
+from nmodal.errors import InputError
 
 
 def register(sub: Any) -> None:
@@ -78,8 +85,6 @@ def _select_posts(args: argparse.Namespace, reader: Any, split: dict[str, list[s
     their features when embedded, a chunk at a time)."""
     import numpy as np
 
-    from nmodal.errors import InputError
-
     if args.split == "all":
         ids = [str(p) for p in reader.post_ids]
     elif args.split == "test":
@@ -110,12 +115,10 @@ def training_overlap(ids: list[str], split: dict[str, list[str]] | None) -> int 
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmodal.cli._common import int_list, write_json
-    from nmodal.errors import InputError
-    from nmodal.evaluation import evaluate_model, recall_table
-    from nmodal.features import StoreReader
-    from nmodal.model import NModalModel
-    from nmodal.retrieval import matched_scoring
+    from nmodal.evaluation import evaluate_model, recall_table  # lazy: --help start-up
+    from nmodal.features import StoreReader  # lazy: --help start-up
+    from nmodal.model import NModalModel  # lazy: --help start-up
+    from nmodal.retrieval import matched_scoring  # lazy: --help start-up
 
     model = NModalModel.load(args.model)
     split = recorded_split(args.model, dict(model.config.extra))

@@ -14,6 +14,7 @@ import argparse
 from typing import Any
 
 from nmodal.cli._help import add_examples
+from nmodal.errors import InputError
 
 
 def add_filter_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,7 +41,7 @@ def add_filter_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def filter_config(args: argparse.Namespace) -> Any:
-    from nmodal.sources import FilterConfig
+    from nmodal.sources import FilterConfig  # lazy: --help start-up
 
     return FilterConfig.preset(
         args.filter,
@@ -140,8 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from nmodal.errors import InputError
-    from nmodal.sources import (
+    from nmodal.sources import (  # lazy: --help start-up
         format_summary,
         ingest,
         read_account_labels,

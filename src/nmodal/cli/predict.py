@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from nmodal.classify.predict import predict_raw, predict_store
+    from nmodal.classify.predict import predict_raw, predict_store  # lazy: --help start-up
 
     raw = {"text": args.text, "image": args.image, "video": args.video, "audio": args.audio}
     has_raw = any(v is not None for v in raw.values())

@@ -84,7 +84,7 @@ def register(sub: Any) -> None:
 def config_from_args(args: argparse.Namespace) -> SweepConfig:
     """The grid the command line describes: ``--losses`` (the first keeps ``--loss-option``s
     when it is ``--loss``), ``--train-sizes``, ``--epoch-grid``, ``--dims``, ``--bimodal``."""
-    from nmodal.evaluation.sweep import SweepConfig
+    from nmodal.evaluation.sweep import SweepConfig  # lazy: --help start-up
 
     protocol = protocol_config_from_args(args, eval_modalities=args.bimodal or ())
     base_loss = protocol.train.loss
@@ -99,7 +99,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmodal.evaluation.sweep import run_sweep
+    from nmodal.evaluation.sweep import run_sweep  # lazy: --help start-up
 
     check_output(args.out, args.overwrite)
     config = config_from_args(args)

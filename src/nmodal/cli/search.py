@@ -24,6 +24,7 @@ from typing import Any
 
 from nmodal.cli._common import csv_list
 from nmodal.cli._help import add_examples
+from nmodal.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -121,7 +122,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from nmodal.index import Filters, PostIndex, QueryEncoder
+    from nmodal.index import Filters, PostIndex, QueryEncoder  # lazy: --help start-up
 
     index = PostIndex.open(
         args.index,
@@ -163,7 +164,6 @@ def check_accounts(wanted: tuple[str, ...], known: list[str]) -> None:
     unknown = [a for a in wanted if a not in known]
     if not unknown:
         return
-    from nmodal.errors import InputError
 
     shown = ", ".join(known[:50]) + (f", ... ({len(known)} in all)" if len(known) > 50 else "")
     raise InputError(

@@ -129,9 +129,9 @@ def handle(args: argparse.Namespace) -> int:
     import torch
     import uvicorn
 
-    from nmodal.index import PostIndex
-    from nmodal.serve import create_app, server_config
-    from nmodal.serve.security import TOKEN_ENV, SecurityConfig
+    from nmodal.index import PostIndex  # lazy: --help start-up
+    from nmodal.serve import create_app, server_config  # lazy: --help start-up
+    from nmodal.serve.security import TOKEN_ENV, SecurityConfig  # lazy: --help start-up
 
     torch.set_num_threads(max(1, args.threads))
     index = PostIndex.open(args.index, nprobe=args.nprobe)

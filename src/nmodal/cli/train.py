@@ -60,14 +60,14 @@ def warn_large_test_share(test: int, total: int) -> None:
 def run(args: argparse.Namespace) -> int:
     """``nmodal train``; under ``torchrun -m nmodal train ...`` every rank runs it inside
     one process group (DDP, see :mod:`nmodal.train.distributed`)."""
-    from nmodal.train.distributed import torchrun_session
+    from nmodal.train.distributed import torchrun_session  # lazy: --help start-up
 
     with torchrun_session():
         return _train(args)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from nmodal.train import split_posts, train_model
+    from nmodal.train import split_posts, train_model  # lazy: --help start-up
 
     check_output(args.out, args.overwrite)
     config = train_config_from_args(args)
@@ -84,7 +84,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.in_memory:
         train, val = train.load(), val.load() if val is not None else None
     result = train_model(train, config, val=val)
-    from nmodal.train.distributed import is_main_process
+    from nmodal.train.distributed import is_main_process  # lazy: --help start-up
 
     if not is_main_process():  # under torchrun only rank 0 writes
         return 0
