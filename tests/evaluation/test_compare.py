@@ -44,7 +44,8 @@ def test_compare_cli_writes_one_table_for_all_losses(store, tmp_path, capsys):
     seeds = {tuple(t["seed"] for t in r["trials"]) for r in runs.values()}
     assert len(splits) == 1 and seeds == {(0, 1)}  # same splits and seeds for every loss
     assert [r["scoring"] for r in runs.values()] == ["sum"] * 2 + ["symile"] * 2 + ["gram"] * 2
-    assert [r["config"]["missing"] for r in runs.values()] == ["drop", "mask"] * 3
+    # mask is the default (the full data are complete: no masks), and what "missing" trains with
+    assert [r["config"]["missing"] for r in runs.values()] == ["mask", "mask"] * 3
     for run in runs.values():
         expected = 0.0 if run["condition"] == "full" else 0.15
         assert all(t["train_missing_fraction"] >= expected for t in run["trials"])

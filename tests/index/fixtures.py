@@ -144,6 +144,7 @@ def brute_force_scores(
     n = len(next(iter(present.values())))
     total = np.zeros(n)
     count = np.zeros(n)
+    best = np.full(n, -np.inf)
     for j, q in enumerate(query_modalities):
         for m in candidates:
             if m == q and not include_same:
@@ -151,6 +152,9 @@ def brute_force_scores(
             sims = emb[m].astype(np.float64) @ vectors[j].astype(np.float64)
             total += np.where(present[m], sims, 0.0)
             count += present[m]
+            best = np.where(present[m], np.maximum(best, sims), best)
+    if how == "max":
+        return best
     if how == "mean":
         total = total / np.maximum(count, 1)
     return np.where(count > 0, total, -np.inf)

@@ -42,7 +42,7 @@ def queries(reference, modality: str, seed: int = 0) -> list[np.ndarray]:
     return [emb[modality][r : r + 1] for r in rows] + [v[None] for v in rand]
 
 
-@pytest.mark.parametrize("collation", ["sum", "mean"])
+@pytest.mark.parametrize("collation", ["sum", "mean", "max"])
 @pytest.mark.parametrize("modality", MODALITIES)
 def test_exact_search_equals_brute_force(index, reference, modality, collation):
     ids, emb, present = reference
@@ -106,15 +106,18 @@ def test_modality_restriction(index, reference):
         index.search(["text"], q, k=10, modalities=["audio"])
 
 
+@pytest.mark.parametrize("collation", ["sum", "max"])
 @pytest.mark.parametrize("include_same", [False, True])
-def test_more_like_this_equals_brute_force(index, reference, include_same):
+def test_more_like_this_equals_brute_force(index, reference, include_same, collation):
     ids, emb, present = reference
     for row in (0, 5, 77):
         qmods = [m for m in MODALITIES if present[m][row]]
         vectors = np.stack([emb[m][row] for m in qmods])
-        result = index.more_like_this(ids[row], k=12, include_same=include_same)
+        result = index.more_like_this(
+            ids[row], k=12, include_same=include_same, collation=collation
+        )
         ref = brute_force_scores(
-            emb, present, qmods, vectors, MODALITIES, include_same=include_same
+            emb, present, qmods, vectors, MODALITIES, how=collation, include_same=include_same
         )
         allowed = np.ones(len(ids), bool)
         allowed[row] = False
@@ -167,17 +170,18 @@ def test_bad_filters_are_input_errors(index, reference):
     with pytest.raises(InputError, match="shape"):
         index.search(["text"], np.zeros((1, 3), np.float32))
     with pytest.raises(InputError, match="collation"):
-        index.search(["text"], q, collation="max")
+        index.search(["text"], q, collation="median")
 
 
-def test_few_candidates_still_certified_exact(index, reference):
+@pytest.mark.parametrize("collation", ["sum", "max"])
+def test_few_candidates_still_certified_exact(index, reference, collation):
     """k' = 1 cannot certify the top 3 at once: candidate lists must grow until it can."""
     ids, emb, present = reference
     pooled = []
     for modality in MODALITIES:
         for q in queries(reference, modality, seed=3):
-            result = index.search([modality], q, k=3, candidates=1)
-            ref = brute_force_scores(emb, present, [modality], q, MODALITIES)
+            result = index.search([modality], q, k=3, candidates=1, collation=collation)
+            ref = brute_force_scores(emb, present, [modality], q, MODALITIES, how=collation)
             assert [h.post_id for h in result.hits] == expected_top(ref, ids, 3)[0]
             assert result.exact
             pooled.append(result.candidates)

@@ -322,7 +322,7 @@ def test_analyst_walk(context: Any, walk: tuple[str, pd.DataFrame], shots: Path,
         page.click("#export-json")
     doc = json.loads(Path(download.value.path()).read_text())
     assert doc["query"] == {"kind": "text", "text": "convoy near the river"}
-    assert doc["settings"]["collate"] == "sum" and doc["settings"]["include_same"] is True
+    assert doc["settings"]["collate"] == "max" and doc["settings"]["include_same"] is True
     assert [h["post_id"] for h in doc["hits"]] == shown
 
     # --- state is cleared between queries: an upload empties the text box, a rejected file

@@ -128,3 +128,22 @@ def test_thirty_percent_missing_training_artifacts_cost_little_retrieval():
     assert r10["full"] > 0.3  # the task is learnable (chance 0.10)
     assert r10["mask"] >= r10["full"] - 0.08  # stated margin: 8 percentage points at R@10
     assert r10["mask"] >= r10["drop"] + 0.05  # masks beat discarding incomplete posts
+
+
+def test_mask_is_the_default_and_equals_drop_on_complete_posts():
+    """Incomplete posts train out of the box; on complete posts (the paper's filtered data)
+    the default trains exactly the model that ``missing="drop"`` trains."""
+    assert TrainConfig().missing == "mask"
+    fs = make_synthetic(300, dim=8, seed=4)
+    assert fs.complete().all()
+    models = [
+        train_model(fs, small(missing=m, epochs=2), progress=False).model for m in ("mask", "drop")
+    ]
+    for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    incomplete = make_synthetic(300, dim=8, missing_rate=0.5, seed=4)
+    present = np.stack([incomplete.present[m] for m in incomplete.modalities])
+    default = _Batches(
+        incomplete, incomplete.modalities, torch.device("cpu"), TrainConfig().missing
+    )
+    assert default.num_posts == int((present.sum(0) >= 2).sum()) > int(incomplete.complete().sum())

@@ -153,10 +153,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--missing",
-        choices=["drop", "mask"],
-        default="drop",
-        help="posts lacking a modality: drop (train on complete posts only, default) or mask "
-        "(train on posts with >= 2 modalities; the loss uses only the pairs that exist)",
+        choices=["mask", "drop"],
+        default="mask",
+        help="posts lacking a modality: mask (default: train on every post with >= 2 of the "
+        "modalities; the loss uses only the pairs that exist) or drop (complete posts only). "
+        "On complete posts (--filter paper) both train the same model",
     )
     g.add_argument(
         "--select",

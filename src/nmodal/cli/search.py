@@ -1,9 +1,11 @@
 """``nmodal search``: ranked posts for a text, a media file, or another post.
 
 A query artifact is compared with every artifact of a post, its own modality included (text
-with post text, a photo with photos: reposts rank first), and a post's score is the sum of
-those cosine similarities (``--collate mean``: their mean); the per-modality scores are
-shown. ``--other-modalities`` is the paper's protocol: other modalities only.
+with post text, a photo with photos: reposts rank first), and a post's score is its best
+pair's cosine similarity (``--collate max``, the default: a post's exact text or its own
+photo ranks it first); ``--collate sum`` is the paper's sum over the pairs, ``mean`` their
+mean. The per-modality scores are shown. ``--other-modalities --collate sum`` is the
+paper's retrieval protocol: other modalities only, summed.
 
 Example:
     nmodal search data/index --text "convoy on the highway" -k 10 --since 2024-01-01
@@ -67,9 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--collate",
-        choices=["sum", "mean"],
-        default="sum",
-        help="post score: sum (the paper) or mean of its pair similarities",
+        choices=["max", "sum", "mean"],
+        default="max",
+        help="post score from its pair similarities: max (default: the best-matching "
+        "artifact; an exact copy of the query ranks first), sum (the paper) or mean",
     )
     p.add_argument(
         "--other-modalities",

@@ -5,6 +5,11 @@ Example:
     nmodal serve data/index --port 9000 --max-upload-mb 200
     nmodal serve data/ivf-index --nprobe 16     # requests may ask for more: &nprobe=256
     nmodal serve data/index --host 0.0.0.0 --allow-host search.lan   # prints a token link
+    nmodal serve data/index --media-root ~/exports   # media only from inside ~/exports
+
+It prints the folders it serves media from: the index's media roots, except broad ones
+(the filesystem root, your home folder, system folders: a forged or careless index could
+list them), or only the ``--media-root`` folders when given.
 """
 
 from __future__ import annotations
@@ -80,6 +85,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "this machine's host names and interface addresses)",
     )
     p.add_argument(
+        "--media-root",
+        action="append",
+        default=None,
+        type=Path,
+        metavar="DIR",
+        help="serve media only from inside this folder (repeatable; default: the media roots "
+        "the index lists, except broad ones: /, your home folder, system folders)",
+    )
+    p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     p.set_defaults(handler=handle)
@@ -143,7 +157,10 @@ def handle(args: argparse.Namespace) -> int:
         model_dir=args.model,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         security=security,
+        media_roots=args.media_root,
     )
+    for line in app.state.serve.roots.describe():
+        print(f"nmodal serve: {line}", file=sys.stderr)
     link = f"http://{args.host}:{args.port}/"
     if security.token:
         link += f"?token={security.token}"

@@ -11,6 +11,14 @@ the paper's retrieval protocol -- in the *other* modalities only (``m != q_j``,
   modality simply has fewer terms, so with non-negative similarities it scores lower.
 - ``mean``: the mean over the pairs the post has, so posts with fewer artifacts are not
   penalised for what they lack.
+- ``max``: the best pair: a post matches as well as its best-matching artifact (what
+  ``nmodal search``, the API and the page use by default). A post holding an artifact
+  identical to a query artifact scores 1, the most any post can, so the exact text of a post,
+  or its own photo, ranks that post first whatever its other artifacts and whatever the
+  other posts' scores in the other pairs (with ``sum``, a post of similar texts whose other
+  artifacts happen to match better can outrank it). Same-modality cosines run higher than
+  cross-modal ones, so with ``max`` a query's own modality tends to decide the ranking;
+  ``sum`` weighs every artifact of a post.
 
 A post with no pair at all (no artifact in any candidate modality) is never a result.
 
@@ -30,7 +38,7 @@ import numpy as np
 
 from nmodal.errors import InputError
 
-COLLATIONS = ("sum", "mean")
+COLLATIONS = ("sum", "mean", "max")
 
 
 def query_pairs(
@@ -81,6 +89,9 @@ def collate(sims: np.ndarray, how: str = "sum") -> np.ndarray:
         raise InputError(f"unknown collation {how!r}; choose one of {COLLATIONS}")
     valid = ~np.isnan(sims)
     count = valid.sum(axis=1)
+    if how == "max":
+        best = np.where(valid, sims, -np.inf).max(axis=1, initial=-np.inf)
+        return best.astype(np.float64)
     total = np.where(valid, sims, 0.0).sum(axis=1, dtype=np.float64)
     if how == "mean":
         total = total / np.maximum(count, 1)
@@ -115,4 +126,5 @@ def upper_bound(thresholds: Sequence[float], how: str = "sum") -> float:
         # best sum over any non-empty subset of the pairs (a post may lack some of them)
         positive = t[t >= 0]
         return float(positive.sum()) if len(positive) else float(t.max())
+    # mean and max: every term of an unlisted post is at most the largest threshold
     return float(t.max())

@@ -10,14 +10,16 @@ Endpoints (all JSON unless noted):
 - ``GET /api/similar?post_id=...``: "more like this": the post's artifacts are the query.
 - ``GET /api/post?post_id=...``: one post's metadata.
 - ``GET /api/media?post_id=...&kind=image``: the post's media file (only the files the index
-  recorded at build time, inside their media roots: :func:`nmodal.serve.media.served_file`);
+  recorded at build time, inside their media roots: :func:`nmodal.serve.media.served_file`,
+  and inside the roots this server serves: :mod:`nmodal.serve.roots`);
   ``GET /api/thumbnail?post_id=...``: a JPEG thumbnail of its image or
   video, or a PNG waveform of its audio when it has neither (``kind`` picks one).
 - ``GET /``: the single-page web UI (static files shipped in the package, no CDN).
 
 Search endpoints share the filters ``k``, ``account`` (repeatable), ``since``, ``until``,
 ``forwarded_from`` (repeatable: origin names or ids), ``forwards`` (``any``/``only``/``none``),
-``modality`` (comma-separated candidate modalities), ``collate`` (``sum``/``mean``),
+``modality`` (comma-separated candidate modalities), ``collate`` (``max``, the default: the
+best pair; ``sum``: the paper's; ``mean``),
 ``same_modality`` (default true: the query's own modality is compared too; false is the
 paper's other-modalities rule), and
 ``nprobe`` (IVF lists visited by this request on approximate indexes).
@@ -29,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -39,9 +42,10 @@ from nmodal import __version__
 from nmodal.errors import InputError, MediaError
 from nmodal.index import PostIndex, QueryEncoder
 from nmodal.index.query import EncoderSource, EncoderUnavailableError
-from nmodal.serve.endpoints import STATIC_DIR, ServeState, router
+from nmodal.serve.endpoints import STATIC_DIR, ServeState, index_media_roots, router
 from nmodal.serve.params import NPROBE_HELP, SearchParams
 from nmodal.serve.present import MEDIA_KINDS, media_response
+from nmodal.serve.roots import ServedRoots
 from nmodal.serve.security import SecurityConfig, install_security
 from nmodal.serve.uploads import BodySizeLimit
 
@@ -93,6 +97,7 @@ def create_app(
     query_encoder: QueryEncoder | None = None,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
     security: SecurityConfig | None = None,
+    media_roots: Sequence[str | Path] | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``index``.
 
@@ -100,6 +105,9 @@ def create_app(
     ``model_dir``, fingerprint-checked) and the encoders from ``encoder_source`` (default: the
     encoder registry). Searches by post id need neither. ``security`` (default: loopback
     Host names only, no token) is enforced on every request (:mod:`nmodal.serve.security`).
+    ``media_roots``: serve media only from inside these folders (``--media-root``); default:
+    the index's roots except broad ones (:mod:`nmodal.serve.roots`), as ``app.state.serve.roots``
+    says.
     """
     idx = index if isinstance(index, PostIndex) else PostIndex.open(index)
     encoder = query_encoder or QueryEncoder.for_index(idx.manifest, model_dir, encoder_source)
@@ -112,7 +120,8 @@ def create_app(
     )
     app.state.index = idx
     app.state.encoder = encoder
-    app.state.serve = ServeState(idx, encoder, max_upload_bytes)
+    roots = ServedRoots.decide(index_media_roots(idx), media_roots)
+    app.state.serve = ServeState(idx, encoder, max_upload_bytes, roots)
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes + MULTIPART_SLACK)
     install_security(app, security or SecurityConfig())
     app.add_exception_handler(EncoderUnavailableError, _unavailable)

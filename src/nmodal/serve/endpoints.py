@@ -30,17 +30,20 @@ from nmodal.serve.present import (
     result_json,
 )
 from nmodal.serve.query_file import check_query_file, encode_query_file
+from nmodal.serve.roots import ServedRoots
 
 STATIC_DIR = Path(__file__).parent / "static"
 
 
 @dataclass(frozen=True)
 class ServeState:
-    """What every endpoint reads: the opened index, the (lazy) query encoder, the limits."""
+    """What every endpoint reads: the opened index, the (lazy) query encoder, the limits,
+    the folders media may be served from."""
 
     index: PostIndex
     encoder: QueryEncoder
     max_upload_bytes: int
+    roots: ServedRoots
 
 
 def serve_state(request: Request) -> ServeState:
@@ -62,9 +65,19 @@ def row_or_404(index: PostIndex, post_id: str) -> int:
         raise HTTPException(404, f"post {post_id!r} is not in the index") from None
 
 
-def media_path(index: PostIndex, post_id: str, kind: str) -> Path:
-    """The post's recorded ``kind`` file, resolved inside its media root (403 outside it,
-    404 when the post, its file or the media root is missing)."""
+def index_media_roots(index: PostIndex) -> list[str]:
+    """The roots an index's media lie in: its manifest's ``media_roots``, or the dataset
+    folder for indexes from before they were recorded."""
+    roots = [str(r) for r in index.manifest.get("media_roots") or []]
+    if not roots and index.dataset_dir is not None:
+        roots = [str(index.dataset_dir)]
+    return roots
+
+
+def media_path(index: PostIndex, post_id: str, kind: str, served: ServedRoots) -> Path:
+    """The post's recorded ``kind`` file, resolved inside its media root and inside a root
+    this server serves (403 outside them, 404 when the post, its file or the media root is
+    missing)."""
     detail = index.post(row_or_404(index, post_id))
     value = detail.get(f"{kind}_path")
     if not value:
@@ -74,13 +87,18 @@ def media_path(index: PostIndex, post_id: str, kind: str) -> Path:
     if not root and index.dataset_dir is None:
         raise HTTPException(404, "this index records no media root")
     try:
-        return served_file(str(value), root, roots, index.dataset_dir)
+        path = served_file(str(value), root, roots, index.dataset_dir)
     except PermissionError:
         raise HTTPException(
             403, f"the {kind} path of post {post_id!r} is outside the collection"
         ) from None
     except FileNotFoundError:
         raise HTTPException(404, f"the {kind} file of post {post_id!r} is missing") from None
+    if not served.allows(path):
+        raise HTTPException(
+            403, f"the {kind} file of post {post_id!r} is outside the media roots served"
+        )
+    return path
 
 
 # Liveness and index size.
@@ -156,7 +174,7 @@ def media(
     kind: Annotated[str, Query(pattern="^(image|video|audio)$")],
     state: State,
 ) -> FileResponse:
-    return media_response(media_path(state.index, post_id, kind), kind)
+    return media_response(media_path(state.index, post_id, kind, state.roots), kind)
 
 
 # A JPEG thumbnail of the post's image or video, or a PNG waveform of its audio.
@@ -178,7 +196,7 @@ def thumb(
         kind = next((k for k in MEDIA_KINDS if detail.get(f"{k}_path")), None)
         if kind is None:
             raise HTTPException(404, f"post {post_id!r} has no image, video or audio file")
-    path = media_path(state.index, post_id, kind)
+    path = media_path(state.index, post_id, kind, state.roots)
     try:
         data = thumbnail(path, kind)
     except MediaError as exc:

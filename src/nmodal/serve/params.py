@@ -38,9 +38,11 @@ class SearchParams:
         collate: Annotated[
             str,
             Query(
-                pattern="^(sum|mean)$", description="post score: sum or mean of pair similarities"
+                pattern="^(max|sum|mean)$",
+                description="post score from its pair similarities: max (default: the best "
+                "pair; an exact copy of the query ranks first), sum (the paper) or mean",
             ),
-        ] = "sum",
+        ] = "max",
         same_modality: Annotated[
             bool,
             Query(

@@ -9,11 +9,13 @@ solution of the training posts) and the last epoch is kept (``select="last"``);
 ``select="val_loss"`` / ``"val_recall"`` keep a copy of the best epoch on validation data
 instead.
 
-Missing modalities (``TrainConfig.missing``): ``"drop"`` trains on the posts having every
-modality only; ``"mask"`` trains on every post with at least two of them and passes the
-presence masks to the loss, which then uses only the pairs/triples/tuples that exist (the
-zero rows of absent artifacts go through the heads but never reach the loss; the heads
-treat rows independently, so they cannot influence the present ones either).
+Missing modalities (``TrainConfig.missing``): ``"mask"`` (the default) trains on every post
+with at least two of the modalities and passes the presence masks to the loss, which then
+uses only the pairs/triples/tuples that exist (the zero rows of absent artifacts go through
+the heads but never reach the loss; the heads treat rows independently, so they cannot
+influence the present ones either); ``"drop"`` trains on the posts having every modality
+only. When every training post is complete (the paper's filtered data) no masks are made
+and both train the same model, bit for bit.
 
 Under ``torchrun`` (an initialised process group, see :mod:`nmodal.train.distributed`)
 each process embeds a shard of every batch and the loss is computed on the gathered
@@ -87,7 +89,9 @@ class TrainConfig:
     # torch intra-op threads on the CPU while training (restored afterwards); None: see
     # :func:`default_threads`
     threads: int | None = None
-    missing: str = "drop"  # "drop": complete posts only | "mask": posts with >= 2 modalities
+    # "mask" (default): every post with >= 2 of the modalities, presence masks in the loss |
+    # "drop": complete posts only. Identical on a store of complete posts (no masks are made)
+    missing: str = "mask"
     # which epoch's weights to keep: the last (default: a fixed schedule; on the demo and
     # synthetic sets validation loss picked early epochs while retrieval still improved),
     # highest validation retrieval recall (mean of R@1/5/10 on up to 1000 validation

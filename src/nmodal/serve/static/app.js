@@ -68,7 +68,7 @@ function settingsFromControls() {
   const boxes = Array.from(document.querySelectorAll("#modalities input"));
   const checked = boxes.filter((b) => b.checked).map((b) => b.value);
   if (checked.length && checked.length < boxes.length) params.set("modality", checked.join(","));
-  if ($("collate").value !== "sum") params.set("collate", $("collate").value);
+  if ($("collate").value !== "max") params.set("collate", $("collate").value);
   if (!$("same").checked) params.set("same", "0");
   if (!$("nprobe-label").hidden && $("nprobe").value) params.set("nprobe", $("nprobe").value);
   return params;
@@ -85,7 +85,7 @@ function controlsFromSettings(params) {
   for (const box of document.querySelectorAll("#modalities input")) {
     box.checked = wanted === null || wanted.has(box.value);
   }
-  $("collate").value = params.get("collate") === "mean" ? "mean" : "sum";
+  $("collate").value = ["sum", "mean"].includes(params.get("collate")) ? params.get("collate") : "max";
   $("same").checked = params.get("same") !== "0";
   $("nprobe").value = params.get("nprobe") || "";
   if (params.getAll("account").length || params.get("since") || params.get("until") || mods ||
@@ -626,7 +626,7 @@ function exportSettings() {
     since: p.get("since") || null,
     until: p.get("until") || null,
     modalities: p.get("modality") ? p.get("modality").split(",") : null,
-    collate: p.get("collate") || "sum",
+    collate: p.get("collate") || "max",
     include_same: p.get("same") !== "0",
     nprobe: p.get("nprobe") ? Number(p.get("nprobe")) : null,
     exact: current.result.exact,
