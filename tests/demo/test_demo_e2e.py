@@ -203,7 +203,8 @@ def test_saved_classifiers_predict_and_the_index_searches(
 @pytest.mark.slow
 def test_demo_index_finds_a_post_by_its_text_and_its_photo(demo_dir: Path, tmp_path: Path) -> None:
     """The demo's index (nmodal serve demo-out/index): a post's exact text (matched with post
-    text) and its photo uploaded as a query (all modalities, search's default) rank it first."""
+    text, and with search's default scoring over every modality) and its photo uploaded as a
+    query (all modalities, max and sum) rank it first."""
     from PIL import Image
 
     from nmodal.features.decode import DecodeSpec, PostJob, decode_post
@@ -215,9 +216,11 @@ def test_demo_index_finds_a_post_by_its_text_and_its_photo(demo_dir: Path, tmp_p
     for row in rows:
         post = index.post(row)
         vec = encoder.encode("text", post["text"])
-        # matched against post text (--modality text): the exact text is first; summed over
-        # every modality the demo's near-identical texts (cosine ~0.97) let the other
-        # modalities' terms decide, so it is not always first there
+        # search's default scoring (every modality, its own included, best pair: max) and
+        # post text alone both put the exact text first; summed over every modality the
+        # demo's near-identical texts (cosine ~0.97) let the other modalities decide
+        by_text = index.search(["text"], vec, k=3, include_same=True, collation="max")
+        assert by_text.hits[0].post_id == post["post_id"]
         by_text = index.search(["text"], vec, k=3, include_same=True, modalities=["text"])
         assert by_text.hits[0].post_id == post["post_id"]
         # the post's photo: the held-out frame of its video that extraction used as its image
@@ -227,8 +230,6 @@ def test_demo_index_finds_a_post_by_its_text_and_its_photo(demo_dir: Path, tmp_p
         photo = tmp_path / f"{row}.png"
         Image.fromarray(decoded.items["image"]).save(photo)
         vec = encoder.encode("image", photo)
-        hit = index.search(["image"], vec, k=3, include_same=True).hits[0]
-        assert hit.post_id == post["post_id"], (
-            row,
-            [h.post_id for h in index.search(["image"], vec, k=3, include_same=True).hits],
-        )
+        for how in ("max", "sum"):
+            hits = index.search(["image"], vec, k=3, include_same=True, collation=how).hits
+            assert hits[0].post_id == post["post_id"], (row, how, [h.post_id for h in hits])

@@ -241,14 +241,15 @@ def test_cli_build_add_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         == 0
     )
     printed = json.loads(capsys.readouterr().out)
-    lib = PostIndex.open(out).more_like_this("post-00010", k=5)
+    # search's defaults: every modality, the query's own included, best pair (max)
+    lib = PostIndex.open(out).more_like_this("post-00010", k=5, collation="max", include_same=True)
     assert printed["exact"] is True
     assert len(printed["hits"]) == 5
     assert all(h["post"]["account"] in ("alpha", "charlie") for h in printed["hits"])
     assert all(h["post"]["date"] >= "2024-01-15" for h in printed["hits"])
     assert main(["search", str(out), "--post", "post-00010", "-k", "5"]) == 0
     table = capsys.readouterr().out
-    assert lib.hits[0].post_id in table and "5 posts (sum" in table
+    assert lib.hits[0].post_id in table and "5 posts (max" in table
 
     # the synthetic store names no real encoder: a text query fails with one clear line
     assert main(["search", str(out), "--text", "anything"]) == 1

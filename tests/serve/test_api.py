@@ -83,13 +83,19 @@ def test_text_search_equals_library(client: httpx.Client, library):
     index, encoder = library
     query = "tanks on the bridge"
     got = client.get("/api/search", params={"text": query, "k": 12}).json()
-    want = index.search(["text"], encoder.encode("text", query), k=12, include_same=True)
+    # the API's defaults: its own modality too, a post scored by its best pair (max)
+    vec = encoder.encode("text", query)
+    want = index.search(["text"], vec, k=12, include_same=True, collation="max")
+    assert got["collate"] == "max"
     assert ids_scores(got)[0] == ids_scores(want)[0]
     np.testing.assert_allclose(ids_scores(got)[1], ids_scores(want)[1], rtol=1e-6)
     assert got["exact"] is True
     assert got["modalities"] == ["text", "image", "video"]  # its own modality too, by default
-    paper = client.get("/api/search", params={"text": query, "k": 12, "same_modality": "false"})
-    want = index.search(["text"], encoder.encode("text", query), k=12, include_same=False)
+    paper = client.get(
+        "/api/search",
+        params={"text": query, "k": 12, "same_modality": "false", "collate": "sum"},
+    )
+    want = index.search(["text"], vec, k=12, include_same=False)
     assert ids_scores(paper.json()) == ids_scores(want)
     assert paper.json()["modalities"] == ["image", "video"]  # the paper's rule
     hit = got["hits"][0]
@@ -137,7 +143,7 @@ def test_bad_requests_get_clear_4xx(client: httpx.Client):
 def test_similar_and_post_detail(client: httpx.Client, library):
     index, _ = library
     got = client.get("/api/similar", params={"post_id": "post-00004", "k": 9}).json()
-    want = index.more_like_this("post-00004", k=9, include_same=True)
+    want = index.more_like_this("post-00004", k=9, include_same=True, collation="max")
     assert ids_scores(got)[0] == ids_scores(want)[0]
     assert "post-00004" not in ids_scores(got)[0]
     assert got["query_post"]["post_id"] == "post-00004"
@@ -236,7 +242,9 @@ def test_upload_image_equals_library(client: httpx.Client, library, tmp_path: Pa
         "kind": "image",
         "bytes": path.stat().st_size,
     }
-    want = index.search(["image"], encoder.encode("image", path), k=6, include_same=True)
+    want = index.search(
+        ["image"], encoder.encode("image", path), k=6, include_same=True, collation="max"
+    )
     assert ids_scores(got)[0] == ids_scores(want)[0]
     assert got["modalities"] == ["text", "image", "video"]
 

@@ -34,7 +34,10 @@ def similar(client: httpx.Client, post_id: str, **params: Any) -> dict[str, Any]
 
 def test_more_lists_give_recall_at_least_as_high(ivf: httpx.Client, approx: Approx):
     want = {
-        pid: [h.post_id for h in approx.exact.more_like_this(pid, k=10, include_same=True).hits]
+        pid: [
+            h.post_id
+            for h in approx.exact.more_like_this(pid, k=10, include_same=True, collation="max").hits
+        ]
         for pid in approx.post_ids
     }
     recalls = []
@@ -55,7 +58,7 @@ def test_more_lists_give_recall_at_least_as_high(ivf: httpx.Client, approx: Appr
 def test_all_lists_equal_exact_search(ivf: httpx.Client, approx: Approx, tmp_path: Path):
     for pid in approx.post_ids[:15]:
         body = similar(ivf, pid, nprobe=NLIST)
-        want = approx.exact.more_like_this(pid, k=10, include_same=True)
+        want = approx.exact.more_like_this(pid, k=10, include_same=True, collation="max")
         assert hit_ids(body) == [h.post_id for h in want.hits]
         np.testing.assert_allclose(
             [h["score"] for h in body["hits"]], [h.score for h in want.hits], rtol=1e-6
@@ -65,7 +68,7 @@ def test_all_lists_equal_exact_search(ivf: httpx.Client, approx: Approx, tmp_pat
     text = "convoy at the border crossing"
     r = ivf.get("/api/search", params={"text": text, "k": 12, "nprobe": NLIST})
     want = approx.exact.search(
-        ["text"], approx.encoder.encode("text", text), k=12, include_same=True
+        ["text"], approx.encoder.encode("text", text), k=12, include_same=True, collation="max"
     )
     assert r.status_code == 200 and hit_ids(r.json()) == [h.post_id for h in want.hits]
     image = write_image(tmp_path / "q.png", index=4)
@@ -75,7 +78,7 @@ def test_all_lists_equal_exact_search(ivf: httpx.Client, approx: Approx, tmp_pat
         files={"file": ("q.png", image.read_bytes(), "image/png")},
     )
     want = approx.exact.search(
-        ["image"], approx.encoder.encode("image", image), k=12, include_same=True
+        ["image"], approx.encoder.encode("image", image), k=12, include_same=True, collation="max"
     )
     assert r.status_code == 200, r.text
     assert hit_ids(r.json()) == [h.post_id for h in want.hits] and r.json()["exact"] is True
@@ -115,7 +118,9 @@ def test_concurrent_requests_with_different_nprobe_do_not_interfere(approx: Appr
     baseline = {
         (pid, p): [
             h.post_id
-            for h in approx.ivf.more_like_this(pid, k=10, include_same=True, nprobe=p).hits
+            for h in approx.ivf.more_like_this(
+                pid, k=10, include_same=True, collation="max", nprobe=p
+            ).hits
         ]
         for pid, p in plan
     }
