@@ -90,7 +90,7 @@ FILTERS = [
 
 
 @pytest.mark.parametrize("filters", FILTERS, ids=range(len(FILTERS)))
-@pytest.mark.parametrize("collation", ["sum", "mean"])
+@pytest.mark.parametrize("collation", ["sum", "mean", "max"])
 def test_milvus_flat_returns_what_faiss_flat_returns(twins, filters, collation):
     emb, present, flat, mv, _ = twins
     for row in (0, 17, 333):
@@ -182,7 +182,7 @@ def test_build_search_and_add_through_the_cli_match_faiss(tmp_path: Path, capsys
         for pid in ("post-00010", "post-00140"):
             r = httpx.get(f"{url}/api/similar", params={"post_id": pid, "k": 10}, timeout=60)
             assert r.status_code == 200, r.text
-            want = b.more_like_this(pid, k=10, include_same=True)
+            want = b.more_like_this(pid, k=10, include_same=True, collation="max")
             assert [h["post_id"] for h in r.json()["hits"]] == [h.post_id for h in want.hits]
     finally:
         uv.should_exit = True

@@ -74,7 +74,9 @@ def test_ef_search_reaches_the_hnsw_index(served: dict[str, Served]):
     for ef in (1, 200):
         body = get(s.client, "/api/similar", post_id=pid, ef_search=ef)
         assert body["extra"]["params"] == {key: {"efSearch": ef} for key in body["modalities"]}
-        want = s.index.more_like_this(pid, k=10, include_same=True, params={"efSearch": ef})
+        want = s.index.more_like_this(
+            pid, k=10, include_same=True, collation="max", params={"efSearch": ef}
+        )
         same_hits(body, want)
     text = "convoy at the border crossing"
     body = get(s.client, "/api/search", text=text, ef_search=200)
@@ -82,7 +84,10 @@ def test_ef_search_reaches_the_hnsw_index(served: dict[str, Served]):
     encoder = QueryEncoder.for_index(s.index.manifest, encoder_source=fake_encoder_source)
     vec = encoder.encode("text", text)
     same_hits(
-        body, s.index.search(["text"], vec, k=10, include_same=True, params={"efSearch": 200})
+        body,
+        s.index.search(
+            ["text"], vec, k=10, include_same=True, collation="max", params={"efSearch": 200}
+        ),
     )
 
 
@@ -95,7 +100,9 @@ def test_k_factor_reaches_the_refined_index(served: dict[str, Served]):
     assert body["extra"]["params"] == {
         key: {"nprobe": 8, "k_factor": 8.0} for key in body["modalities"]
     }
-    want = s.index.more_like_this(pid, k=10, include_same=True, params={"k_factor": 8, "nprobe": 8})
+    want = s.index.more_like_this(
+        pid, k=10, include_same=True, collation="max", params={"k_factor": 8, "nprobe": 8}
+    )
     same_hits(body, want)
 
 
