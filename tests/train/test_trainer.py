@@ -103,9 +103,9 @@ def test_cosine_schedule_decays_to_zero(data):
     assert result.history[-1]["lr"] == pytest.approx(0.0, abs=1e-9)
 
 
-def test_posts_missing_a_modality_are_not_trained_on():
+def test_drop_does_not_train_on_posts_missing_a_modality():
     fs = make_synthetic(300, dim=8, missing_rate=0.3, seed=1)
-    data = _Batches(fs, fs.modalities, torch.device("cpu"))
+    data = _Batches(fs, fs.modalities, torch.device("cpu"), "drop")
     assert data.num_posts == int(fs.complete().sum()) < 300
 
 
