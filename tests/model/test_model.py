@@ -26,6 +26,48 @@ def test_paper_head_computes_the_paper_formula():
     torch.testing.assert_close(head(x), expected)
 
 
+def test_standardizing_head_centres_and_scales_by_training_statistics():
+    rng = np.random.default_rng(0)
+    train = 5.0 + 0.1 * rng.standard_normal((200, 12))
+    head = ProjectionHead(12, HeadConfig(projection_dim=8, dropout=0.0)).eval()
+    x = torch.randn(5, 12)
+    before = head(x)  # identity statistics until they are set
+    plain = ProjectionHead(12, HeadConfig(projection_dim=8, standardize=False)).eval()
+    plain.load_state_dict(
+        {k: v for k, v in head.state_dict().items() if not k.startswith("input_")}
+    )
+    torch.testing.assert_close(before, plain(x))
+    head.set_input_statistics(train)
+    mean = train.mean(axis=0)
+    scale = 1.0 / np.sqrt(((train - mean) ** 2).mean())  # one scalar: unit variance per dim
+    np.testing.assert_allclose(head.input_mean.numpy(), mean, rtol=1e-6)
+    assert float(head.input_scale) == pytest.approx(scale, rel=1e-6)
+    expected = plain((x - torch.as_tensor(mean, dtype=torch.float32)) * float(scale))
+    torch.testing.assert_close(head(x), expected)
+    constant = ProjectionHead(3, HeadConfig(projection_dim=2))
+    constant.set_input_statistics(np.ones((4, 3)))
+    assert float(constant.input_scale) == 1.0
+
+
+def test_model_saved_before_standardization_loads_without_it(tmp_path):
+    cfg = ModelConfig(
+        ["text", "video"],
+        {"text": 6, "video": 9},
+        head=HeadConfig(projection_dim=4, standardize=False),
+    )
+    torch.manual_seed(1)
+    model = NModalModel(cfg)
+    model.save(tmp_path / "old")
+    config_file = tmp_path / "old" / "config.json"
+    raw = json.loads(config_file.read_text())
+    del raw["head"]["standardize"]  # as an older nmodal wrote it (files cover weights only)
+    config_file.write_text(json.dumps(raw))
+    loaded = NModalModel.load(tmp_path / "old")
+    assert loaded.config.head.standardize is False
+    feats = {"text": np.random.rand(3, 6).astype(np.float32)}
+    np.testing.assert_array_equal(loaded.embed(feats)["text"], model.embed(feats)["text"])
+
+
 def test_head_depth_and_width_are_configurable():
     head = ProjectionHead(10, HeadConfig(projection_dim=6, depth=3, hidden_dim=20, dropout=0.0))
     linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
@@ -52,6 +94,8 @@ def test_save_load_round_trip(tmp_path):
     loss = NModalCLIPLoss(temperature=0.05)
     model = make_model(loss)
     feats = {"text": np.random.rand(7, 6).astype(np.float32), "video": np.random.rand(7, 9)}
+    for m in model.modalities:  # the input statistics are saved with the weights
+        model.heads[m].set_input_statistics(3.0 * feats[m] + 1.0)
     before = model.embed(feats)
     model.save(tmp_path / "m")
     loaded = NModalModel.load(tmp_path / "m")

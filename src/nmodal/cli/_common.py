@@ -146,6 +146,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--dropout", type=float, default=0.1)
     g.add_argument(
+        "--no-standardize",
+        dest="standardize",
+        action="store_false",
+        help="feed the heads raw features (default: each head centres its input and scales "
+        "it to unit mean variance per dimension, statistics of the training posts)",
+    )
+    g.add_argument(
         "--patience",
         type=int,
         default=None,
@@ -234,7 +241,12 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     return TrainConfig(
         modalities=args.modalities,
         loss=loss_spec(args.loss, args.loss_option),
-        head=HeadConfig(projection_dim=args.dim, depth=args.head_depth, dropout=args.dropout),
+        head=HeadConfig(
+            projection_dim=args.dim,
+            depth=args.head_depth,
+            dropout=args.dropout,
+            standardize=args.standardize,
+        ),
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

@@ -696,7 +696,8 @@ def _notes(mains: Mapping[str, Mapping[str, Any]], cfg: DemoConfig) -> list[str]
         "modality regressed onto the text features; dimension and regulariser chosen on a "
         "fifth of the training posts) use the same training posts, test posts and scoring "
         "rule as the trained models: a trained model should reach at least GCCA. The trained "
-        "heads start at random and keep the last epoch (nmodal's defaults); `nmodal train "
+        "heads start at random, standardise their inputs by the training posts' statistics "
+        "and keep the last epoch (nmodal's defaults); `nmodal train "
         "--init gcca --lr 1e-4` starts them at the GCCA solution instead.",
     ]
     for name in ("triCLIP", *BASELINES):

@@ -1,7 +1,12 @@
 """Per-modality projection heads.
 
 The paper's head (default): ``Linear(d_in, p) -> GELU -> Linear(p, p) -> Dropout -> +
-residual (the first Linear's output) -> LayerNorm``. Depth, width and dropout are
+residual (the first Linear's output) -> LayerNorm``. With ``standardize`` (default) the
+input is first centred and scaled, ``(x - mean) * scale``, by statistics of the training
+features fixed before training (buffers saved with the weights, see
+:meth:`ProjectionHead.set_input_statistics`): frozen encoders' features often share a
+large common component (the demo's text features: mean norm 0.92 of 1.0), which a random
+first layer would otherwise mostly map to the same point for every post. Depth, width and dropout are
 configurable: ``depth`` counts GELU+Linear blocks after the first projection. Dropout is
 :class:`~nmodal.ops.dropout.FastDropout` (cheaper CPU masks than ``nn.Dropout``) and
 the linears :class:`~nmodal.ops.cpu_matmul.Linear` (oneDNN float32 products on CPUs).
@@ -14,9 +19,11 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,6 +40,9 @@ class HeadConfig:
     dropout: float = 0.1
     residual: bool = True
     layer_norm: bool = True
+    # centre the input and scale it to unit mean variance per dimension (statistics of the
+    # training features); models saved before this option existed load with False
+    standardize: bool = True
 
     def __post_init__(self) -> None:
         if self.projection_dim < 1 or (self.hidden_dim is not None and self.hidden_dim < 1):
@@ -68,9 +78,33 @@ class ProjectionHead(nn.Module):
         self.dropout = FastDropout(cfg.dropout)
         self.residual = cfg.residual
         self.norm: nn.Module = nn.LayerNorm(p) if cfg.layer_norm else nn.Identity()
+        self.standardize = cfg.standardize
+        if cfg.standardize:  # identity until set_input_statistics
+            self.register_buffer("input_mean", torch.zeros(input_dim))
+            self.register_buffer("input_scale", torch.ones(()))
+
+    @torch.no_grad()
+    def set_input_statistics(self, features: np.ndarray) -> None:
+        """Centre inputs by the mean of ``features`` (rows: training artifacts) and scale
+        them by ``1 / sqrt(mean variance per dimension)`` (one scalar: the directions keep
+        their relative scales); a constant input keeps scale 1. No-op without
+        ``standardize``."""
+        if not self.standardize:
+            return
+        x = np.asarray(features, np.float64)
+        mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
+        var = float(((x - mean) ** 2).mean()) if len(x) else 0.0
+        self.input_mean.copy_(torch.from_numpy(mean))
+        self.input_scale.fill_(1.0 / math.sqrt(var) if var > 0 else 1.0)
+
+    def standardized(self, x: torch.Tensor) -> torch.Tensor:
+        """The input as the first linear layer sees it."""
+        if not self.standardize:
+            return x
+        return (x - self.input_mean) * self.input_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        projected = self.projection(x)
+        projected = self.projection(self.standardized(x))
         h = self.dropout(self.blocks(projected))
         if self.residual:
             h = h + projected

@@ -72,7 +72,8 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
         d = dict(d)
-        d["head"] = HeadConfig(**d.get("head", {}))
+        # a model saved before input standardisation existed has no statistics: off
+        d["head"] = HeadConfig(**{"standardize": False, **d.get("head", {})})
         return cls(**d)
 
 

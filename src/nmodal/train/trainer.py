@@ -54,6 +54,7 @@ from nmodal.model.heads import ProjectionHead
 from nmodal.retrieval import post_retrieval_recall
 from nmodal.train.closed_form import init_heads_from_gcca
 from nmodal.train.distributed import DistContext
+from nmodal.train.input_stats import set_input_statistics
 
 LR_SCHEDULES = ("constant", "cosine")
 MISSING = ("drop", "mask")
@@ -484,6 +485,7 @@ def _initial_model(
         },
     )
     model = NModalModel(model_config, loss=build_loss(loss_spec))
+    set_input_statistics(model, train, modalities, config.missing, config.seed)
     if config.init == "gcca":
         complete = np.flatnonzero(np.stack([train.present[m] for m in modalities]).all(0))
         if len(complete) > GCCA_INIT_POSTS:  # the closed form needs a sample, not all
