@@ -60,6 +60,9 @@ class HeadConfig:
 
 
 class ProjectionHead(nn.Module):
+    input_mean: torch.Tensor  # buffers, present with ``standardize``
+    input_scale: torch.Tensor
+
     def __init__(self, input_dim: int, config: HeadConfig | None = None) -> None:
         super().__init__()
         cfg = config or HeadConfig()
