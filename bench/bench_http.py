@@ -51,7 +51,7 @@ from nmodal.index.post_index import PostIndex  # noqa: E402
 
 QUERIES_FILE = "bench-queries.npy"
 K = 10
-OPTIONS = {"k": K, "same_modality": "false"}
+OPTIONS = {"k": K, "same_modality": "false", "collate": "sum"}  # the library defaults
 
 
 def write_folder(index: PostIndex, queries: np.ndarray, folder: Path) -> Path:

@@ -194,14 +194,9 @@ def test_graph_sees_function_level_imports():
     assert any(t.startswith("nmodal.train") for t in GRAPH["nmodal.cli.train"])
 
 
-# Modules whose function-level imports of nmodal modules all say why on their line
-# (``# lazy: <reason>``, e.g. ``--help start-up``); grow this list as modules are annotated.
-ANNOTATED = [
-    *(f"cli/{name}.py" for name in ("_common", "classify", "collect", "compare", "demo")),
-    *(f"cli/{name}.py" for name in ("evaluate", "ingest", "predict", "protocol", "search")),
-    *(f"cli/{name}.py" for name in ("serve", "train")),
-    "demo/pipeline.py",
-]
+# Every function-level import of an nmodal module says why on its line
+# (``# lazy: <reason>``, e.g. ``--help start-up``, ``PyAV only when decoding``).
+ANNOTATED = sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*.py"))
 
 
 def unexplained_lazy_imports(source: str) -> list[int]:

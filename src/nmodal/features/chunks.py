@@ -32,6 +32,7 @@ import numpy as np
 from nmodal.encoders.base import MODALITIES, Encoder, from_provenance
 from nmodal.features.decode import Decoded, DecodeSpec, PostJob, decode_post
 from nmodal.features.stages import encode_items
+from nmodal.lifeline import die_with_parent
 
 #: posts per work unit (and per encoder batch) in the decode-and-encode workers
 CHUNK_POSTS = 8
@@ -129,7 +130,6 @@ _WORKER_ENCODERS: dict[str, Encoder] = {}
 def init_chunk_worker(recipes: Sequence[EncoderRecipe]) -> None:
     """Process-pool initialiser: one torch thread, the encoders built once per process; the
     worker dies with its parent (no encoder process outlives a killed ``extract``)."""
-    from nmodal.lifeline import die_with_parent
 
     die_with_parent()
     import torch

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from nmodal.errors import InputError, MediaError
+from nmodal.lifeline import die_with_parent
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,11 @@ def _error(
 
 def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
     """Decode ``job``'s artifacts for ``spec.modalities``; never raises for bad media."""
-    from nmodal.media import load_audio, load_image, sample_video
+    from nmodal.media import (  # lazy: PyAV and Pillow only when decoding
+        load_audio,
+        load_image,
+        sample_video,
+    )
 
     out = Decoded(job.post_id)
     want = set(spec.modalities)
@@ -224,10 +229,10 @@ def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
 
 def _resizer(name: str) -> Callable[[np.ndarray, tuple[int, int]], np.ndarray]:
     if name == "swscale":
-        from nmodal.media.image import resize_swscale
+        from nmodal.media.image import resize_swscale  # lazy: PyAV and Pillow only when decoding
 
         return resize_swscale
-    from nmodal.encoders.torch_utils import resize_uint8
+    from nmodal.encoders.torch_utils import resize_uint8  # lazy: torch only for the torch resizer
 
     return resize_uint8
 
@@ -261,7 +266,6 @@ def decode_raw(artifacts: Mapping[str, Any], spec: DecodeSpec, post_id: str = "i
 def init_worker() -> None:
     """Process-pool initialiser: one thread per decoding worker (they run side by side),
     and the worker dies with its parent (no decoder outlives a killed ``extract``)."""
-    from nmodal.lifeline import die_with_parent
 
     die_with_parent()
     import torch

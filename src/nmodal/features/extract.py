@@ -55,6 +55,7 @@ from nmodal.features.decode import (
     PostJob,
     decode_post,
     init_worker,
+    recorded_decode_settings,
     spec_for,
 )
 from nmodal.features.limits import DEFAULT_LIMITS, DecodeLimits, DecodeWatchdog, failed_post
@@ -64,7 +65,7 @@ from nmodal.features.stages import (
     ShardEncoder,
     progress_bar,
 )
-from nmodal.features.store import DEFAULT_SHARD_SIZE, StoreWriter
+from nmodal.features.store import DEFAULT_SHARD_SIZE, MANIFEST, StoreWriter, read_store_manifest
 
 DEFAULT_MODALITIES = ("text", "image", "video")
 
@@ -80,7 +81,7 @@ class ExtractResult:
 
 def load_jobs(dataset_dir: str | Path, limit: int | None = None) -> list[PostJob]:
     """The kept posts of ``dataset_dir`` as decoding jobs, in posts-table order."""
-    from nmodal.sources.posts import read_posts
+    from nmodal.sources.posts import read_posts  # lazy: pandas only when reading a dataset
 
     df = read_posts(dataset_dir, absolute=True, status="kept")
     if limit is not None:
@@ -307,8 +308,6 @@ class ExtractConfig:
 
 def _store_resize(store_dir: str | Path, overwrite: bool) -> str | None:
     """The resizer an existing store at ``store_dir`` was made with (None: no store)."""
-    from nmodal.features.decode import recorded_decode_settings
-    from nmodal.features.store import MANIFEST, read_store_manifest
 
     if overwrite or not (Path(store_dir) / MANIFEST).is_file():
         return None
@@ -367,7 +366,7 @@ def extract_features(
     start = time.perf_counter()
     with writer.locked():
         if cfg.use_ray:
-            from nmodal.features.ray_extract import extract_with_ray
+            from nmodal.features.ray_extract import extract_with_ray  # lazy: Ray only with --ray
 
             extract_with_ray(
                 writer, jobs, encs, spec, stats, address=cfg.ray_address, progress=cfg.progress
@@ -416,7 +415,7 @@ def _run_local(
 
 def _all_on_cpu(encs: Mapping[str, Encoder], runtime: Mapping[str, Any] | None) -> bool:
     """Whether every encoder runs on the CPU (GPU encoders stay in this process)."""
-    from nmodal.encoders.torch_utils import resolve_device
+    from nmodal.encoders.torch_utils import resolve_device  # lazy: torch only to resolve a device
 
     for e in encs.values():
         device = (runtime or {}).get("device") or e.runtime.get("device")

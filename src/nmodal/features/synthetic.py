@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nmodal.features.featureset import FeatureSet
+from nmodal.features.store import StoreWriter
 
 
 def make_synthetic(
@@ -102,7 +103,6 @@ def write_synthetic_store(
     map per modality for the whole store, a fresh latent and noise per shard), drawn
     directly in float32 so that a million posts take minutes, not an hour; ids are
     numbered across the store. Every artifact is present."""
-    from nmodal.features.store import StoreWriter
 
     dims = [dim] * len(modalities) if isinstance(dim, int) else list(dim)
     ids = [f"syn-{i:08d}" for i in range(num_posts)]

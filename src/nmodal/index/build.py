@@ -59,6 +59,9 @@ from nmodal.index.tuning import (
     tune,
 )
 from nmodal.index.vectors import EmbeddingFile, embed_into, open_embeddings
+from nmodal.model import NModalModel
+from nmodal.sources.paths import MediaRoot
+from nmodal.sources.posts import read_posts
 
 #: standard posts-table columns kept in the index (label columns, i.e. any column the
 #: standard table does not define, are kept too, as strings)
@@ -83,7 +86,6 @@ RETRAIN = ("auto", "always", "never")
 
 def read_posts_table(dataset_dir: str | Path) -> pd.DataFrame:
     """The dataset's posts table, media paths as stored (relative to ``dataset_dir``)."""
-    from nmodal.sources.posts import read_posts
 
     return read_posts(dataset_dir, absolute=False)
 
@@ -126,7 +128,6 @@ def _servable_paths(table: pd.DataFrame, dataset_dir: Path) -> None:
     """Media paths (stored relative to ``dataset_dir``) -> absolute real paths, kept only
     when the file lies inside the post's ``media_root`` (the dataset folder for tables from
     before ``media_root`` was recorded); anything else becomes null, in place."""
-    from nmodal.sources.paths import MediaRoot
 
     base = dataset_dir.resolve()
     if "media_root" not in table:
@@ -174,7 +175,6 @@ def _labels_json(value: Any) -> str | None:
 
 
 def _load_model(model_dir: str | Path) -> Any:
-    from nmodal.model import NModalModel
 
     return NModalModel.load(model_dir)
 

@@ -21,8 +21,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from nmodal.encoders import from_provenance
 from nmodal.errors import InputError, MediaError
+from nmodal.features.decode import decode_raw, recorded_decode_settings, spec_for
 from nmodal.index import layout
+from nmodal.model import NModalModel
 
 QUERY_KINDS = ("text", "image", "video", "audio")
 
@@ -40,12 +43,6 @@ class EncoderUnavailableError(InputError):
 
 def registry_encoder_source(modality: str, provenance: Mapping[str, Any]) -> SupportsEncode:
     """Rebuild the encoder recorded in ``provenance`` with :func:`nmodal.encoders.from_provenance`."""
-    try:
-        from nmodal.encoders import from_provenance
-    except ImportError as exc:
-        raise EncoderUnavailableError(
-            f"encoding {modality} queries needs nmodal.encoders ({exc})"
-        ) from exc
     if not provenance or not provenance.get("name"):
         raise EncoderUnavailableError(
             f"the index records no encoder for modality {modality!r}; cannot encode such queries"
@@ -80,7 +77,6 @@ def load_query_input(
     path = Path(payload)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    from nmodal.features.decode import decode_raw, spec_for
 
     spec = spec_for({kind: encoder}, decode)
     decoded = decode_raw({kind: str(path)}, spec, post_id="query")
@@ -98,7 +94,6 @@ def encode_query(
     """Encode one query artifact of modality ``kind`` into an L2-normalised ``(1, p)`` vector."""
     if kind not in model.modalities:
         raise InputError(f"this index's model has no {kind} modality (it has {model.modalities})")
-    from nmodal.features.decode import recorded_decode_settings
 
     decode = recorded_decode_settings(model.config.encoders.get(kind, {}))
     raw = load_query_input(kind, payload, encoders[kind], decode=decode)
@@ -149,7 +144,6 @@ class QueryEncoder:
                             f"{self.model_dir}: model fingerprint {actual} differs from the index's "
                             f"{self.fingerprint}; use the model the index was built with"
                         )
-                from nmodal.model import NModalModel
 
                 self._model = NModalModel.load(self.model_dir)
             return self._model

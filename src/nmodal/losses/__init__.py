@@ -51,7 +51,7 @@ LOSS_NAMES: dict[str, str] = {
 
 def build_loss(spec: Mapping[str, Any] | str) -> nn.Module:
     """``build_loss({"name": "clip", "temperature": 0.07})`` -> ``NModalCLIPLoss(...)``."""
-    import nmodal.losses as losses
+    import nmodal.losses as losses  # lazy: this package's own registry
 
     cfg = {"name": spec} if isinstance(spec, str) else dict(spec)
     name = cfg.pop("name", None)
@@ -74,7 +74,7 @@ def with_modalities(spec: Mapping[str, Any] | str, modalities: Sequence[str]) ->
         >>> with_modalities("clip", ["image", "text"])
         {'name': 'clip'}
     """
-    import nmodal.losses as losses
+    import nmodal.losses as losses  # lazy: this package's own registry
 
     cfg: dict[str, Any] = {"name": spec} if isinstance(spec, str) else dict(spec)
     cls = getattr(losses, LOSS_NAMES.get(cfg.get("name", ""), ""), None)

@@ -178,6 +178,6 @@ def plot_embedding_map(
 
 def plot_roc(results: Mapping[str, Mapping[str, Any]], path: str | Path, title: str) -> Path:
     """ROC curves of cross-validated classifiers (drawn by :func:`nmodal.classify.plot_roc`)."""
-    from nmodal.classify import plot_roc as classify_plot_roc
+    from nmodal.classify import plot_roc as classify_plot_roc  # lazy: scikit-learn
 
     return Path(classify_plot_roc(results, path, title=title))

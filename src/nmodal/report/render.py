@@ -311,7 +311,7 @@ def _make_figures(results: Mapping[str, Any], fig_dir: Path) -> list[_Figure]:
 
 
 def _classifier_tables(results: Mapping[str, Any]) -> list[Table]:
-    from nmodal.classify import results_table
+    from nmodal.classify import results_table  # lazy: scikit-learn only for classifier tables
 
     out = []
     for task, block in results.get("classifiers", {}).items():

@@ -147,7 +147,7 @@ def waveform_png(wave: np.ndarray, width: int, height: int) -> bytes:
 
 
 def _audio_thumbnail(path: Path, size: int) -> bytes:
-    from nmodal.media import load_audio
+    from nmodal.media import load_audio  # lazy: PyAV only for audio thumbnails
 
     try:
         wave = load_audio(path, sample_rate=WAVE_RATE, max_seconds=WAVE_MAX_SECONDS)

@@ -108,8 +108,8 @@ def count_words(text: str | None) -> int:
 
 def inspect_media(video: str | None, image: str | None, audio: str | None) -> dict[str, Any]:
     """Probe a post's media files; errors come back as ``<kind>_error`` strings."""
-    from nmodal.media import probe
-    from nmodal.media.image import load_image
+    from nmodal.media import probe  # lazy: PyAV and Pillow only when probing media
+    from nmodal.media.image import load_image  # lazy: PyAV and Pillow only when probing media
 
     out: dict[str, Any] = {}
     if video:
