@@ -97,7 +97,15 @@ class ProjectionHead(nn.Module):
         x = np.asarray(features, np.float64)
         mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
         var = float(((x - mean) ** 2).mean()) if len(x) else 0.0
-        self.input_mean.copy_(torch.from_numpy(mean))
+        self.set_input_moments(mean, var)
+
+    def set_input_moments(self, mean: np.ndarray, var: float) -> None:
+        """Centre inputs by ``mean`` and scale them by ``1 / sqrt(var)`` (``var``: the mean
+        variance per dimension, measured elsewhere, e.g. in chunks); ``var <= 0`` keeps
+        scale 1. No-op without ``standardize``."""
+        if not self.standardize:
+            return
+        self.input_mean.copy_(torch.from_numpy(np.asarray(mean, np.float64)))
         self.input_scale.fill_(1.0 / math.sqrt(var) if var > 0 else 1.0)
 
     def standardized(self, x: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,7 @@ from nmodal.model import NModalModel
 from nmodal.model.heads import ProjectionHead
 
 STATS_POSTS = 20_000  # posts sampled per modality for the mean and the scale
+CHUNK_ROWS = 2_048  # rows read at a time (a 2560-d modality: 42 MB in float64)
 
 
 def set_input_statistics(
@@ -49,4 +50,24 @@ def set_input_statistics(
         rows = np.flatnonzero(trained & present[j])
         if len(rows) > STATS_POSTS:
             rows = np.sort(rng.choice(rows, STATS_POSTS, replace=False))
-        head.set_input_statistics(train.take(rows, modalities=[m])[m])
+        head.set_input_moments(*_moments(train, rows, m))
+
+
+def _moments(
+    train: FeatureSet | StoreView, rows: np.ndarray, modality: str
+) -> tuple[np.ndarray, float]:
+    """Mean and mean variance per dimension of ``modality`` over ``rows``, in two passes of
+    ``CHUNK_ROWS`` rows at a time (float64 sums: a modality's sample is never held whole)."""
+    total: np.ndarray | None = None
+    for start in range(0, len(rows), CHUNK_ROWS):
+        x = train.take(rows[start : start + CHUNK_ROWS], modalities=[modality])[modality]
+        part = np.asarray(x, np.float64).sum(axis=0)
+        total = part if total is None else total + part
+    if total is None:
+        return np.zeros(train.dims()[modality]), 0.0
+    mean = total / len(rows)
+    squares = 0.0
+    for start in range(0, len(rows), CHUNK_ROWS):
+        x = train.take(rows[start : start + CHUNK_ROWS], modalities=[modality])[modality]
+        squares += float(((np.asarray(x, np.float64) - mean) ** 2).sum())
+    return mean, squares / (len(rows) * len(mean))
