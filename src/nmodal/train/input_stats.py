@@ -56,18 +56,20 @@ def set_input_statistics(
 def _moments(
     train: FeatureSet | StoreView, rows: np.ndarray, modality: str
 ) -> tuple[np.ndarray, float]:
-    """Mean and mean variance per dimension of ``modality`` over ``rows``, in two passes of
-    ``CHUNK_ROWS`` rows at a time (float64 sums: a modality's sample is never held whole)."""
-    total: np.ndarray | None = None
-    for start in range(0, len(rows), CHUNK_ROWS):
-        x = train.take(rows[start : start + CHUNK_ROWS], modalities=[modality])[modality]
-        part = np.asarray(x, np.float64).sum(axis=0)
-        total = part if total is None else total + part
-    if total is None:
+    """Mean and mean variance per dimension of ``modality`` over ``rows``, reading
+    ``CHUNK_ROWS`` rows at a time once (float64; each chunk's mean and squared deviations
+    are combined exactly: a modality's sample is never held whole, nor read twice)."""
+    if not len(rows):
         return np.zeros(train.dims()[modality]), 0.0
-    mean = total / len(rows)
-    squares = 0.0
+    counts, means, squares = [], [], 0.0
     for start in range(0, len(rows), CHUNK_ROWS):
         x = train.take(rows[start : start + CHUNK_ROWS], modalities=[modality])[modality]
-        squares += float(((np.asarray(x, np.float64) - mean) ** 2).sum())
-    return mean, squares / (len(rows) * len(mean))
+        x = np.asarray(x, np.float64)
+        counts.append(len(x))
+        means.append(x.mean(axis=0))
+        squares += float(((x - means[-1]) ** 2).sum())
+    n = np.asarray(counts, np.float64)
+    chunk_means = np.stack(means)
+    mean = (n[:, None] * chunk_means).sum(axis=0) / n.sum()
+    squares += float((n * ((chunk_means - mean) ** 2).sum(axis=1)).sum())
+    return mean, squares / (n.sum() * len(mean))
