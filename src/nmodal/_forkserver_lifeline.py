@@ -1,6 +1,10 @@
 """Imported only by the multiprocessing forkserver (see :mod:`nmodal.lifeline`): from then
-on the forkserver dies with the process that started it."""
+on the forkserver dies with the process that started it, and exits at once if that process
+is already gone."""
 
-from nmodal.lifeline import die_with_parent
+import os
 
-die_with_parent()
+from nmodal.lifeline import PARENT_ENV, die_with_parent
+
+_parent = os.environ.get(PARENT_ENV, "")
+die_with_parent(int(_parent) if _parent.isdigit() else None)

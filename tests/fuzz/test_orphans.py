@@ -67,3 +67,44 @@ def test_kill_9_of_extract_takes_its_children_along(tmp_path: Path) -> None:
     for k in left:
         os.kill(k, signal.SIGKILL)
     assert not left, f"{len(left)} of {len(kids)} child processes outlived kill -9 of extract"
+
+
+def _forkserver_of(pid: int) -> int | None:
+    for kid in descendants(pid):
+        try:
+            if b"forkserver" in Path(f"/proc/{kid}/cmdline").read_bytes():
+                return kid
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_kill_9_while_the_forkserver_starts_leaves_nothing_running(tmp_path: Path) -> None:
+    """The narrow window: extract is killed while its forkserver is still importing its
+    preload modules. The forkserver then already has the request for the first worker in
+    its socket (which holds the "alive" pipe open), so only its lifeline can stop it; it
+    must tie itself to the process that started it, not to whatever adopted it."""
+    ds = write_dataset(tmp_path / "ds", num_videos=4)
+    for trial in range(4):
+        cmd = [sys.executable, str(RUN_CLI), "extract", str(ds)]
+        cmd += ["--out", str(tmp_path / f"store{trial}"), "--encoders", "fake"]
+        cmd += ["--modalities", "text,video", "--workers", "1", "--no-progress"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = None
+        deadline = time.monotonic() + 120
+        while server is None and proc.poll() is None and time.monotonic() < deadline:
+            server = _forkserver_of(proc.pid)
+        time.sleep(0.02 * trial)
+        kids = descendants(proc.pid)
+        proc.kill()
+        proc.wait(timeout=10)
+        assert server is not None, "the forkserver never started"
+        deadline = time.monotonic() + 10
+        while any(alive(k) for k in kids | {server}) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = [k for k in kids | {server} if alive(k)]
+        for k in left:
+            os.kill(k, signal.SIGKILL)
+        assert not left, f"trial {trial}: {left} outlived kill -9 during the forkserver's start"
