@@ -62,7 +62,10 @@ def test_classify_reads_the_rows_the_memory_path_labels(setup, tmp_path: Path) -
     np.testing.assert_array_equal(got.X, want.X)
     np.testing.assert_array_equal(got.y, want.y)
     np.testing.assert_array_equal(got.groups, want.groups)
-    assert got.dropped == want.dropped and want.dropped["no_label"] > 0
+    assert want.dropped["no_label"] > 0  # artifacts (rows) of unlabelled posts
+    # classify counts the unlabelled posts instead (their artifacts are never read)
+    assert got.dropped == {"unknown_post": 0, "no_label": int(posts["stance"].isna().sum())}
+    assert got.dropped_unit == "posts"
 
 
 def test_predict_reads_only_the_asked_posts(setup, tmp_path: Path) -> None:
@@ -83,3 +86,41 @@ def test_predict_reads_only_the_asked_posts(setup, tmp_path: Path) -> None:
         shard.file.unlink()  # never opened: only the asked posts' shards are read
     got = predict_store(tmp_path / "clf", model_dir, store, asked)
     pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("fusion", [None, "mean"])
+def test_classify_embeds_only_the_labelled_posts(setup, tmp_path: Path, fusion) -> None:
+    """Labelled first: the rows equal the embed-everything path's labelled rows (X bit for
+    bit, labels, groups, order), with the shards holding no labelled post deleted."""
+    store = Path(shutil.copytree(setup[0], tmp_path / "store"))
+    model_dir, posts = setup[1], setup[2]
+    reader = StoreReader(store)
+    labelled_shards = (1, 4)  # posts elsewhere: no label, or not in the posts table
+    inside = np.zeros(reader.num_posts, dtype=bool)
+    for k in labelled_shards:
+        s = reader.shards[k]
+        inside[s.start : s.start + s.num_posts] = True
+    table = posts.copy()
+    table.loc[~inside, "stance"] = None
+    table = table[inside | (np.arange(len(table)) % 3 != 0)]  # a third of the others unknown
+    table.to_parquet(tmp_path / "posts.parquet")
+    model = NModalModel.load(model_dir)
+    want = label_rows(embedding_rows(model, read_featureset(store), fusion=fusion), table,
+                      "stance")  # fmt: skip
+    for k, shard in enumerate(reader.shards):
+        if k not in labelled_shards:
+            shard.file.unlink()  # unlabelled posts' features are never read
+    modality = "fused" if fusion else "all"
+    config = ClassifyConfig(model_dir, store, tmp_path / "posts.parquet", "stance", tmp_path,
+                            modality=modality)  # fmt: skip
+    got = read_rows(config).data
+    assert want.dropped["no_label"] > 0 and want.dropped["unknown_post"] > 0
+    known = np.isin(reader.post_ids, table["post_id"])
+    labelled = np.isin(reader.post_ids, table["post_id"][table["stance"].notna()])
+    assert got.dropped == {"unknown_post": int((~known).sum()),
+                           "no_label": int((known & ~labelled).sum())}  # fmt: skip
+    assert len(got) == len(want) > 0
+    np.testing.assert_array_equal(got.X, want.X)
+    for name in ("y", "groups", "post_ids", "modality"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    assert set(got.post_ids) <= set(reader.post_ids[inside])

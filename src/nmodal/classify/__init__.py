@@ -30,6 +30,7 @@ from nmodal.classify.rows import (
     LabelledRows,
     embedding_rows,
     label_rows,
+    labelled_rows,
     read_label_mapping,
     read_posts_table,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "format_metric",
     "group_kfold",
     "label_rows",
+    "labelled_rows",
     "load_classifier",
     "make_classifier",
     "make_pipeline",

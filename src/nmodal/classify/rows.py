@@ -24,11 +24,13 @@ import numpy as np
 import pandas as pd
 
 from nmodal.errors import InputError
-from nmodal.features import FeatureSet, StoreView
+from nmodal.features import FeatureSet, StoreReader, StoreView
 from nmodal.features.embedding import embed_rows
 from nmodal.sources.posts import read_posts
 
 GROUPINGS: tuple[str, ...] = ("post", "account", "time")
+#: fused rows divided out of the float64 sums this many at a time
+FUSE_CHUNK = 65536
 
 
 @dataclass
@@ -54,6 +56,8 @@ class LabelledRows:
     modality: np.ndarray
     times: np.ndarray | None
     dropped: dict[str, int]
+    #: what ``dropped`` counts: ``rows`` (:func:`label_rows`) or ``posts`` (:func:`labelled_rows`)
+    dropped_unit: str = "rows"
 
     def __len__(self) -> int:
         return len(self.X)
@@ -77,6 +81,48 @@ def embedding_rows(
         fusion: ``None`` for one row per present artifact; ``"mean"`` for one row per post
             (mean of the post's available modality embeddings; posts with none are left out).
     """
+    mods = _modalities(model, fs, modalities, fusion)
+    if fusion is None:
+        post_ids, modality = row_keys(fs, mods, fusion)
+        X: np.ndarray | None = None
+        start = 0
+        for m in mods:  # each modality's embeddings straight into their rows of X
+            rows = np.flatnonzero(fs.present[m])
+            z = embed_rows(model, fs, m, rows, out=None if X is None else X[start:])
+            if X is None:
+                X = np.empty((len(post_ids), z.shape[1]), dtype=np.float32)
+                X[: len(rows)] = z
+            start += len(rows)
+            del z
+        assert X is not None
+        return EmbeddingRows(X=X, post_ids=post_ids, modality=modality)
+    # the mean of each post's modality embeddings, one modality's embeddings in memory at a
+    # time (summed in float64, in modality order, as they always were)
+    total: np.ndarray | None = None
+    count = np.zeros(fs.num_posts, dtype=np.int64)
+    for m in mods:
+        z = embed_rows(model, fs, m, np.flatnonzero(fs.present[m]))
+        if total is None:
+            total = np.zeros((fs.num_posts, z.shape[1]), dtype=np.float64)
+        total[fs.present[m]] += z
+        count += fs.present[m]
+        del z
+    assert total is not None
+    keep = np.flatnonzero(count > 0)
+    X = np.empty((len(keep), total.shape[1]), dtype=np.float32)
+    for start in range(0, len(keep), FUSE_CHUNK):  # not a float64 copy of every kept row
+        part = keep[start : start + FUSE_CHUNK]
+        X[start : start + len(part)] = total[part] / count[part, None]
+    return EmbeddingRows(X=X, post_ids=fs.post_ids[keep], modality=np.full(len(keep), "fused"))
+
+
+def _modalities(
+    model: Any,
+    fs: FeatureSet | StoreView | StoreReader,
+    modalities: Sequence[str] | None,
+    fusion: str | None,
+) -> list[str]:
+    """The modalities to embed (default: those the model and the store share), checked."""
     if modalities is None:
         mods = [m for m in model.modalities if m in fs.modalities]
     else:
@@ -92,23 +138,23 @@ def embedding_rows(
             raise InputError(f"the feature store has no {m!r} features; it has {fs.modalities}")
     if fusion not in (None, "mean"):
         raise InputError(f"unknown fusion {fusion!r}; use None or 'mean'")
-    embedded = {m: embed_rows(model, fs, m, np.flatnonzero(fs.present[m])) for m in mods}
+    return mods
+
+
+def row_keys(
+    fs: FeatureSet | StoreView, mods: Sequence[str], fusion: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(post_ids, modality)`` of the rows :func:`embedding_rows` makes, in its order,
+    without embedding anything (from the presence masks alone)."""
     if fusion is None:
-        X = np.concatenate([embedded[m] for m in mods]).astype(np.float32)
         post_ids = np.concatenate([fs.post_ids[fs.present[m]] for m in mods])
         modality = np.concatenate([np.full(int(fs.present[m].sum()), m) for m in mods])
-        return EmbeddingRows(X=X, post_ids=post_ids, modality=modality)
-    dim = next(iter(embedded.values())).shape[1]
-    total = np.zeros((fs.num_posts, dim), dtype=np.float64)
+        return post_ids, modality
     count = np.zeros(fs.num_posts, dtype=np.int64)
     for m in mods:
-        total[fs.present[m]] += embedded[m]
         count += fs.present[m]
     keep = count > 0
-    X = (total[keep] / count[keep, None]).astype(np.float32)
-    return EmbeddingRows(
-        X=X, post_ids=fs.post_ids[keep], modality=np.full(int(keep.sum()), "fused")
-    )
+    return fs.post_ids[keep], np.full(int(keep.sum()), "fused")
 
 
 def read_posts_table(path: str | Path) -> pd.DataFrame:
@@ -168,6 +214,18 @@ def _missing(values: pd.Series) -> np.ndarray:
     return np.asarray(values.isna() | (values.astype(str).str.strip() == ""))
 
 
+@dataclass
+class Labels:
+    """Which rows keep a label (``keep``, a mask over the rows), and the kept rows' labels,
+    groups and (time split) dates; ``dropped`` counts the rows left out, by reason."""
+
+    keep: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    times: np.ndarray | None
+    dropped: dict[str, int]
+
+
 def label_rows(
     rows: EmbeddingRows,
     posts: pd.DataFrame,
@@ -183,15 +241,85 @@ def label_rows(
     (group by post, split by the ``date`` column). Rows without a label, a known post, or
     (for time) a date are dropped and counted in ``dropped``.
     """
+    labels = row_labels(rows.post_ids, posts, label, by, mapping)
+    keep = labels.keep
+    return LabelledRows(
+        X=rows.X if keep.all() else rows.X[keep],
+        y=labels.y,
+        groups=labels.groups,
+        post_ids=rows.post_ids[keep],
+        modality=rows.modality[keep],
+        times=labels.times,
+        dropped=labels.dropped,
+    )
+
+
+def labelled_rows(
+    model: Any,
+    fs: FeatureSet | StoreView | StoreReader,
+    posts: pd.DataFrame,
+    label: str,
+    modalities: Sequence[str] | None = None,
+    fusion: str | None = None,
+    by: str = "post",
+    mapping: Mapping[str, str] | None = None,
+) -> LabelledRows:
+    """The labelled rows of ``label_rows(embedding_rows(model, fs, modalities, fusion),
+    posts, ...)``, labelling first: only the posts that keep a label are embedded. From a
+    :class:`~nmodal.features.StoreReader` only their shards are opened (presence masks
+    included), and their features read a chunk at a time.
+
+    Whether a row keeps its label depends on its post alone, so ``X``, ``y``, ``groups``,
+    ``post_ids``, ``modality`` and ``times`` are those of the embed-everything path, in its
+    order. ``dropped`` counts *posts* of ``fs`` (``dropped_unit="posts"``): the artifacts
+    of a post left out are never read, so they cannot be counted.
+    """
+    mods = _modalities(model, fs, modalities, fusion)
+    post_level = row_labels(fs.post_ids, posts, label, by, mapping)
+    keep = np.flatnonzero(post_level.keep)
+    if isinstance(fs, StoreReader):
+        data: FeatureSet | StoreView = fs.view(mods, keep)
+    else:
+        data = fs if len(keep) == fs.num_posts else fs.subset(keep)
+    rows = embedding_rows(model, data, mods, fusion)
+    if len(rows) == 0:
+        raise InputError(
+            f"no labelled post has a {'/'.join(mods)} artifact (posts dropped: "
+            f"{post_level.dropped})"
+        )
+    labels = row_labels(rows.post_ids, posts, label, by, mapping)  # every row keeps its label
+    if not labels.keep.all():
+        raise AssertionError("a labelled post's row lost its label")  # a bug
+    return LabelledRows(
+        X=rows.X,
+        y=labels.y,
+        groups=labels.groups,
+        post_ids=rows.post_ids,
+        modality=rows.modality,
+        times=labels.times,
+        dropped=post_level.dropped,
+        dropped_unit="posts",
+    )
+
+
+def row_labels(
+    post_ids: np.ndarray,
+    posts: pd.DataFrame,
+    label: str,
+    by: str = "post",
+    mapping: Mapping[str, str] | None = None,
+) -> Labels:
+    """The labelling of :func:`label_rows` for rows of posts ``post_ids`` (no embeddings
+    needed)."""
     if by not in GROUPINGS:
         raise InputError(f"unknown grouping {by!r}; choose from {', '.join(GROUPINGS)}")
     if by == "account" and label == "account" and mapping is None:
         raise InputError("cannot group by account when the label is the account")
     table = posts.set_index("post_id")
     # a hash lookup: np.isin on object arrays compares pairwise (minutes at 10^4 posts)
-    known = np.asarray(pd.Index(rows.post_ids).isin(table.index))
+    known = np.asarray(pd.Index(post_ids).isin(table.index))
     dropped = {"unknown_post": int((~known).sum())}
-    matched = table.reindex(rows.post_ids)
+    matched = table.reindex(post_ids)
     if (mapping is not None or by == "account") and "account" not in matched.columns:
         raise InputError("the posts table has no account column")
     if mapping is not None:
@@ -221,18 +349,16 @@ def label_rows(
         keep &= ~no_account
         groups = accounts.astype(str).to_numpy()[keep]
     else:
-        groups = rows.post_ids[keep]
+        groups = post_ids[keep]
     if pd.api.types.is_float_dtype(values) and np.all(np.mod(values.dropna(), 1) == 0):
         values = values.astype("Int64")  # 1.0 -> "1", not "1.0", when NaN forced floats
     y = values.astype(str).to_numpy()[keep]
     if len(y) == 0:
         raise InputError(f"no row has a {label!r} label (dropped: {dropped})")
-    return LabelledRows(
-        X=rows.X[keep],
+    return Labels(
+        keep=keep,
         y=np.asarray(y, dtype=str),
         groups=np.asarray(groups, dtype=str),
-        post_ids=rows.post_ids[keep],
-        modality=rows.modality[keep],
         times=times,
         dropped=dropped,
     )

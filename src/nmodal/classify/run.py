@@ -36,8 +36,7 @@ from nmodal.classify.persist import save_classifier
 from nmodal.classify.plots import plot_confusion, plot_roc
 from nmodal.classify.rows import (
     LabelledRows,
-    embedding_rows,
-    label_rows,
+    labelled_rows,
     read_label_mapping,
     read_posts_table,
 )
@@ -124,18 +123,18 @@ def check_classifiers(classifiers: Sequence[str]) -> None:
 
 
 def read_rows(config: ClassifyConfig) -> ClassifyRows:
-    """Read: load the model, the feature store and the posts table, embed the chosen
-    modalities' artifacts and attach their labels."""
+    """Read: load the model, the feature store and the posts table, label the chosen
+    modalities' artifacts and embed the labelled ones (only their shards are read)."""
 
     model = NModalModel.load(config.model_dir)
-    fs = StoreReader(config.store_dir, verify=config.verify).view()  # features read in chunks
+    reader = StoreReader(config.store_dir, verify=config.verify)
     table = read_posts_table(config.posts)
     mapping = config.mapping
     label_map = read_label_mapping(mapping, config.label) if mapping is not None else None
-    shared = [m for m in model.modalities if m in fs.modalities]
+    shared = [m for m in model.modalities if m in reader.modalities]
     mods, fusion = parse_modality(config.modality, shared)
-    rows = embedding_rows(model, fs, mods, fusion)
-    data = label_rows(rows, table, config.label, by=config.by, mapping=label_map)
+    # labelled first: only the labelled posts' shards are opened, their features read in chunks
+    data = labelled_rows(model, reader, table, config.label, mods, fusion, config.by, label_map)
     return ClassifyRows(data, mods, fusion, model_fingerprint(config.model_dir))
 
 
@@ -162,7 +161,7 @@ def config_json(config: ClassifyConfig, rows: ClassifyRows) -> dict[str, Any]:
 
 def data_summary(data: LabelledRows) -> dict[str, Any]:
     """The ``data`` member of ``results.json``: rows, posts, groups, per-modality and
-    per-class counts, and what was dropped."""
+    per-class counts, and what was dropped (``dropped_unit``: counted in posts or rows)."""
     classes, counts = np.unique(data.y, return_counts=True)
     mod_names, mod_counts = np.unique(data.modality, return_counts=True)
     return {
@@ -172,6 +171,7 @@ def data_summary(data: LabelledRows) -> dict[str, Any]:
         "rows_per_modality": dict(zip(mod_names.tolist(), mod_counts.tolist(), strict=True)),
         "class_counts": dict(zip(classes.tolist(), counts.tolist(), strict=True)),
         "dropped": data.dropped,
+        "dropped_unit": data.dropped_unit,
     }
 
 

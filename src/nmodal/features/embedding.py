@@ -35,11 +35,14 @@ def embed_rows(
     modality: str,
     rows: np.ndarray,
     chunk: int = EMBED_CHUNK,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(len(rows), p)`` float32 embeddings of ``modality`` for ``rows`` (positions in
-    ``data``), read and embedded ``chunk`` rows at a time."""
+    ``data``), read and embedded ``chunk`` rows at a time; written into the first
+    ``len(rows)`` rows of ``out`` when given (returned: that part of ``out``)."""
     rows = np.asarray(rows, dtype=np.int64)
-    out: np.ndarray | None = None
+    if out is not None:
+        out = out[: len(rows)]
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
         z = model.embed(data.take(part, modalities=[modality]))[modality]
