@@ -78,7 +78,9 @@ def run_sizes(
     batch: int,
     before_max: int,
     commands: tuple[str, ...] = COMMANDS,
+    keep_store: bool = False,
 ) -> dict[str, object]:
+    from nmodal.features.store import read_store_manifest
     from nmodal.features.synthetic import write_synthetic_store
 
     nmodal = [sys.executable, "-m", "nmodal"]
@@ -86,12 +88,17 @@ def run_sizes(
     for n in sizes:
         store = work / f"store-{n}"
         t = time.perf_counter()
-        write_synthetic_store(store, n, MODALITIES, DIMS, seed=0, dtype="float16")
+        reuse = keep_store and (store / "manifest.json").exists()
+        if not reuse or not read_store_manifest(store).get("complete"):
+            write_synthetic_store(store, n, MODALITIES, DIMS, seed=0, dtype="float16")
         row: dict[str, object] = {
             "store_mb": sum(f.stat().st_size for f in store.iterdir()) / 2**20,
-            "write_s": time.perf_counter() - t,
+            "write_s": None if reuse else time.perf_counter() - t,
         }
-        posts = _labels(store, work / f"posts-{n}.parquet")
+        print(json.dumps({n: row}), flush=True)
+        posts = work / f"posts-{n}.parquet"
+        if not (reuse and posts.exists()):
+            _labels(store, posts)
         for label, src in sources.items():
             if label == "before" and n > before_max:
                 continue
@@ -109,11 +116,13 @@ def run_sizes(
             }  # fmt: skip
             for command in commands:
                 row[f"{command}[{label}]"] = _measure([*nmodal, *argv[command]], src)
+                print(json.dumps({n: {command: row[f"{command}[{label}]"]}}), flush=True)
             for leftover in (f"index-{label}-{n}", f"classify-{label}-{n}"):
                 shutil.rmtree(work / leftover, ignore_errors=True)
         results[str(n)] = row
         print(json.dumps({n: row}), flush=True)
-        shutil.rmtree(store)
+        if not keep_store:
+            shutil.rmtree(store)
     return results
 
 
@@ -139,6 +148,17 @@ def main() -> int:
         help=f"comma list among {','.join(COMMANDS)} (default: all; train always runs first "
         "when evaluate, index build or classify need its model)",
     )
+    p.add_argument(
+        "--keep-store",
+        action="store_true",
+        help="keep each size's store in --work after the run, and reuse a complete one "
+        "found there (and its posts table) instead of writing it again",
+    )
+    p.add_argument(
+        "--reuse-model",
+        action="store_true",
+        help="with train not in --commands, use the model a previous run left in --work",
+    )
     args = p.parse_args()
     if args.one is not None:
         _one(json.loads(args.one))
@@ -152,10 +172,17 @@ def main() -> int:
     unknown = [c for c in commands if c not in COMMANDS]
     if unknown:
         p.error(f"unknown command {unknown[0]!r}; choose among {', '.join(COMMANDS)}")
-    if "train" not in commands:
+    if "train" not in commands and not args.reuse_model:
         commands = ("train", *commands)  # the other commands need its model
     results = run_sizes(
-        sizes, work, sources, args.epochs, args.batch_size, args.before_max, commands
+        sizes,
+        work,
+        sources,
+        args.epochs,
+        args.batch_size,
+        args.before_max,
+        commands,
+        keep_store=args.keep_store,
     )
     print(json.dumps(results, indent=2))
     return 0
