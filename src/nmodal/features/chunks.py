@@ -128,13 +128,17 @@ _WORKER_ENCODERS: dict[str, Encoder] = {}
 
 
 def init_chunk_worker(recipes: Sequence[EncoderRecipe]) -> None:
-    """Process-pool initialiser: one torch thread, the encoders built once per process; the
-    worker dies with its parent (no encoder process outlives a killed ``extract``)."""
+    """Process-pool initialiser: one torch and one FFmpeg thread, the encoders built once
+    per process; the worker dies with its parent (no encoder process outlives a killed
+    ``extract``)."""
 
     die_with_parent()
     import torch
 
+    from nmodal.media.video import set_decode_threads  # lazy: PyAV only in workers
+
     torch.set_num_threads(1)
+    set_decode_threads(1)  # one FFmpeg thread too: same frames, half the core-seconds
     _WORKER_ENCODERS.clear()
     _WORKER_ENCODERS.update(build_encoders(recipes))
 

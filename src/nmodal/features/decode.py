@@ -264,10 +264,14 @@ def decode_raw(artifacts: Mapping[str, Any], spec: DecodeSpec, post_id: str = "i
 
 
 def init_worker() -> None:
-    """Process-pool initialiser: one thread per decoding worker (they run side by side),
-    and the worker dies with its parent (no decoder outlives a killed ``extract``)."""
+    """Process-pool initialiser: one torch and one FFmpeg thread per decoding worker (they
+    run side by side), and the worker dies with its parent (no decoder outlives a killed
+    ``extract``)."""
 
     die_with_parent()
     import torch
 
+    from nmodal.media.video import set_decode_threads  # lazy: PyAV only in decode workers
+
     torch.set_num_threads(1)
+    set_decode_threads(1)
