@@ -41,8 +41,8 @@ MAX_PIXELS = 1 << 26  # 8192 x 8192
 
 # FFmpeg's decoding threads for video: None = its automatic frame/slice threading (the
 # fastest wall clock for one clip), 1 = one thread. Extraction workers, which already run
-# one per core, set 1: frame threading costs about twice the core-seconds a clip (0.18 vs
-# 0.08 s for the typical 30 s 640x360 H.264 clip). The decoded frames are the same bytes
+# one per core, set 1: frame threading costs more core-seconds a clip (0.184 vs 0.126 s
+# for the typical 30 s 640x360 H.264 clip, measured side by side on a shared 2-core VM). The decoded frames are the same bytes
 # either way (FFmpeg's decoders are bit-exact whatever their threading; tests check it).
 _DECODE_THREADS: int | None = None
 
