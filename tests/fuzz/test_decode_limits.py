@@ -147,3 +147,55 @@ def test_a_hanging_decode_is_stopped_in_the_decode_only_pool(tmp_path: Path) -> 
         ("video", str(media / "v1.mp4")), ("image", str(media / "v1.mp4"))
     ]  # fmt: skip
     assert all("longer than 15 s" in e["reason"] for e in out[1].errors)
+
+
+_HOLD_A_WATCHDOG = """
+import sys, time
+from nmodal.features.limits import DecodeWatchdog
+watch = DecodeWatchdog()
+print(watch.folder, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_owners_watchdog_folder_is_swept_by_the_next_watchdog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 skips the watchdog's cleanup; the next watchdog removes the folder of the
+    dead process and leaves a live process's folder (and unrelated folders) alone."""
+    import os
+    import signal
+    import tempfile
+
+    from nmodal.features.limits import DecodeWatchdog, sweep_stale_folders
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    killed = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_A_WATCHDOG], stdout=subprocess.PIPE, text=True, env=env
+    )
+    alive = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_A_WATCHDOG], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert killed.stdout is not None and alive.stdout is not None
+        dead_folder = Path(killed.stdout.readline().strip())
+        live_folder = Path(alive.stdout.readline().strip())
+        assert dead_folder.parent == tmp_path and dead_folder.name.startswith(
+            f"nmodal-decode-{killed.pid}-"
+        )
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+        assert dead_folder.is_dir()  # nothing cleaned it up
+        unrelated = tmp_path / "nmodal-decode-legacy"  # no pid in the name: not ours to judge
+        unrelated.mkdir()
+
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        with DecodeWatchdog() as watch:
+            assert Path(watch.folder).parent == tmp_path
+            assert not dead_folder.exists()
+            assert live_folder.is_dir() and unrelated.is_dir()
+            assert sweep_stale_folders(str(tmp_path)) == []  # its own folder stays
+        assert not Path(watch.folder).exists()
+    finally:
+        alive.kill()
+        alive.wait()

@@ -154,17 +154,48 @@ def _write_status(fd: int, data: bytes) -> None:
     os.pwrite(fd, data[:_STATUS_SIZE].ljust(_STATUS_SIZE), 0)
 
 
+_FOLDER_PREFIX = "nmodal-decode-"
+
+
+def sweep_stale_folders(root: str | None = None) -> list[Path]:
+    """Remove the watchdog folders (``nmodal-decode-<pid>-*`` under ``root``, the temporary
+    directory by default) that this user's processes left when killed (kill -9 skips
+    :meth:`DecodeWatchdog.close`): those whose owner process is gone. Folders of a live
+    process, of another user, or without a pid in their name are left alone. Returns the
+    folders removed. Only on systems with ``/proc`` (elsewhere nothing is removed)."""
+    if not os.path.isdir("/proc"):
+        return []
+    removed = []
+    uid = os.getuid()
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{_FOLDER_PREFIX}*-*"):
+        pid_text = folder.name.removeprefix(_FOLDER_PREFIX).split("-", 1)[0]
+        try:
+            stat = folder.lstat()
+        except OSError:
+            continue
+        if not pid_text.isdigit() or stat.st_uid != uid or not folder.is_dir():
+            continue
+        if folder.is_symlink() or os.path.exists(f"/proc/{int(pid_text)}"):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
 class DecodeWatchdog:
     """Enforces :class:`DecodeLimits` on the workers that decode through :meth:`guard`.
 
-    A context manager: a temporary folder for the status and verdict files and a daemon
-    thread that checks them; both are gone after the ``with`` block. ``stopped`` lists the
+    A context manager: a temporary folder for the status and verdict files
+    (``nmodal-decode-<pid>-*``) and a daemon thread that checks them; both are gone after
+    the ``with`` block, and the folders of killed owners are swept when the next watchdog
+    starts (:func:`sweep_stale_folders`). ``stopped`` lists the
     ``(post_id, reason)`` of every worker it killed.
     """
 
     def __init__(self, limits: DecodeLimits = DEFAULT_LIMITS) -> None:
         self.limits = limits
-        self.folder = tempfile.mkdtemp(prefix="nmodal-decode-")
+        sweep_stale_folders()
+        self.folder = tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-")
         self.stopped: list[tuple[str, str]] = []
         self._done = threading.Event()
         self._thread = threading.Thread(
