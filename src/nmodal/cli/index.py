@@ -88,6 +88,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="with --backend milvus: http://host:19530 (a cluster) or a Milvus Lite file *.db",
     )
+    b.add_argument(
+        "--on-disk",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="IVF indexes: keep the inverted lists in <modality>.ivfdata, memory-mapped when "
+        "searched, so a server holds only the lists it visits (auto, default: a modality "
+        "whose lists take 256 MiB or more; always; never). Search results are the same",
+    )
     b.add_argument("--batch-size", type=int, default=8192)
     b.add_argument("--overwrite", action="store_true", help="replace an existing index")
     add_examples(
@@ -95,6 +103,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "nmodal index build --model runs/m1 --store data/features --posts data/ds --out data/index",
         "nmodal index build --model runs/m1 --store data/features --posts data/ds "
         "--out data/ivf --factory IVF1024,SQ8 --nprobe 16",
+        "nmodal index build --model runs/m1 --store data/features --posts data/ds "
+        "--out data/big --factory IVF4096,SQ8 --on-disk always",
         "nmodal index build --model runs/m1 --store data/features --posts data/ds "
         "--out data/mv --backend milvus --uri http://milvus:19530 --factory HNSW",
     )
@@ -123,6 +133,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="IVF centroids: retrain on all vectors when the index has grown past twice what "
         "they were trained on (auto, default), at every addition, or never",
+    )
+    a.add_argument(
+        "--on-disk",
+        choices=["auto", "always", "never"],
+        default=None,
+        help="where grown IVF indexes keep their inverted lists (as for index build; "
+        "default: the policy the index was built with)",
     )
     add_examples(
         a,
@@ -158,7 +175,7 @@ def handle_build(args: argparse.Namespace) -> int:
         overwrite=args.overwrite, batch_size=args.batch_size,
         target=RecallTarget(recall=args.recall) if args.recall > 0 else None,
         params={"efSearch": args.ef_search, "k_factor": args.k_factor},
-        backend=args.backend, uri=args.uri,
+        backend=args.backend, uri=args.uri, on_disk=args.on_disk,
     )  # fmt: skip
     manifest = read_index_manifest(out)
     parts = ", ".join(
@@ -175,7 +192,7 @@ def handle_add(args: argparse.Namespace) -> int:
 
     added = add_posts(
         args.index, args.model, args.store, args.posts, batch_size=args.batch_size,
-        retrain=args.retrain,
+        retrain=args.retrain, on_disk=args.on_disk,
     )  # fmt: skip
     if added:
         print(f"added {added} new posts -> {args.index}")
@@ -193,6 +210,8 @@ def tuning_lines(manifest: dict[str, Any]) -> list[str]:
         shown = ", ".join(f"{k} {v}" for k, v in knobs.items() if v is not None)
         tuning = info.get("tuning")
         head = f"{m}: {info['count']} vectors, {info['factory']}"
+        if info.get("storage") == "ondisk":
+            head += f" (lists on disk: {info.get('lists_file')})"
         if info.get("exact"):
             lines.append(f"{head} (exact)")
             continue

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from nmodal.errors import InputError
 from nmodal.features import FeatureSet, StoreReader, StoreView
-from nmodal.index import layout
+from nmodal.index import layout, ondisk
 from nmodal.index.factory import (
     FLAT_MAX_ARTIFACTS,
     check_knobs,
@@ -409,11 +409,22 @@ def index_from_embeddings(
     return PostIndex(Path("<memory>"), manifest, table, dict(emb), pres, indexes)
 
 
-def write_faiss(directory: Path, m: str, index: Any) -> None:
-    """Write: modality ``m``'s FAISS index into ``directory``."""
-    import faiss
-
-    faiss.write_index(index, str(directory / layout.faiss_file(m)))
+def write_faiss(
+    directory: Path, m: str, index: Any, info: dict[str, Any], on_disk: str = "never"
+) -> None:
+    """Write: modality ``m``'s FAISS index into ``directory``, its lists in memory or on disk
+    as policy ``on_disk`` chooses (:func:`nmodal.index.ondisk.choose_storage`); records the
+    storage in its manifest entry ``info``. The index is consumed (on disk: its lists are
+    released once written)."""
+    storage = ondisk.choose_storage(index, on_disk)
+    if on_disk == "always" and storage == layout.MEMORY:
+        warnings.warn(
+            f"--on-disk always: the {info.get('factory')} index of {m} is not an IVF index "
+            "with vectors; its lists stay in memory",
+            stacklevel=3,
+        )
+    info.pop("lists_file", None)
+    info.update(ondisk.write_index(directory, m, index, storage))
 
 
 def write_posts(directory: Path, posts: pd.DataFrame, present: Mapping[str, np.ndarray]) -> None:
@@ -450,6 +461,7 @@ def build_index(
     params: Mapping[str, Any] | None = None,
     backend: str = "faiss",
     uri: str | None = None,
+    on_disk: str = "auto",
 ) -> Path:
     """Embed every present artifact of ``store_dir`` with the model and write an index at ``out``.
 
@@ -461,9 +473,16 @@ def build_index(
     modality); by default exact ``Flat`` up to ``FLAT_MAX_ARTIFACTS`` artifacts, above that
     the IVF size and ``nprobe`` whose measured recall reaches ``target``
     (:func:`build_modality`). ``nprobe`` / ``params`` fix search knobs instead of tuning them.
+
+    ``on_disk``: where IVF indexes keep their inverted lists (:mod:`nmodal.index.ondisk`):
+    ``"auto"`` (on disk from ``ONDISK_AUTO_BYTES`` of lists per modality), ``"always"``,
+    ``"never"``; recorded in the manifest and re-applied by :func:`add_posts`.
     """
     model_dir, store_dir, out = Path(model_dir), Path(store_dir), Path(out)
+    ondisk.check_on_disk(on_disk)
     remote = _milvus_for(backend, uri, factory, out)
+    if remote is not None and on_disk == "always":
+        raise InputError("--on-disk always is for FAISS indexes, not --backend milvus")
     model = _load_model(model_dir)
     fingerprint = layout.model_fingerprint(model_dir)
     fs, mods = indexed_posts(model, store_dir)
@@ -487,7 +506,7 @@ def build_index(
                 index, info[m] = build_modality(
                     emb, present, m, fac, total, knobs, target, progress
                 )
-                write_faiss(tmp, m, index)
+                write_faiss(tmp, m, index, info[m], on_disk)
                 del index, emb
             info[m]["encoder"] = fs.encoders.get(m, {})
         write_posts(tmp, posts, present)
@@ -504,6 +523,7 @@ def build_index(
                 "projection_dim": int(model.config.projection_dim),
                 "num_posts": fs.num_posts,
                 "num_artifacts": total,
+                **({} if remote is not None else {"on_disk": on_disk}),
                 "modalities": info,
             },
         )
@@ -635,11 +655,10 @@ def grow_modality(
     index with the new vectors added (a measured one re-tuned to its recorded recall), or,
     when it must be retrained (:func:`_retrains`, or no knob reaches the recall), rebuilt
     over all its vectors. Returns the index and its updated manifest entry."""
-    import faiss
-
     count = int(present[m].sum())
     if not _retrains(info, count, retrain):
-        index = faiss.read_index(str(index_dir / layout.faiss_file(m)))
+        # on-disk lists are copied into memory to grow; written anew into the staged directory
+        index, _ = ondisk.read_index(index_dir, m, info, in_memory=True)
         rows = n_old + np.flatnonzero(present[m][n_old:])
         _add_vectors(index, emb[m], rows, f"add {m}", progress)
         info["count"] = count
@@ -666,6 +685,7 @@ def add_posts(
     batch_size: int = 8192,
     progress: bool = True,
     retrain: str = "auto",
+    on_disk: str | None = None,
 ) -> int:
     """Add the posts of ``store_dir`` that the index lacks; returns how many were added.
 
@@ -677,11 +697,16 @@ def add_posts(
     vectors (the stored embeddings), which equals a rebuild with the same factory. The
     directory is rewritten atomically: the old embeddings are copied file to file, the new
     ones streamed after them, and the indexes grown from the memory-mapped files.
+
+    ``on_disk`` (None: the policy the index records, ``"auto"`` for indexes from before it)
+    decides again where each grown IVF index keeps its lists (:mod:`nmodal.index.ondisk`):
+    an index's on-disk lists are read into memory, grown, and written as a new list file.
     """
     if retrain not in RETRAIN:
         raise InputError(f"retrain must be one of {RETRAIN}, got {retrain!r}")
     index_dir, model_dir, store_dir = Path(index_dir), Path(model_dir), Path(store_dir)
     manifest = layout.read_index_manifest(index_dir)
+    policy = ondisk.check_on_disk(on_disk or str(manifest.get("on_disk", "auto")))
     layout.check_model(manifest, model_dir, index_dir)
     mods = list(manifest["modalities"])
     backend = layout.milvus_backend(manifest, index_dir)
@@ -714,7 +739,7 @@ def add_posts(
             index, manifest["modalities"][m] = grow_modality(
                 index_dir, emb, present, m, info, n_old, retrain, progress
             )
-            write_faiss(tmp, m, index)
+            write_faiss(tmp, m, index, manifest["modalities"][m], policy)
             del index, emb
         if remote is not None:
             fill_collections(remote, _embeddings(tmp, mods), present, posts, first=n_old)
@@ -722,6 +747,8 @@ def add_posts(
         manifest["num_posts"] = len(posts)
         manifest["media_roots"] = media_roots(posts)
         manifest["num_artifacts"] = sum(int(present[m].sum()) for m in mods)
+        if remote is None:
+            manifest["on_disk"] = policy
         layout.write_manifest(tmp, manifest)
 
     layout.write_directory_atomically(index_dir, fill, overwrite=True)

@@ -3,7 +3,8 @@
 Layout of an index directory::
 
     manifest.json        format, version, model {path, fingerprint}, dataset_dir, modalities
-                         {name: {factory, count, encoder, nprobe}}, num_posts, projection_dim,
+                         {name: {factory, count, encoder, nprobe, storage, lists_file}},
+                         on_disk (the build's storage policy), num_posts, projection_dim,
                          files {name: sha256} of every other file (checked on open)
     posts.parquet        one row per indexed post, row order = post number: post_id, account,
                          date, text, media paths, labels, has_<modality>
@@ -13,6 +14,9 @@ Layout of an index directory::
     <m>.faiss            FAISS inner-product index of the present rows of <m>; its ids are
                          post numbers (rows of posts.parquet); absent with the Milvus
                          backend (manifest ``backend: {name: milvus, uri, collection}``)
+    <m>.ivfdata          only for modalities with ``storage: "ondisk"`` (manifest
+                         ``lists_file``, relative to the directory): the IVF index's inverted
+                         lists, memory-mapped when opened (nmodal.index.ondisk)
 
 Nothing is pickled: ``.npy`` files are read with ``allow_pickle=False`` (memory-mapped), FAISS
 indexes with ``faiss.read_index``, the rest is JSON and Parquet.
@@ -25,7 +29,7 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,10 @@ FORMAT = "nmodal-post-index"
 VERSION = 1
 MANIFEST = "manifest.json"
 POSTS_FILE = "posts.parquet"
+#: where a modality's FAISS inverted lists live (manifest ``storage``; nmodal.index.ondisk)
+MEMORY = "memory"
+ONDISK = "ondisk"
+STORAGES = (MEMORY, ONDISK)
 
 
 def emb_file(modality: str) -> str:
@@ -51,6 +59,29 @@ def present_file(modality: str) -> str:
 
 def faiss_file(modality: str) -> str:
     return f"{modality}.faiss"
+
+
+def lists_file(modality: str) -> str:
+    return f"{modality}.ivfdata"
+
+
+def storage_of(info: Mapping[str, Any], where: Path) -> str:
+    """A modality entry's ``storage`` (``"memory"`` when absent: indexes from before it)."""
+    storage = info.get("storage", MEMORY)
+    if storage not in STORAGES:
+        raise InputError(f"{where}: unknown index storage {storage!r}; expected one of {STORAGES}")
+    return str(storage)
+
+
+def lists_name(info: Mapping[str, Any], m: str, where: Path) -> str:
+    """The list file an on-disk entry names: a plain file name inside the index directory."""
+    name = info.get("lists_file")
+    if not plain_name(name):
+        raise InputError(
+            f"{where}: modality {m!r} has storage 'ondisk' but 'lists_file' is not a plain "
+            f"file name inside the index directory: {name!r}"
+        )
+    return str(name)
 
 
 def read_index_manifest(index_dir: str | Path, verify: bool | None = None) -> dict[str, Any]:
@@ -77,11 +108,24 @@ def read_index_manifest(index_dir: str | Path, verify: bool | None = None) -> di
     backend = milvus_backend(manifest, index_dir)
     # a Milvus-backed index keeps its vector indexes in Milvus, not in <m>.faiss files
     per_modality = (emb_file, present_file) if backend else (emb_file, present_file, faiss_file)
+    where = index_dir / MANIFEST
+    lists = [
+        lists_name(info, m, where)
+        for m, info in mods.items()
+        if backend is None and storage_of(info, where) == ONDISK
+    ]
+    files = manifest.get("files")
+    for name in lists:
+        if isinstance(files, dict) and name not in files:
+            raise InputError(
+                f"{where}: an on-disk modality's inverted lists {name} are not among the "
+                "index's files; rebuild the index"
+            )
     verify_files(
         index_dir,
-        manifest.get("files"),
+        files,
         MANIFEST,
-        required=(POSTS_FILE, *(f(m) for m in mods for f in per_modality)),
+        required=(POSTS_FILE, *(f(m) for m in mods for f in per_modality), *lists),
         verify=verify,
     )
     return manifest

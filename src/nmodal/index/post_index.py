@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from nmodal.errors import InputError
-from nmodal.index import layout
+from nmodal.index import layout, ondisk
 from nmodal.index.factory import (
     KNOBS,
     check_knobs,
@@ -326,10 +326,9 @@ class PostIndex:
         ``nprobe``: IVF lists visited by default (capped at each index's number of lists;
         default: the value recorded at build time). ``params``: other per-search defaults
         (``efSearch`` of HNSW indexes, ``k_factor`` of refined ones). A search can override
-        them.
+        them. IVF lists the manifest records on disk (``storage: "ondisk"``) are
+        memory-mapped read-only from the directory opened (:mod:`nmodal.index.ondisk`).
         """
-        import faiss
-
         nprobe = check_nprobe(nprobe)
         defaults = check_knobs(dict(params or {}))
         directory = Path(directory)
@@ -350,12 +349,13 @@ class PostIndex:
                     allow_pickle=False,
                 )
                 present[m] = np.load(directory / layout.present_file(m), allow_pickle=False)
-                if remote is None:
-                    indexes[m] = faiss.read_index(str(directory / layout.faiss_file(m)))
-            except (OSError, ValueError, RuntimeError) as exc:
+            except (OSError, ValueError) as exc:
                 raise InputError(
                     f"{directory}: index files of modality {m!r} unreadable ({exc})"
                 ) from exc
+            if remote is None:
+                # lists memory-mapped from <m>.ivfdata when the manifest says "ondisk"
+                indexes[m], _ = ondisk.read_index(directory, m, info)
             if emb[m].shape[0] != len(posts) or present[m].shape != (len(posts),):
                 raise InputError(f"{directory}: files of modality {m!r} do not match posts.parquet")
             held = remote.count(m) if remote is not None else int(indexes[m].ntotal)
