@@ -48,3 +48,25 @@ def test_train_with_gcca_init_runs_and_rejects_unknown_init() -> None:
     assert result.model.config.extra["train"]["init"] == "gcca"
     with pytest.raises(InputError, match="init must be"):
         TrainConfig(init="pca")
+
+
+def test_gcca_init_of_standardising_heads_gives_the_same_centred_coordinates() -> None:
+    """Heads that standardise their input (the default) feed the first layer
+    ``(x - mean) * scale``: the GCCA start must be fitted on that input, else the first
+    layer's output carries a constant offset (the raw mean through the GCCA map)."""
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((300, 2))
+    x = z @ rng.standard_normal((2, 7)) + 0.1 * rng.standard_normal((300, 7)) + 3.0
+    y = z @ rng.standard_normal((2, 5)) + 0.1 * rng.standard_normal((300, 5)) - 1.0
+    out = {}
+    for standardize in (False, True):
+        cfg = HeadConfig(projection_dim=3, standardize=standardize)
+        heads = {"text": ProjectionHead(7, cfg), "image": ProjectionHead(5, cfg)}
+        heads["text"].set_input_statistics(x)
+        heads["image"].set_input_statistics(y)
+        init_heads_from_gcca(heads, {"text": x, "image": y})
+        with torch.no_grad():
+            h = heads["text"]
+            out[standardize] = h.projection(h.standardized(torch.as_tensor(x).float())).numpy()
+    assert np.abs(out[True].mean(axis=0)).max() < 1e-3
+    np.testing.assert_allclose(out[True][:, :2], out[False][:, :2], atol=1e-3)

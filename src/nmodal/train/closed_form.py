@@ -102,6 +102,9 @@ def init_heads_from_gcca(
     keep their random columns scaled down to 1 %. Returns the number of GCCA components
     (0, heads untouched, when a modality is constant).
     """
+    # the first layer sees the head's standardised input: fit GCCA on that input, so that
+    # ``projection(standardized(x))`` is the GCCA map (and its bias centres it)
+    features = {m: _as_head_input(heads[m], x) for m, x in features.items()}
     means, svds = centred_svds(features)
     if any(s.size == 0 for _, s, _ in svds.values()):  # a constant modality: nothing to fit
         return 0
@@ -120,3 +123,12 @@ def init_heads_from_gcca(
             linears[-1].weight.zero_()
             linears[-1].bias.zero_()
     return k
+
+
+def _as_head_input(head: ProjectionHead, x: np.ndarray) -> np.ndarray:
+    """``x`` (float64) as ``head``'s first linear layer sees it (after its standardisation)."""
+    x = np.asarray(x, np.float64)
+    if not head.standardize:
+        return x
+    mean = head.input_mean.detach().cpu().double().numpy()
+    return (x - mean) * float(head.input_scale)
