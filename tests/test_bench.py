@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,18 @@ def test_http_benchmark_serves_the_library_results(tmp_path):
         assert row["library"]["p50_ms"] > 0
         for label in ("http_1", "http_8"):
             assert row[label]["errors"] == 0 and row[label]["p99_ms"] >= row[label]["p50_ms"] > 0
+
+
+@pytest.mark.slow
+def test_ondisk_benchmark_finds_the_same_results(tmp_path):
+    """bench_ondisk on a small index: both storages answer identically, each reports memory."""
+    cmd = [sys.executable, str(ROOT / "bench" / "bench_ondisk.py"), "--vectors", "20000"]
+    cmd += ["--dim", "32", "--nlist", "32", "--queries", "10", "--work", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["same_results"] is True
+    assert result["files"]["ondisk"]["m.ivfdata"] == result["list_bytes"] == 20000 * (32 + 8)
+    for storage in ("memory", "ondisk"):
+        assert result[storage]["after_search_mb"]["VmHWM"] > 0
