@@ -310,3 +310,33 @@ def test_truncated_lists_file_is_refused(disk_copy: Path, monkeypatch: pytest.Mo
     os.truncate(data, size // 2)
     with pytest.raises(InputError, match=rf"{size // 2} bytes, video.faiss records {size}"):
         PostIndex.open(disk_copy)
+
+
+def test_build_killed_while_writing_the_lists_leaves_the_old_index(
+    col: Collection, pair: tuple[Path, Path], tmp_path: Path
+):
+    """kill -9 while the list file is half-written: the old index stays, complete, and the
+    staged folder is cleaned up by the next reader."""
+    _, disk_dir = pair
+    root = tmp_path / "root"
+    root.mkdir()
+    copy = Path(shutil.copytree(disk_dir, root / "idx"))
+    code = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from nmodal.index import build_index, ondisk\n"
+        "def killed(path, invlists, code_size):\n"
+        "    Path(path).write_bytes(b'half a list file')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "ondisk._write_lists = killed\n"
+        "build_index(sys.argv[1], sys.argv[2], None, sys.argv[3], factory='IVF8,Flat',\n"
+        "            target=None, progress=False, overwrite=True, on_disk='always')\n"
+    )
+    argv = [sys.executable, "-c", code, str(col.model), str(col.store), str(copy)]
+    done = subprocess.run(argv, env={**os.environ, "PYTHONPATH": SRC}, timeout=300)
+    assert done.returncode == -9
+    assert any(".nmodal-tmp-" in p.name for p in root.iterdir())  # the staging it left
+    reopened = PostIndex.open(copy)
+    assert sorted(p.name for p in root.iterdir()) == ["idx"]
+    assert read_index_manifest(copy)["modalities"]["text"]["factory"] == FACTORY
+    _same(PostIndex.open(disk_dir), reopened, col)
