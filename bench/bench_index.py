@@ -33,6 +33,16 @@ shared machine the better predictor of an idle machine's wall time, about
 adds a 10M extrapolation: each figure fitted as ``a * n**b`` through the two points
 (labelled as extrapolated, not measured).
 
+``--add-double SIZE`` (e.g. ``1M``): what ``nmodal index add`` keeps when it doubles a
+collection. A ``2 * SIZE``-post collection of the same data model is generated; the default
+index is built over its first half (recall@10 against exact search there), then the second
+half is added through ``index add``'s own step (:func:`nmodal.index.build.grow_modality`:
+the vectors added to the trained index, its recall re-measured on fresh held-out queries, its
+``nprobe`` re-tuned to the recorded target, or the index retrained when no setting reaches
+it or it outgrew its training sample), and recall@10 is measured against exact search over
+all ``2 * SIZE`` posts. The model and feature store of the real command are not involved
+(the vectors are given), so this isolates the index's promise.
+
 ``--flat-max N`` lowers the exact-index threshold (default 1M artifacts) so that the
 approximate path (build-time recall tuning) runs at small sizes, for checking it and its
 scaling before a large run.
@@ -41,27 +51,32 @@ Usage::
 
     .venv/bin/python bench/bench_index.py --sizes 100k,1M,1M-iso --json out.json  # ~10 GB peak
     .venv/bin/python bench/bench_index.py --sizes 10k --flat-max 1000              # seconds
+    .venv/bin/python bench/bench_index.py --sizes "" --add-double 1M --http-clients 0  # ~14 GB
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
+import re
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
 from nmodal.index import build as build_module  # noqa: E402
-from nmodal.index.build import index_from_embeddings  # noqa: E402
+from nmodal.index.build import grow_modality, index_from_embeddings, write_faiss  # noqa: E402
 from nmodal.index.post_index import PostIndex  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,7 +89,11 @@ LATENT_DIM = 32
 
 
 def synthetic(
-    n: int, seed: int = 0, latent_dim: int | None = LATENT_DIM, chunk: int = 100_000
+    n: int,
+    seed: int = 0,
+    latent_dim: int | None = LATENT_DIM,
+    chunk: int = 100_000,
+    topics: int | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Clustered, cross-modally linked unit vectors: ``(emb, present)``.
 
@@ -82,10 +101,11 @@ def synthetic(
     ``latent_dim``-dimensional subspace (trained embedding spaces are low-dimensional in
     this sense); ``latent_dim=None`` spreads the variation over all 256 dimensions (the
     hard, isotropic case for IVF). Each modality's artifact adds its own isotropic noise
-    (norm ~0.5) to the post vector.
+    (norm ~0.5) to the post vector. ``topics`` topic centres (default one per 500 posts,
+    at least 20).
     """
     rng = np.random.default_rng(seed)
-    topics = max(n // 500, 20)
+    topics = topics or max(n // 500, 20)
     centres = rng.standard_normal((topics, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     basis = None
@@ -224,12 +244,117 @@ def bench_size(
     return out
 
 
+def _default_figures(index: PostIndex) -> dict[str, Any]:
+    info = index.manifest["modalities"]
+    return {
+        "factories": {m: i["factory"] for m, i in info.items()},
+        "nprobe": {m: i["nprobe"] for m, i in info.items()},
+        "trained_on": {m: i.get("trained_on") for m, i in info.items()},
+        "count": {m: i["count"] for m, i in info.items()},
+        "index_bytes": index_bytes(index),
+    }
+
+
+def bench_add(n: int, num_queries: int, latent_dim: int | None = LATENT_DIM) -> dict[str, Any]:
+    """The default index over the first ``n`` of ``2n`` posts, grown by the other ``n`` with
+    ``index add``'s step; recall@10 against exact search before and after."""
+    import faiss
+
+    faiss.omp_set_num_threads(2)
+    t0 = time.perf_counter()
+    # the first half has the topics of a collection of n (as the --sizes run of n): the
+    # added posts are more posts on the same topics, not a collection of 2n squeezed in
+    emb, present = synthetic(2 * n, latent_dim=latent_dim, topics=max(n // 500, 20))
+    half = {m: e[:n] for m, e in emb.items()}
+    half_present = {m: p[:n] for m, p in present.items()}
+    out: dict[str, Any] = {
+        "posts_before": n,
+        "posts_after": 2 * n,
+        "data": "isotropic" if latent_dim is None else f"latent-{latent_dim}",
+        "queries": num_queries,
+    }
+
+    queries = make_queries(half, num_queries)
+    exact = index_from_embeddings(half, half_present, factory="Flat")
+    exact_tops, _ = time_queries(exact, queries, warmup=0)
+    del exact
+    gc.collect()
+    start = time.perf_counter()
+    default = index_from_embeddings(half, half_present, progress=True)
+    out["build_s"] = round(time.perf_counter() - start, 1)
+    tops, ms = time_queries(default, queries)
+    out["before"] = {
+        **_default_figures(default),
+        "recall@10": round(recall(tops, exact_tops), 4),
+        **latency(ms),
+    }
+
+    info = copy.deepcopy(default.manifest["modalities"])
+    indexes: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="nmodal-bench-add-") as tmp:
+        for m, index in default.indexes.items():
+            write_faiss(Path(tmp), m, index, info[m])
+        del default, index
+        gc.collect()
+        start = time.perf_counter()
+        for m in MODALITIES:
+            indexes[m], info[m] = grow_modality(
+                Path(tmp), emb, present, m, info[m], n, "auto", progress=True
+            )
+        out["add_s"] = round(time.perf_counter() - start, 1)
+    manifest = {
+        "projection_dim": DIM,
+        "num_posts": 2 * n,
+        "num_artifacts": int(sum(p.sum() for p in present.values())),
+        "modalities": info,
+    }
+    table = pd.DataFrame({"post_id": np.asarray([str(i) for i in range(2 * n)], dtype=object)})
+    grown = PostIndex(Path("<memory>"), manifest, table, dict(emb), present, indexes)
+
+    queries = make_queries(emb, num_queries, seed=2)
+    tops, ms = time_queries(grown, queries)
+    out["after"] = {
+        **_default_figures(grown),
+        # what index add did per modality: kept the centroids (nprobe re-tuned to the
+        # recorded recall) or retrained the lists over all the vectors
+        "add_step": {
+            m: "retrained" if i.get("trained_on") != out["before"]["trained_on"][m] else "added"
+            for m, i in info.items()
+        },
+        **latency(ms),
+    }
+    del grown, indexes
+    gc.collect()
+    exact = index_from_embeddings(emb, present, factory="Flat")
+    exact_tops, ms = time_queries(exact, queries, warmup=0)
+    out["after"]["recall@10"] = round(recall(tops, exact_tops), 4)
+    out["after"]["exact_p50_ms"] = latency(ms)["p50_ms"]
+    del exact, emb, present
+    gc.collect()
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def index_kind(factories: dict[str, str]) -> str:
+    """The default's factories without their list counts (``IVF4096,SQ8`` -> ``IVF,SQ8``)."""
+    return ",".join(sorted({re.sub(r"\d+", "", f) for f in factories.values()}))
+
+
 def extrapolate(sizes: list[dict[str, Any]], target: int = 10_000_000) -> list[dict[str, Any]]:
-    """Per data model with two measured sizes: each figure as ``a * n**b`` through the
-    smallest and the largest, evaluated at ``target`` posts (an extrapolation)."""
+    """Per data model and index kind with two measured sizes: each figure as ``a * n**b``
+    through the smallest and the largest, evaluated at ``target`` posts (an extrapolation).
+
+    Only sizes whose default indexes are of the same kind are fitted together (the factory
+    strings with their list counts removed: ``IVF1024,SQ8`` and ``IVF4096,SQ8`` are one kind,
+    exact ``Flat`` another): a line through an exact index at 100k and an IVF one at 1M
+    describes neither."""
     out = []
-    for data in sorted({s["data"] for s in sizes}):
-        runs = sorted((s for s in sizes if s["data"] == data), key=lambda s: s["posts"])
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for s in sizes:
+        groups.setdefault((s["data"], index_kind(s["default"]["factories"])), []).append(s)
+    for (data, kind), group in sorted(groups.items()):
+        runs = sorted(group, key=lambda s: s["posts"])
         if len(runs) < 2 or runs[0]["posts"] == runs[-1]["posts"]:
             continue
         lo, hi = runs[0], runs[-1]
@@ -244,7 +369,12 @@ def extrapolate(sizes: list[dict[str, Any]], target: int = 10_000_000) -> list[d
             "default index_bytes": (lo["default"]["index_bytes"], hi["default"]["index_bytes"]),
             "exact index_bytes": (lo["exact"]["index_bytes"], hi["exact"]["index_bytes"]),
         }
-        row: dict[str, Any] = {"data": data, "posts": target, "from": [lo["posts"], hi["posts"]]}
+        row: dict[str, Any] = {
+            "data": data,
+            "index": kind,
+            "posts": target,
+            "from": [lo["posts"], hi["posts"]],
+        }
         for name, (a, b) in figures.items():
             if a > 0 and b > 0:
                 power = float(np.log(b / a) / np.log(hi["posts"] / lo["posts"]))
@@ -266,13 +396,13 @@ SIZES = {
 }
 
 
-def run(sizes: list[str], http_clients: int = 8) -> dict[str, Any]:
+def run(sizes: list[str], http_clients: int = 8, add_double: str | None = None) -> dict[str, Any]:
     results = []
     for name in sizes:
         n, q, latent = SIZES[name]
         results.append(bench_size(n, q, latent, http_clients))
         print(f"  {name} done: {json.dumps(results[-1])}", file=sys.stderr, flush=True)
-    return {
+    out: dict[str, Any] = {
         "dim": DIM,
         "modalities": list(MODALITIES),
         "k": K,
@@ -280,6 +410,11 @@ def run(sizes: list[str], http_clients: int = 8) -> dict[str, Any]:
         "sizes": results,
         "extrapolated_10M": extrapolate(results),
     }
+    if add_double:
+        n, q, latent = SIZES[add_double]
+        out["add_double"] = bench_add(n, q, latent)
+        print(f"  add {add_double} done: {json.dumps(out['add_double'])}", file=sys.stderr)
+    return out
 
 
 def report(result: dict[str, Any]) -> str:
@@ -312,8 +447,20 @@ def report(result: dict[str, Any]) -> str:
             f"{size.get('peak_rss_mb')} MB"
         )
     for row in result.get("extrapolated_10M", []):
-        cells = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("data", "posts", "from"))
-        lines.append(f"10M {row['data']} EXTRAPOLATED from {row['from']}: {cells}")
+        skip = ("data", "index", "posts", "from")
+        cells = ", ".join(f"{k} {v}" for k, v in row.items() if k not in skip)
+        lines.append(f"10M {row['data']} {row['index']} EXTRAPOLATED from {row['from']}: {cells}")
+    add = result.get("add_double")
+    if add:
+        b, a = add["before"], add["after"]
+        lines.append(
+            f"index add {add['posts_before']} -> {add['posts_after']} posts ({add['data']}): "
+            f"recall@10 {b['recall@10']} -> {a['recall@10']}, nprobe {b['nprobe']} -> "
+            f"{a['nprobe']}, factories {a['factories']}, trained on {a['trained_on']}, "
+            f"step {a['add_step']}, p50 {b['p50_ms']} -> {a['p50_ms']} ms (exact "
+            f"{a['exact_p50_ms']} ms), build {add['build_s']} s, add {add['add_s']} s, "
+            f"peak RSS {add['peak_rss_mb']} MB"
+        )
     return "\n".join(lines)
 
 
@@ -338,10 +485,16 @@ def main() -> None:
         help="exact-index threshold in artifacts (default 1M): lower it to run the "
         "approximate path at small sizes",
     )
+    parser.add_argument(
+        "--add-double",
+        choices=sorted(SIZES),
+        default=None,
+        help="also measure recall after index add doubles a collection of this size",
+    )
     args = parser.parse_args()
     if args.flat_max is not None:
         build_module.FLAT_MAX_ARTIFACTS = args.flat_max
-    result = run(args.sizes.split(","), args.http_clients)
+    result = run([s for s in args.sizes.split(",") if s], args.http_clients, args.add_double)
     print(report(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

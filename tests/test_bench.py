@@ -58,3 +58,27 @@ def test_ondisk_benchmark_finds_the_same_results(tmp_path):
     assert result["files"]["ondisk"]["m.ivfdata"] == result["list_bytes"] == 20000 * (32 + 8)
     for storage in ("memory", "ondisk"):
         assert result[storage]["after_search_mb"]["VmHWM"] > 0
+
+
+@pytest.mark.slow
+def test_index_benchmark_measures_recall_after_index_add_doubles_the_collection(tmp_path):
+    """bench_index --add-double at 10k posts: the default IVF index over the first half, grown
+    by the library's add step to all 20k posts, keeps its recall against exact search."""
+    out = tmp_path / "index.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "bench_index.py"), "--sizes", "10k"]
+    cmd += ["--flat-max", "1000", "--add-double", "10k", "--http-clients", "0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(
+        [*cmd, "--json", str(out)], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "index add 10000 -> 20000 posts" in done.stdout
+    result = json.loads(out.read_text())
+    add = result["add_double"]
+    assert (add["posts_before"], add["posts_after"]) == (10000, 20000)
+    before, after = add["before"], add["after"]
+    assert all(f.startswith("IVF") for f in before["factories"].values())
+    assert after["count"]["text"] == 20000 > before["count"]["text"] == 10000
+    assert set(after["add_step"].values()) <= {"added", "retrained"}
+    assert before["recall@10"] >= 0.95 and after["recall@10"] >= 0.95
+    assert result["sizes"][0]["posts"] == 10000
