@@ -67,6 +67,9 @@ def gcca_fit(
     order = np.argsort(evals)[::-1][: min(dim, a.shape[1], a.shape[0])]
     evals, evecs = evals[order], evecs[:, order]
     g = a @ evecs / np.sqrt(np.maximum(evals, 1e-12))  # (n, k), orthonormal columns
+    # eigenvectors have an arbitrary sign (and the SVDs' bases too): fix each column's by
+    # its third moment, so that the same posts give the same maps whatever the rounding
+    g *= np.where(np.sum(g**3, axis=0) < 0, -1.0, 1.0)
     weights = {m: vt.T @ (shrink[m][:, None] * (u.T @ g)) for m, (u, _, vt) in svds.items()}
     return weights, evals
 
