@@ -24,7 +24,8 @@ def register(sub: Any) -> None:
         description=(
             "Split the store's posts into train/validation/test (the test population is held "
             "out and recorded in split.json for `nmodal evaluate`), train one projection head "
-            "per modality with the chosen loss (optionally started at generalised CCA, --init), keep "
+            "per modality with the chosen loss (by default from the better of a random and a "
+            "generalised-CCA start on validation retrieval, --init), keep "
             "the last epoch (or the best on validation, --select), and "
             "save MODEL_DIR/{config.json, model.safetensors, history.json, split.json}."
         ),
@@ -57,6 +58,18 @@ def warn_large_test_share(test: int, total: int) -> None:
         )
 
 
+def describe_init_choice(choice: dict[str, Any]) -> str:
+    """One line on the start ``--init auto`` kept (``TrainResult.init_choice``)."""
+    scores = choice.get("scores")
+    if not scores:
+        return f"start: {choice['chosen']} ({choice['on']})"
+    figures = ", ".join(f"{init} {100 * s:.1f}%" for init, s in scores.items())
+    return (
+        f"start: {choice['chosen']}, chosen by retrieval (mean R@1/5/10) on "
+        f"{choice['posts']['score']} posts of the {choice['on']}: {figures}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """``nmodal train``; under ``torchrun -m nmodal train ...`` every rank runs it inside
     one process group (DDP, see :mod:`nmodal.train.distributed`)."""
@@ -83,7 +96,8 @@ def _train(args: argparse.Namespace) -> int:
     val = fs.subset(split.val) if len(split.val) >= 2 else None
     if args.in_memory:
         train, val = train.load(), val.load() if val is not None else None
-    result = train_model(train, config, val=val)
+    train_groups = groups[split.train] if groups is not None else None  # for --init auto
+    result = train_model(train, config, val=val, groups=train_groups)
     from nmodal.train.distributed import is_main_process  # lazy: --help start-up
 
     if not is_main_process():  # under torchrun only rank 0 writes
@@ -94,6 +108,7 @@ def _train(args: argparse.Namespace) -> int:
         "best_val_loss": result.best_val_loss,
         "seconds": result.seconds,
         "samples_per_second": result.samples_per_second,
+        "init_choice": result.init_choice,
     }
     parts = {part: fs.post_ids[getattr(split, part)].tolist() for part in ("train", "val", "test")}
     # One atomic folder: weights, config, split and history appear together or not at all.
@@ -107,5 +122,7 @@ def _train(args: argparse.Namespace) -> int:
         f"trained {result.history[-1]['epoch']} epochs in {result.seconds:.1f}s "
         f"({result.samples_per_second:.0f} samples/s), best epoch {result.best_epoch}"
     )
+    if result.init_choice is not None:
+        print(describe_init_choice(result.init_choice))
     print(f"model written to {args.out}")
     return 0

@@ -215,9 +215,13 @@ def _run_trial(
         model = fit_baseline(train_fs, config.train.loss, mods, seed=trial_seed)
         history: list[dict[str, float]] = []
         best_epoch, train_seconds = 0, float(model.info["seconds"])
+        init_choice = None
     else:
-        result = train_model(train_fs, trial_config, val=val_fs, progress=config.progress)
-        model, history = result.model, result.history
+        train_groups = groups[train_idx] if groups is not None else None  # the auto start's
+        result = train_model(
+            train_fs, trial_config, val=val_fs, progress=config.progress, groups=train_groups
+        )
+        model, history, init_choice = result.model, result.history, result.init_choice
         best_epoch, train_seconds = result.best_epoch, result.seconds
     test = fs.subset(split.test)
     report = evaluate_model(
@@ -239,6 +243,7 @@ def _run_trial(
         "restricted": restricted,
         "history": history,
         "best_epoch": best_epoch,
+        "init_choice": init_choice,  # init="auto": the start kept and the candidates' scores
         "baseline": model.info if isinstance(model, LinearEmbedder) else None,
         "train_seconds": train_seconds,
         "seconds": time.perf_counter() - start,

@@ -4,10 +4,18 @@ Features are held in memory as tensors (in their stored dtype) and batches are t
 indexing (no per-item ``Dataset``); or, from a :class:`~nmodal.features.StoreView` of a
 store on disk, each batch's rows are read as it is drawn (the same batches in the same
 order: identical results, memory that does not grow with the collection). Runs are seeded
-and deterministic on the CPU. Heads start at random (``init="gcca"``: at the generalised-CCA
-solution of the training posts) and the last epoch is kept (``select="last"``);
+and deterministic on the CPU. The last epoch is kept (``select="last"``);
 ``select="val_loss"`` / ``"val_recall"`` keep a copy of the best epoch on validation data
 instead.
+
+Start (``TrainConfig.init``): ``"auto"`` (the default) trains two candidates, a random
+start (lr 1e-3, weight decay 1e-2) and heads started at the generalised-CCA solution of the
+training posts (lr 1e-4, no weight decay; :data:`AUTO_STARTS`), and keeps the one with the
+better validation retrieval (mean of R@1/5/10, the evaluation's scoring rule for the loss).
+Without a validation set it holds out a (grouped, see ``train_model(groups=...)``) fifth of
+the training posts to decide, then trains the chosen start again on all of them with the
+same seed. With fewer than :data:`GCCA_MIN_POSTS` complete posts it takes the random start.
+``"random"`` / ``"gcca"`` train that start only (lr 1e-3, no weight decay unless set).
 
 Missing modalities (``TrainConfig.missing``): ``"mask"`` (the default) trains on every post
 with at least two of the modalities and passes the presence masks to the loss, which then
@@ -37,7 +45,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
@@ -51,15 +59,25 @@ from nmodal.features.reader import StoreView
 from nmodal.losses import build_loss, with_modalities
 from nmodal.model import HeadConfig, ModelConfig, NModalModel
 from nmodal.model.heads import ProjectionHead
-from nmodal.retrieval import post_retrieval_recall
+from nmodal.retrieval import matched_scoring, post_retrieval_recall
 from nmodal.train.closed_form import init_heads_from_gcca
 from nmodal.train.distributed import DistContext
 from nmodal.train.input_stats import set_input_statistics
+from nmodal.train.splits import split_posts
 
 LR_SCHEDULES = ("constant", "cosine")
 MISSING = ("drop", "mask")
 SELECT = ("val_loss", "val_recall", "last")
-INITS = ("random", "gcca")
+INITS = ("auto", "random", "gcca")
+#: learning rate and weight decay of ``init="random"`` / ``"gcca"`` when left unset (None)
+DEFAULT_LR, DEFAULT_WEIGHT_DECAY = 1e-3, 0.0
+#: the candidates of ``init="auto"`` and the learning rate and weight decay each trains
+#: with when the config leaves them unset: measured on the demo and a synthetic set (README)
+AUTO_STARTS: dict[str, dict[str, float]] = {
+    "random": {"lr": 1e-3, "weight_decay": 1e-2},
+    "gcca": {"lr": 1e-4, "weight_decay": 0.0},
+}
+AUTO_VAL_FRACTION = 0.2  # training posts held out to choose the start without a validation set
 GCCA_INIT_POSTS = 20_000  # complete training posts sampled for the GCCA initialisation
 GCCA_MIN_POSTS = 10  # fewer complete posts: heads keep torch's random initialisation
 VAL_RECALL_POSTS = 1000  # validation posts used for the val_recall criterion
@@ -75,8 +93,9 @@ class TrainConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     epochs: int = 50
     batch_size: int = 128
-    lr: float = 1e-3  # 1e-4 reaches GCCA on the demo but undertrains synthetic sets (README)
-    weight_decay: float = 0.0
+    # None: the start's own (DEFAULT_LR / DEFAULT_WEIGHT_DECAY, or AUTO_STARTS' per candidate)
+    lr: float | None = None
+    weight_decay: float | None = None
     lr_schedule: str = "constant"
     warmup_steps: int = 0
     grad_clip: float | None = None
@@ -98,10 +117,11 @@ class TrainConfig:
     # highest validation retrieval recall (mean of R@1/5/10 on up to 1000 validation
     # posts), or lowest validation loss
     select: str = "last"
-    # head initialisation: "random" (torch's, default) or "gcca" (the first layers start at
-    # the regularised GCCA solution of the training posts, see nmodal.train.closed_form:
-    # +9 points R@1 on the demo, -33 on a synthetic set at lr 1e-3, see the README)
-    init: str = "random"
+    # head initialisation: "auto" (default: the better of a random and a GCCA start on
+    # validation retrieval, see the module docstring), "random" (torch's) or "gcca" (the
+    # first layers start at the regularised GCCA solution of the training posts, see
+    # nmodal.train.closed_form; better on the demo, worse on a synthetic set, see the README)
+    init: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.head, dict):
@@ -122,7 +142,9 @@ class TrainConfig:
             raise InputError(f"init must be one of {INITS}, got {self.init!r}")
         if self.select not in SELECT:
             raise InputError(f"select must be one of {SELECT}, got {self.select!r}")
-        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+        lr = DEFAULT_LR if self.lr is None else self.lr
+        weight_decay = DEFAULT_WEIGHT_DECAY if self.weight_decay is None else self.weight_decay
+        if not lr > 0 or not weight_decay >= 0 or self.warmup_steps < 0:
             raise InputError(
                 f"lr must be > 0, weight_decay and warmup_steps >= 0; got lr={self.lr}, "
                 f"weight_decay={self.weight_decay}, warmup_steps={self.warmup_steps}"
@@ -133,6 +155,19 @@ class TrainConfig:
             raise InputError(f"grad_clip must be > 0, got {self.grad_clip}")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"threads must be >= 1, got {self.threads}")
+
+    def start(self, init: str) -> TrainConfig:
+        """This config training the start ``init`` (``"random"`` or ``"gcca"``), with the
+        learning rate and weight decay that start uses when they are unset."""
+        preset = AUTO_STARTS[init] if self.init == "auto" else {
+            "lr": DEFAULT_LR, "weight_decay": DEFAULT_WEIGHT_DECAY,
+        }  # fmt: skip
+        return replace(
+            self,
+            init=init,
+            lr=preset["lr"] if self.lr is None else self.lr,
+            weight_decay=preset["weight_decay"] if self.weight_decay is None else self.weight_decay,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -152,6 +187,8 @@ class TrainResult:
     best_val_loss: float | None
     seconds: float
     samples_per_second: float
+    #: ``init="auto"``: which start was kept and why (see :func:`train_model`), else None
+    init_choice: dict[str, Any] | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -308,8 +345,11 @@ def batch_loss(
 
 
 @torch.no_grad()
-def validation_recall(model: NModalModel, val: FeatureSet | StoreView) -> float:
-    """Mean of R@1, R@5 and R@10 of post retrieval on (up to 1000 of) the validation posts."""
+def validation_recall(
+    model: NModalModel, val: FeatureSet | StoreView, scoring: str = "sum"
+) -> float:
+    """Mean of R@1, R@5 and R@10 of post retrieval on (up to 1000 of) the validation posts,
+    posts scored by ``scoring`` (see :mod:`nmodal.retrieval`)."""
     mods = model.modalities
     rows = np.flatnonzero(np.stack([val.present[m] for m in mods]).sum(axis=0) >= 2)
     sub = val.subset(rows[:VAL_RECALL_POSTS])
@@ -317,7 +357,10 @@ def validation_recall(model: NModalModel, val: FeatureSet | StoreView) -> float:
         sub = sub.load()
     emb = model.embed({m: sub.features[m] for m in mods})
     recall = post_retrieval_recall(
-        [emb[m] for m in mods], ks=(1, 5, 10), present=[sub.present[m] for m in mods]
+        [emb[m] for m in mods],
+        ks=(1, 5, 10),
+        present=[sub.present[m] for m in mods],
+        scoring=scoring,
     )
     return float(np.mean(list(recall.values())))
 
@@ -357,11 +400,19 @@ def train_model(
     val: FeatureSet | StoreView | None = None,
     progress: bool = True,
     distributed: DistContext | None = None,
+    groups: np.ndarray | None = None,
 ) -> TrainResult:
-    """Train projection heads on ``train``; keep the best epoch on ``val`` loss if given.
+    """Train projection heads on ``train``; keep the last epoch (or the best on ``val``,
+    ``config.select``).
 
     ``train`` and ``val`` are feature sets in memory or :class:`StoreView` s of a store on
     disk (batches read as they are drawn; same results for the same data and seed).
+
+    ``init="auto"`` (the default) chooses between a random and a GCCA start by validation
+    retrieval on ``val``, or, without ``val``, on a held-out fifth of ``train``: ``groups``
+    (one id per post of ``train``, e.g. concepts or accounts) keeps whole groups on one
+    side of that inner split. The decision is in ``TrainResult.init_choice`` and the model's
+    ``config.extra["train"]`` (``init_chosen``, ``init_selection``).
 
     ``distributed``: the DDP context (default: detected from an initialised process group).
     On the CPU training uses ``config.threads`` intra-op threads (default:
@@ -373,9 +424,124 @@ def train_model(
     if threads and resolve_device(config.device).type == "cpu":
         torch.set_num_threads(threads)
     try:
-        return _train(train, config, val, progress, distributed)
+        if config.init == "auto":
+            return _train_auto(train, config, val, progress, distributed, groups)
+        return _train(train, config.start(config.init), val, progress, distributed)
     finally:
         torch.set_num_threads(previous)
+
+
+def _train_auto(
+    train: FeatureSet | StoreView,
+    config: TrainConfig,
+    val: FeatureSet | StoreView | None,
+    progress: bool,
+    distributed: DistContext | None,
+    groups: np.ndarray | None,
+) -> TrainResult:
+    """``init="auto"``: train both starts, keep the better on validation retrieval.
+
+    With ``val``: both train on ``train`` (validated on ``val`` as configured) and the
+    better one is returned. Without: both train on a seeded (grouped) 80 % of ``train``
+    and are scored on the other 20 %; the chosen start then trains on all of ``train``
+    with the same seed (the model ``init=<chosen>`` with its settings would give). The
+    random start is taken without a contest when GCCA cannot be fitted (fewer than
+    ``GCCA_MIN_POSTS`` complete posts) or the inner split leaves too little to score.
+    """
+    distributed = distributed or DistContext.from_process_group()
+    modalities = _training_modalities(train, config)
+    scoring = matched_scoring(str(config.loss.get("name")))
+    fit_on, score_on, inner = train, val, val is None
+    if inner:
+        split = _inner_split(train, modalities, config, groups)
+        if split is not None:
+            fit_on, score_on = train.subset(split[0]), train.subset(split[1])
+    can_contest = (
+        score_on is not None
+        and _complete_posts(fit_on, modalities) >= GCCA_MIN_POSTS
+        and _scored_posts(score_on, modalities) >= 2
+    )
+    if not can_contest:
+        result = _train(train, config.start("random"), val, progress, distributed)
+        return _record_choice(result, config, "random", {"on": "none: too few posts to compare"})
+    assert score_on is not None
+    results, scores, seconds = {}, {}, 0.0
+    for init in AUTO_STARTS:
+        result = _train(
+            fit_on, config.start(init), None if inner else val, progress, distributed,
+            desc=f"train ({init} start)",
+        )  # fmt: skip
+        score = validation_recall(result.model, score_on, scoring)
+        if distributed is not None:  # one decision on every rank
+            score = distributed.mean(score, distributed.device or torch.device("cpu"))
+        results[init], scores[init] = result, score
+        seconds += result.seconds
+    chosen = max(AUTO_STARTS, key=lambda init: (scores[init], init == "random"))
+    selection: dict[str, Any] = {
+        "on": "inner split of the training posts" if inner else "validation set",
+        "posts": {"fit": fit_on.num_posts, "score": score_on.num_posts},
+        "grouped": inner and groups is not None,
+        "metric": "mean of R@1, R@5, R@10",
+        "scoring": scoring,
+        "scores": scores,
+        "candidates": {
+            init: {"lr": c.lr, "weight_decay": c.weight_decay}
+            for init in AUTO_STARTS
+            for c in [config.start(init)]
+        },
+    }
+    final = results[chosen]
+    if inner:  # the chosen start on all the training posts, same seed
+        final = _train(train, config.start(chosen), None, progress, distributed)
+        seconds += final.seconds
+    final.seconds = seconds  # every run this decision took
+    return _record_choice(final, config, chosen, selection)
+
+
+def _record_choice(
+    result: TrainResult, config: TrainConfig, chosen: str, selection: dict[str, Any]
+) -> TrainResult:
+    """Present: the auto start's decision in the result and the model's config."""
+    selection = {"chosen": chosen, **selection}
+    result.model.config.extra["train"] = {
+        **config.to_dict(),
+        "init_chosen": chosen,
+        "init_selection": selection,
+    }
+    result.init_choice = selection
+    return result
+
+
+def _complete_posts(fs: FeatureSet | StoreView, modalities: list[str]) -> int:
+    return int(np.stack([fs.present[m] for m in modalities]).all(0).sum())
+
+
+def _scored_posts(fs: FeatureSet | StoreView, modalities: list[str]) -> int:
+    return int((np.stack([fs.present[m] for m in modalities]).sum(0) >= 2).sum())
+
+
+def _inner_split(
+    train: FeatureSet | StoreView,
+    modalities: list[str],
+    config: TrainConfig,
+    groups: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The seeded 80/20 split of ``train`` that chooses the auto start (whole groups on
+    one side), or None when it cannot be made (a single group, too few posts)."""
+    if groups is not None and np.asarray(groups).shape != (train.num_posts,):
+        raise InputError(
+            f"groups has shape {np.asarray(groups).shape}, expected ({train.num_posts},)"
+        )
+    try:
+        split = split_posts(
+            train.num_posts, test_size=0, val_fraction=AUTO_VAL_FRACTION, seed=config.seed,
+            groups=groups,
+        )  # fmt: skip
+    except InputError:
+        return None
+    if len(split.val) < 2 or len(split.train) < 2:
+        return None
+    return split.train, split.val
 
 
 def _train(
@@ -384,6 +550,7 @@ def _train(
     val: FeatureSet | StoreView | None,
     progress: bool,
     distributed: DistContext | None,
+    desc: str = "train",
 ) -> TrainResult:
     """Read the batches, build the model, run the epochs, return the kept epoch's model.
 
@@ -410,7 +577,7 @@ def _train(
     best = _KeptEpoch()
     seen = 0
     start = time.perf_counter()
-    bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress)
+    bar = tqdm(range(1, config.epochs + 1), desc=desc, unit="epoch", disable=not progress)
     model.train()
     for epoch in bar:
         batches = data.batches(batch_size, generator, drop_last=True)
@@ -533,6 +700,7 @@ class _Optimiser:
         device: torch.device,
         amp_dtype: torch.dtype | None,
     ) -> _Optimiser:
+        assert config.lr is not None and config.weight_decay is not None  # config.start(...)
         optimizer = torch.optim.Adam(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
         )
@@ -608,7 +776,8 @@ def _validation(
         figures["val_loss"] = distributed.mean(figures["val_loss"], val_data.device)
     if config.select == "val_recall":
         assert val is not None
-        figures["val_recall"] = validation_recall(model, val)
+        scoring = matched_scoring(str(config.loss.get("name")))
+        figures["val_recall"] = validation_recall(model, val, scoring)
         model.train()
     return figures
 
