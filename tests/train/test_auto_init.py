@@ -104,10 +104,12 @@ def test_inner_split_keeps_whole_groups_on_one_side(fs) -> None:
     assert _inner_split(fs.subset(range(150)), fs.modalities, _config(), np.zeros(150)) is None
 
 
-@pytest.mark.parametrize("case", ["few posts", "one group"])
+@pytest.mark.parametrize("case", ["few posts", "few to score on", "one group"])
 def test_auto_falls_back_to_the_random_start(fs, case) -> None:
     if case == "few posts":
         train, groups = fs.subset(range(GCCA_MIN_POSTS - 1)), None
+    elif case == "few to score on":  # an inner fifth of 60 posts: 12 < AUTO_MIN_SCORE_POSTS
+        train, groups = fs.subset(range(60)), None
     else:
         train, groups = fs.subset(range(60)), np.zeros(60)
     result = train_model(train, _config(), progress=False, groups=groups)

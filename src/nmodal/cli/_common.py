@@ -190,7 +190,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "decay 1e-2, and a GCCA start, lr 1e-4, and keep the one with the better retrieval "
         "on the validation posts, or without them on a held-out fifth of the training "
         "posts, grouped by --group-by, then retrain it on all of them: about 2-3x the "
-        "training time; the random start below 10 complete posts), random, or gcca (the "
+        "training time; the random start below 10 complete posts or 20 posts to score "
+        "on), random, or gcca (the "
         "first linear layers start at the regularised generalised-CCA solution of the "
         "training posts). See the README's baselines section",
     )

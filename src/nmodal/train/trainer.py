@@ -14,7 +14,8 @@ training posts (lr 1e-4, no weight decay; :data:`AUTO_STARTS`), and keeps the on
 better validation retrieval (mean of R@1/5/10, the evaluation's scoring rule for the loss).
 Without a validation set it holds out a (grouped, see ``train_model(groups=...)``) fifth of
 the training posts to decide, then trains the chosen start again on all of them with the
-same seed. With fewer than :data:`GCCA_MIN_POSTS` complete posts it takes the random start.
+same seed. With fewer than :data:`GCCA_MIN_POSTS` complete posts, or fewer than
+:data:`AUTO_MIN_SCORE_POSTS` posts to score on, it takes the random start.
 ``"random"`` / ``"gcca"`` train that start only (lr 1e-3, no weight decay unless set).
 
 Missing modalities (``TrainConfig.missing``): ``"mask"`` (the default) trains on every post
@@ -78,6 +79,9 @@ AUTO_STARTS: dict[str, dict[str, float]] = {
     "gcca": {"lr": 1e-4, "weight_decay": 0.0},
 }
 AUTO_VAL_FRACTION = 0.2  # training posts held out to choose the start without a validation set
+#: fewer posts to score the auto candidates on: the random start, without a contest (on 6
+#: posts one rank of one query separates the starts; the 60-post test demo chose by that)
+AUTO_MIN_SCORE_POSTS = 20
 GCCA_INIT_POSTS = 20_000  # complete training posts sampled for the GCCA initialisation
 GCCA_MIN_POSTS = 10  # fewer complete posts: heads keep torch's random initialisation
 VAL_RECALL_POSTS = 1000  # validation posts used for the val_recall criterion
@@ -446,7 +450,8 @@ def _train_auto(
     and are scored on the other 20 %; the chosen start then trains on all of ``train``
     with the same seed (the model ``init=<chosen>`` with its settings would give). The
     random start is taken without a contest when GCCA cannot be fitted (fewer than
-    ``GCCA_MIN_POSTS`` complete posts) or the inner split leaves too little to score.
+    ``GCCA_MIN_POSTS`` complete posts) or there are fewer than ``AUTO_MIN_SCORE_POSTS``
+    posts to score on.
     """
     distributed = distributed or DistContext.from_process_group()
     modalities = _training_modalities(train, config)
@@ -459,7 +464,7 @@ def _train_auto(
     can_contest = (
         score_on is not None
         and _complete_posts(fit_on, modalities) >= GCCA_MIN_POSTS
-        and _scored_posts(score_on, modalities) >= 2
+        and _scored_posts(score_on, modalities) >= AUTO_MIN_SCORE_POSTS
     )
     if not can_contest:
         result = _train(train, config.start("random"), val, progress, distributed)
