@@ -91,7 +91,8 @@ def measure(posts: int, epochs: int, precisions: list[str], baseline_steps: int)
         "runs": {},
     }
     for amp in precisions:
-        config = TrainConfig(epochs=epochs, batch_size=128, amp=amp)
+        # one training loop (init="auto", the default, would train two to three)
+        config = TrainConfig(epochs=epochs, batch_size=128, amp=amp, init="random")
         result = train_model(fs, config, progress=sys.stderr.isatty())
         dtype = autocast_dtype(amp, torch.device("cpu")) or torch.float32
         out["runs"][amp] = {
