@@ -9,7 +9,7 @@ import pytest
 from nmodal.cli import main
 from nmodal.cli.compare import loss_list
 from nmodal.errors import InputError
-from nmodal.evaluation.compare import CompareConfig, compare_losses
+from nmodal.evaluation.compare import CompareConfig, compare_losses, starts_kept
 from nmodal.evaluation.protocol import ProtocolConfig
 from nmodal.features import make_synthetic, write_featureset
 from nmodal.model import HeadConfig
@@ -53,6 +53,10 @@ def test_compare_cli_writes_one_table_for_all_losses(store, tmp_path, capsys):
     assert runs["triCLIP/full"]["recall"]["10"]["mean"] > 0.25  # chance: 10 / 50
     table = (out / "table.md").read_text()
     assert "| triGRAM | 30% dropped (" in table and "Train s/trial" in table
+    # the start init="auto" (the default) kept, counted over the 2 trials, in its column
+    kept = [t["init_choice"]["chosen"] for t in runs["triCLIP/full"]["trials"]]
+    row = next(line for line in table.splitlines() if line.startswith("| triCLIP | full |"))
+    assert f" {kept[0]} " in row and "/2" in row.split("|")[-3]
     assert "Δ@1 (pp)" in table
     printed = capsys.readouterr().out
     assert "results written to" in printed and "| triSYMILE | full | symile |" in printed
@@ -80,3 +84,22 @@ def test_compare_one_scoring_for_all():
     out = compare_losses(fs, CompareConfig(protocol, losses=["symile"]))
     (run,) = out["runs"].values()
     assert run["scoring"] == "sum" and out["missing_table"] == ""
+
+
+def test_starts_kept_counts_the_auto_choice_over_trials():
+    def trial(chosen):
+        return {"init_choice": None if chosen is None else {"chosen": chosen}}
+
+    auto = {"loss": {"name": "clip"}, "config": {"init": "auto"}}
+    runs = [
+        {**auto, "trials": [trial("gcca")] * 5},
+        {**auto, "trials": [trial("random"), trial("gcca"), trial("random")]},
+        {"loss": {"name": "clip"}, "config": {"init": "random"}, "trials": [trial(None)] * 2},
+        {"loss": {"name": "gcca"}, "config": {}, "trials": [trial(None)]},
+    ]
+    assert [starts_kept(r) for r in runs] == [
+        "gcca 5/5",
+        "random 2/3, gcca 1/3",
+        "random",
+        "closed form",
+    ]

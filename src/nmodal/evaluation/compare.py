@@ -129,10 +129,27 @@ def _training_data(run: Mapping[str, Any]) -> str:
     return f"{100 * run['train_missing_rate']:.0f}% dropped ({100 * fraction:.0f}% absent)"
 
 
+def starts_kept(run: Mapping[str, Any]) -> str:
+    """The heads' start of a protocol run's trials: ``"closed form"`` for a baseline, the
+    configured ``init`` when it was not ``"auto"``, else what ``init="auto"`` kept, counted
+    over trials (``"gcca 5/5"``, ``"random 3/5, gcca 2/5"``)."""
+    if str((run.get("loss") or {}).get("name")) in BASELINE_NAMES:
+        return "closed form"
+    chosen = [(t.get("init_choice") or {}).get("chosen") for t in run.get("trials", [])]
+    if not any(chosen):
+        return str((run.get("config") or {}).get("init", "random"))
+    counts: dict[str, int] = {}
+    for c in chosen:
+        counts[str(c)] = counts.get(str(c), 0) + 1
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{c} {n}/{len(chosen)}" for c, n in ordered)
+
+
 def compare_table(runs: Mapping[str, Mapping[str, Any]], ks: Sequence[int] = DEFAULT_KS) -> str:
-    """One row per (loss, training data): recall@K mean ± std over trials and the
-    training time per trial."""
-    header = ["Loss", "Training data", "Scoring", *[f"@{k}" for k in ks], "Train s/trial"]
+    """One row per (loss, training data): recall@K mean ± std over trials, the heads' start
+    (:func:`starts_kept`) and the training time per trial."""
+    header = ["Loss", "Training data", "Scoring", *[f"@{k}" for k in ks], "Start"]
+    header.append("Train s/trial")
     lines = [_row(header), _row(["---"] * len(header))]
     for run in runs.values():
         t = run["train_seconds"]
@@ -144,6 +161,7 @@ def compare_table(runs: Mapping[str, Mapping[str, Any]], ks: Sequence[int] = DEF
                     _training_data(run),
                     run["scoring"],
                     *cells,
+                    starts_kept(run),
                     f"{t['mean']:.1f} ± {t['std']:.1f}",
                 ]
             )
