@@ -88,6 +88,11 @@ K = 10
 LATENT_DIM = 32
 
 
+def topic_count(n: int) -> int:
+    """Topics of a synthetic collection of ``n`` posts: one per 500 posts, at least 20."""
+    return max(n // 500, 20)
+
+
 def synthetic(
     n: int,
     seed: int = 0,
@@ -101,11 +106,11 @@ def synthetic(
     ``latent_dim``-dimensional subspace (trained embedding spaces are low-dimensional in
     this sense); ``latent_dim=None`` spreads the variation over all 256 dimensions (the
     hard, isotropic case for IVF). Each modality's artifact adds its own isotropic noise
-    (norm ~0.5) to the post vector. ``topics`` topic centres (default one per 500 posts,
-    at least 20).
+    (norm ~0.5) to the post vector. ``topics`` topic centres (default
+    :func:`topic_count` of ``n``).
     """
     rng = np.random.default_rng(seed)
-    topics = topics or max(n // 500, 20)
+    topics = topics or topic_count(n)
     centres = rng.standard_normal((topics, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     basis = None
@@ -264,7 +269,7 @@ def bench_add(n: int, num_queries: int, latent_dim: int | None = LATENT_DIM) -> 
     t0 = time.perf_counter()
     # the first half has the topics of a collection of n (as the --sizes run of n): the
     # added posts are more posts on the same topics, not a collection of 2n squeezed in
-    emb, present = synthetic(2 * n, latent_dim=latent_dim, topics=max(n // 500, 20))
+    emb, present = synthetic(2 * n, latent_dim=latent_dim, topics=topic_count(n))
     half = {m: e[:n] for m, e in emb.items()}
     half_present = {m: p[:n] for m, p in present.items()}
     out: dict[str, Any] = {

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -138,10 +139,7 @@ def starts_kept(run: Mapping[str, Any]) -> str:
     chosen = [(t.get("init_choice") or {}).get("chosen") for t in run.get("trials", [])]
     if not any(chosen):
         return str((run.get("config") or {}).get("init", "random"))
-    counts: dict[str, int] = {}
-    for c in chosen:
-        counts[str(c)] = counts.get(str(c), 0) + 1
-    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ordered = sorted(Counter(map(str, chosen)).items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{c} {n}/{len(chosen)}" for c, n in ordered)
 
 

@@ -44,6 +44,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -170,12 +171,12 @@ def sweep_stale_folders(root: str | None = None) -> list[Path]:
     for folder in Path(root or tempfile.gettempdir()).glob(f"{_FOLDER_PREFIX}*-*"):
         pid_text = folder.name.removeprefix(_FOLDER_PREFIX).split("-", 1)[0]
         try:
-            stat = folder.lstat()
+            info = folder.lstat()  # a symlink is not a folder here
         except OSError:
             continue
-        if not pid_text.isdigit() or stat.st_uid != uid or not folder.is_dir():
+        if not pid_text.isdigit() or info.st_uid != uid or not stat.S_ISDIR(info.st_mode):
             continue
-        if folder.is_symlink() or os.path.exists(f"/proc/{int(pid_text)}"):
+        if os.path.exists(f"/proc/{int(pid_text)}"):
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)

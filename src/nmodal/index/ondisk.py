@@ -150,44 +150,36 @@ def read_index(
     where = directory / layout.MANIFEST
     storage = storage_of(info, where)
     path = directory / layout.faiss_file(m)
+
+    def mismatch(found: str, recorded: str) -> InputError:
+        return InputError(
+            f"{path}: {found}, but {where} records modality {m!r} with storage {recorded}; "
+            "rebuild the index"
+        )
+
     if storage == MEMORY:
-        try:
-            index = faiss.read_index(str(path), faiss.IO_FLAG_READ_ONLY)
-        except RuntimeError as exc:
-            if "could not open" in str(exc):  # FAISS looked for the list file it names
-                raise InputError(
-                    f"{path}: its inverted lists are on disk, but {where} records modality "
-                    f"{m!r} with storage 'memory' (no list file); rebuild the index"
-                ) from exc
-            raise InputError(f"{path}: unreadable FAISS index ({_reason(exc)})") from exc
+        on_disk = mismatch("its inverted lists are on disk", "'memory' (no list file)")
+        # "could not open": FAISS looked for the list file it names
+        index = _read_faiss(path, faiss.IO_FLAG_READ_ONLY, "could not open", on_disk)
         ivf = ivf_of(index)
         if ivf is not None and isinstance(
             faiss.downcast_InvertedLists(ivf.invlists), faiss.OnDiskInvertedLists
         ):
-            raise InputError(
-                f"{path}: its inverted lists are on disk, but {where} records modality "
-                f"{m!r} with storage 'memory' (no list file); rebuild the index"
-            )
+            raise on_disk
         return index, storage
     name = lists_name(info, m, where)
     data = directory / name
-    try:
-        # the lists' sizes and offsets only: the data is mapped from the file named here
-        index = faiss.read_index(str(path), faiss.IO_FLAG_SKIP_IVF_DATA | faiss.IO_FLAG_READ_ONLY)
-    except RuntimeError as exc:
-        if "ArrayInvertedLists" in str(exc):
-            raise InputError(
-                f"{path}: an index with its lists in memory, but {where} records modality "
-                f"{m!r} with storage 'ondisk' ({name}); rebuild the index"
-            ) from exc
-        raise InputError(f"{path}: unreadable FAISS index ({_reason(exc)})") from exc
+    # the lists' sizes and offsets only: the data is mapped from the file named here
+    index = _read_faiss(
+        path,
+        faiss.IO_FLAG_SKIP_IVF_DATA | faiss.IO_FLAG_READ_ONLY,
+        "ArrayInvertedLists",
+        mismatch("an index with its lists in memory", f"'ondisk' ({name})"),
+    )
     ivf = ivf_of(index)
     lists = None if ivf is None else faiss.downcast_InvertedLists(ivf.invlists)
     if not isinstance(lists, faiss.OnDiskInvertedLists):
-        raise InputError(
-            f"{path}: not an IVF index with on-disk lists, but {where} records modality "
-            f"{m!r} with storage 'ondisk'; rebuild the index"
-        )
+        raise mismatch("not an IVF index with on-disk lists", "'ondisk'")
     _check_lists(lists, data, path)
     lists.filename = str(data)
     lists.prefetch_nthread = 0  # searches read the pages they visit; no threads per search
@@ -198,6 +190,19 @@ def read_index(
     if in_memory:
         _load_lists(ivf, lists)
     return index, storage
+
+
+def _read_faiss(path: Path, flags: int, marker: str, mismatch: InputError) -> Any:
+    """``faiss.read_index(path, flags)``; ``mismatch`` when FAISS's error names ``marker``
+    (the file's storage is not the recorded one), else an unreadable-index InputError."""
+    import faiss
+
+    try:
+        return faiss.read_index(str(path), flags)
+    except RuntimeError as exc:
+        if marker in str(exc):
+            raise mismatch from exc
+        raise InputError(f"{path}: unreadable FAISS index ({_reason(exc)})") from exc
 
 
 def _check_lists(lists: Any, data: Path, path: Path) -> None:

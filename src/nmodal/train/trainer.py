@@ -45,7 +45,7 @@ import functools
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, cast
 
@@ -355,7 +355,7 @@ def validation_recall(
     """Mean of R@1, R@5 and R@10 of post retrieval on (up to 1000 of) the validation posts,
     posts scored by ``scoring`` (see :mod:`nmodal.retrieval`)."""
     mods = model.modalities
-    rows = np.flatnonzero(np.stack([val.present[m] for m in mods]).sum(axis=0) >= 2)
+    rows = np.flatnonzero(_scorable(val, mods))
     sub = val.subset(rows[:VAL_RECALL_POSTS])
     if isinstance(sub, StoreView):
         sub = sub.load()
@@ -463,8 +463,8 @@ def _train_auto(
             fit_on, score_on = train.subset(split[0]), train.subset(split[1])
     can_contest = (
         score_on is not None
-        and _complete_posts(fit_on, modalities) >= GCCA_MIN_POSTS
-        and _scored_posts(score_on, modalities) >= AUTO_MIN_SCORE_POSTS
+        and int(fit_on.complete(modalities).sum()) >= GCCA_MIN_POSTS
+        and int(_scorable(score_on, modalities).sum()) >= AUTO_MIN_SCORE_POSTS
     )
     if not can_contest:
         result = _train(train, config.start("random"), val, progress, distributed)
@@ -517,12 +517,9 @@ def _record_choice(
     return result
 
 
-def _complete_posts(fs: FeatureSet | StoreView, modalities: list[str]) -> int:
-    return int(np.stack([fs.present[m] for m in modalities]).all(0).sum())
-
-
-def _scored_posts(fs: FeatureSet | StoreView, modalities: list[str]) -> int:
-    return int((np.stack([fs.present[m] for m in modalities]).sum(0) >= 2).sum())
+def _scorable(fs: FeatureSet | StoreView, modalities: Sequence[str]) -> np.ndarray:
+    """Mask of the posts with at least two of ``modalities``: the ones retrieval can score."""
+    return np.stack([fs.present[m] for m in modalities]).sum(axis=0) >= 2
 
 
 def _inner_split(
@@ -659,7 +656,7 @@ def _initial_model(
     model = NModalModel(model_config, loss=build_loss(loss_spec))
     set_input_statistics(model, train, modalities, config.missing, config.seed)
     if config.init == "gcca":
-        complete = np.flatnonzero(np.stack([train.present[m] for m in modalities]).all(0))
+        complete = np.flatnonzero(train.complete(modalities))
         if len(complete) > GCCA_INIT_POSTS:  # the closed form needs a sample, not all
             rng = np.random.default_rng(config.seed)
             complete = np.sort(rng.choice(complete, GCCA_INIT_POSTS, replace=False))
