@@ -229,7 +229,7 @@ def measure(
     paper_tiny: bool = False,
 ) -> dict[str, Any]:
     """The measurement itself (in this process, with its OpenMP settings)."""
-    from nmodal.encoders.lite_onnx import onnxruntime_available
+    from nmodal.encoders.lite_onnx import resolve_backend
 
     n_offline, n_loop, n_paper = (32, 4, 2) if quick else (64, 8, 4)
     n_offline, n_loop = posts or n_offline, loop_posts or n_loop
@@ -238,7 +238,7 @@ def measure(
         "workers": default_workers(encode=True),
         "quick": quick,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
-        "lite_backend": "onnxruntime" if onnxruntime_available() else "torch",
+        "lite_backend": resolve_backend("auto", "fp32"),
     }
     with tempfile.TemporaryDirectory(prefix="nmodal-bench-extract-") as tmp:
         root = Path(tmp)

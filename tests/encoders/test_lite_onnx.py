@@ -12,6 +12,7 @@ import pytest
 
 from nmodal.encoders import build_encoder, from_provenance
 from nmodal.encoders import lite_onnx as lite_onnx_mod
+from nmodal.encoders import lite_openvino as lite_openvino_mod
 from nmodal.encoders import offline as offline_mod
 from nmodal.errors import InputError
 from nmodal.media import load_image, sample_video
@@ -61,7 +62,7 @@ def test_onnxruntime_fp32_equals_the_torch_path_and_is_exported_once(
         f"efficientnet-lite0-{digest[:16]}-224x224-fp32-v{lite_onnx_mod.EXPORT_VERSION}.onnx"
     ]
     stamp = files[0].stat().st_mtime_ns
-    offline_mod._CACHE.pop(("lite-onnx", (224, 224), "fp32", 1), None)
+    offline_mod._CACHE.pop(("lite-onnxruntime", (224, 224), "fp32", 1), None)
     build_encoder("efficientnet-lite0", backend="onnxruntime", num_threads=1)
     assert files[0].stat().st_mtime_ns == stamp  # read from the cache, not exported again
 
@@ -77,6 +78,7 @@ def test_auto_falls_back_to_torch_without_onnxruntime(
     monkeypatch: pytest.MonkeyPatch, cache: Path
 ) -> None:
     monkeypatch.setattr(lite_onnx_mod, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(lite_openvino_mod, "openvino_available", lambda: False)
     enc = build_encoder("efficientnet-lite0")
     assert enc.provenance()["details"] == {"backend": "torch"}
     assert not cache.exists()  # nothing exported

@@ -95,9 +95,10 @@ def register(sub: Any) -> None:
         "swscale); an existing store is resumed with the one it records",
     )  # fmt: skip
     p.add_argument(
-        "--lite-backend", choices=("auto", "torch", "onnxruntime"), default=None,
-        help="where the offline set's EfficientNet-Lite0 runs: auto (default: onnxruntime "
-        "when installed, pip install 'nmodal[onnx]'; same features as torch within 1e-4)",
+        "--lite-backend", choices=("auto", "torch", "onnxruntime", "openvino"), default=None,
+        help="where the offline set's EfficientNet-Lite0 runs: auto (default: openvino when "
+        "installed, pip install 'nmodal[openvino]', else onnxruntime, pip install "
+        "'nmodal[onnx]', else torch; the same features within 1e-4)",
     )  # fmt: skip
     p.add_argument(
         "--lite-precision", choices=("fp32", "int8"), default=None,

@@ -45,7 +45,7 @@ from nmodal.atomic import writing_file
 from nmodal.encoders.efficientnet_lite import SameConv2d
 from nmodal.errors import InputError
 
-BACKENDS = ("auto", "torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "int8")
 CACHE_ENV = "NMODAL_CACHE_DIR"
 #: bumped whenever the exported graph or the quantisation recipe changes
@@ -60,7 +60,10 @@ def onnxruntime_available() -> bool:
 
 
 def resolve_backend(backend: str | None, precision: str) -> str:
-    """``auto``/None -> ``onnxruntime`` when installed, else ``torch``; int8 needs onnxruntime."""
+    """``auto``/None -> ``openvino`` when installed (the fastest exact path), else
+    ``onnxruntime`` when installed, else ``torch``; int8 needs onnxruntime (``auto`` picks it)."""
+    from nmodal.encoders.lite_openvino import openvino_available
+
     backend = backend or "auto"
     if backend not in BACKENDS:
         raise InputError(f"efficientnet-lite0: backend must be one of {BACKENDS}, got {backend!r}")
@@ -69,7 +72,15 @@ def resolve_backend(backend: str | None, precision: str) -> str:
             f"efficientnet-lite0: precision must be one of {PRECISIONS}, got {precision!r}"
         )
     if backend == "auto":
-        backend = "onnxruntime" if onnxruntime_available() else "torch"
+        if precision == "fp32" and openvino_available():
+            backend = "openvino"
+        else:
+            backend = "onnxruntime" if onnxruntime_available() else "torch"
+    if backend == "openvino" and not openvino_available():
+        raise InputError(
+            "efficientnet-lite0: the openvino backend needs openvino and onnx: "
+            "pip install 'nmodal[openvino]'"
+        )
     if backend == "onnxruntime" and not onnxruntime_available():
         raise InputError(
             "efficientnet-lite0: the onnxruntime backend needs onnxruntime: "
@@ -78,7 +89,7 @@ def resolve_backend(backend: str | None, precision: str) -> str:
     if precision == "int8" and backend != "onnxruntime":
         raise InputError(
             "efficientnet-lite0: precision int8 runs in onnxruntime only "
-            "(pip install 'nmodal[onnx]'; not with backend torch)"
+            f"(pip install 'nmodal[onnx]'; not with backend {backend})"
         )
     return backend
 

