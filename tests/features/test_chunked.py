@@ -43,7 +43,7 @@ def test_offline_store_is_byte_identical_for_1_and_2_workers_and_equals_per_post
     assert _files(tmp_path / "w1") == _files(tmp_path / "w2")
 
     # independent: each post decoded and encoded alone, in this process, by the torch fp32
-    # path (the store was encoded by onnxruntime when it is installed)
+    # path (the store was encoded by OpenVINO or onnxruntime when installed)
     torch_path = {"image": {"backend": "torch"}, "video": {"backend": "torch"}}
     encs = encoder_set("offline", modalities=MODS, device="cpu", settings=torch_path)
     spec = extract_mod.decode_spec(encs, 16, 0, 30.0, 1024)
