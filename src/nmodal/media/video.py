@@ -29,7 +29,7 @@ from PIL import Image
 
 from nmodal.errors import MediaError
 from nmodal.media._container import AV_ERRORS, check_file, media_errors, open_input
-from nmodal.media.image import SWSCALE_INTERPOLATION
+from nmodal.media.image import SWSCALE_INTERPOLATION, frame_to_rgb
 
 SEEK_MIN_FRAMES = 600  # below this, sequential decoding is always cheap enough
 SEEK_COST_FRAMES = 8  # a seek is charged like decoding this many frames
@@ -315,7 +315,7 @@ class _Converter:
                 height=max(1, round(h * scale)),
                 interpolation="AREA",
             )
-        arr: np.ndarray = frame.to_ndarray(**kwargs)
+        arr = frame_to_rgb(frame, **kwargs)
         self.rotation = _rotation(frame)
         if self.autorotate:
             k = self.rotation // 90
