@@ -10,9 +10,11 @@ video = 16 frames, audio = the clip's track). Measured in the same run:
   ``encode`` on its torch path (EfficientNet-Lite0 ``backend="torch"``);
 - ``extract``: the real pipeline with its defaults, ``nmodal.features.extract_features``,
   whose workers (one per core, one thread each) decode *and* encode their own 8-post
-  chunks, resizing with swscale while decoding and running EfficientNet-Lite0 in
-  onnxruntime fp32 when it is installed (else torch);
-- ``extract int8`` (``--int8``, offline set): the same with ``precision="int8"``.
+  chunks, resizing with swscale while decoding and running EfficientNet-Lite0 in fp32 in
+  OpenVINO or onnxruntime when installed (else torch);
+- ``extract int8`` (``--int8``) and ``extract bf16`` (``--bf16``), offline set: the same
+  with EfficientNet-Lite0 in ``precision="int8"`` (onnxruntime) or ``"bf16"`` (OpenVINO,
+  CPUs with native bf16): faster, with different features.
 
 Sets: ``offline`` (e5-small, EfficientNet-Lite0 image and frames, log-mel) and ``paper``
 (distilbert-base, ViT-MAE-base, VideoMAE-base with 16 frames, wav2vec2-base built from
@@ -26,7 +28,9 @@ Reported: posts/s of each, the ratio extract / loop, and the core-seconds per st
 so the two are one stage; each encoder; this process's waiting and writing); ``outside`` is the
 share of the workers' core-seconds not spent inside an encoder (decoding included), and
 ``overhead`` the share spent neither decoding nor encoding (waiting, pipes, writing). The
-loop encodes one post untimed before it starts timing. On a machine whose cores are shared
+loop encodes one post untimed before it starts timing, and runs half its posts before the
+extract runs and half after them, so that a change of the machine's load during the run
+weighs on both sides of the ratio. On a machine whose cores are shared
 with other jobs the absolute figures are noisy: compare the ratios.
 
 Usage::
@@ -201,6 +205,7 @@ def run(
     loop_posts: int | None = None,
     int8: bool = False,
     paper_tiny: bool = False,
+    bf16: bool = False,
 ) -> dict[str, Any]:
     """Extract with both sets and return their figures (see the module docstring).
 
@@ -213,6 +218,7 @@ def run(
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--json", str(out_json)]
         flags = [*(["--quick"] if quick else []), *([] if paper else ["--no-paper"])]
         flags += [*(["--int8"] if int8 else []), *(["--paper-tiny"] if paper_tiny else [])]
+        flags += [*(["--bf16"] if bf16 else [])]
         flags += [*(["--posts", str(posts)] if posts else [])]
         flags += [*(["--loop-posts", str(loop_posts)] if loop_posts else [])]
         subprocess.run([*cmd, *flags], env=env, check=True)
@@ -227,6 +233,7 @@ def measure(
     loop_posts: int | None = None,
     int8: bool = False,
     paper_tiny: bool = False,
+    bf16: bool = False,
 ) -> dict[str, Any]:
     """The measurement itself (in this process, with its OpenMP settings)."""
     from nmodal.encoders.lite_onnx import resolve_backend
@@ -245,28 +252,32 @@ def measure(
         t0 = time.perf_counter()
         dataset = write_posts_dataset(root / "ds", max(n_offline, n_paper, n_loop))
         out["generate_seconds"] = time.perf_counter() - t0
-        out["offline_loop"] = sequential_loop(
-            _limited(dataset, root / "ds-loop", n_loop), "offline", None
+        first = sequential_loop(
+            _limited(dataset, root / "ds-loop1", (n_loop + 1) // 2), "offline", None
         )
-        out["offline"] = {
-            "posts": n_offline,
-            **_measure(_limited(dataset, root / "ds-off", n_offline), root / "off", "offline", None),
-        }  # fmt: skip
-        out["offline"]["x_loop"] = (
-            out["offline"]["posts_per_second"] / out["offline_loop"]["posts_per_second"]
-        )
-        if int8:
-            lite = {"precision": "int8"}
-            out["offline_int8"] = {
+        runs = ["offline", *(f"offline_{p}" for p, on in (("int8", int8), ("bf16", bf16)) if on)]
+        for name in runs:
+            precision = name.partition("_")[2]
+            lite = {"precision": precision} if precision else None
+            out[name] = {
                 "posts": n_offline,
                 **_measure(
-                    _limited(dataset, root / "ds-int8", n_offline), root / "int8", "offline",
-                    {"image": lite, "video": lite},
+                    _limited(dataset, root / f"ds-{name}", n_offline),
+                    root / name,
+                    "offline",
+                    {"image": lite, "video": lite} if lite else None,
                 ),
-            }  # fmt: skip
-            out["offline_int8"]["x_loop"] = (
-                out["offline_int8"]["posts_per_second"] / out["offline_loop"]["posts_per_second"]
-            )
+            }
+        second = sequential_loop(
+            _limited(dataset, root / "ds-loop2", n_loop // 2, start=(n_loop + 1) // 2),
+            "offline",
+            None,
+        )
+        out["offline_loop"] = _joined(first, second)
+        for name in runs:
+            out[name]["x_loop"] = (
+                out[name]["posts_per_second"] / out["offline_loop"]["posts_per_second"]
+            )  # fmt: skip
         if paper:
             if paper_tiny:
                 from tests.encoders.tiny_models import write_tiny_models
@@ -292,12 +303,21 @@ def measure(
     return out
 
 
-def _limited(dataset: Path, root: Path, n: int) -> Path:
-    """The first ``n`` posts of ``dataset`` as a dataset of its own (same media files)."""
+def _limited(dataset: Path, root: Path, n: int, start: int = 0) -> Path:
+    """``n`` posts of ``dataset`` from ``start`` on as a dataset of its own (same media files)."""
     from nmodal.sources.posts import read_posts
 
-    write_posts(read_posts(dataset).iloc[:n], root)
+    write_posts(read_posts(dataset).iloc[start : start + n], root)
     return root
+
+
+def _joined(*loops: dict[str, Any]) -> dict[str, Any]:
+    """One loop figure of loop runs made at different times: posts and seconds summed."""
+    loops = tuple(r for r in loops if r["posts"])
+    posts, seconds = sum(r["posts"] for r in loops), sum(r["seconds"] for r in loops)
+    stages = {k: sum(r["stage_seconds"][k] for r in loops) for k in loops[0]["stage_seconds"]}
+    return {"posts": posts, "seconds": seconds, "posts_per_second": posts / seconds,
+            "stage_seconds": stages, "parts_posts_per_second": [r["posts_per_second"] for r in loops]}  # fmt: skip
 
 
 def report(result: dict[str, Any]) -> str:
@@ -306,23 +326,26 @@ def report(result: dict[str, Any]) -> str:
         f"OMP_WAIT_POLICY={result['omp_wait_policy']}, extract's Lite0 backend: "
         f"{result.get('lite_backend', '?')}" + (" (quick)" if result["quick"] else ""),
         "figures on a shared machine are noisy: compare the ratios measured in the same run",
-        f"{'run':14} {'posts':>5} {'posts/s':>8} {'x loop':>7} {'outside':>8}  core-seconds per stage",
+        f"{'run':20} {'posts':>5} {'posts/s':>8} {'x loop':>7} {'outside':>8}  core-seconds per stage",
     ]
     if "paper_models" in result:
         lines.append(f"paper set: {result['paper_models']} checkpoints")
-    for name in ("offline", "offline_int8", "paper"):
+    for name in ("offline", "offline_int8", "offline_bf16", "paper"):
         if name not in result:
             continue
         loop, r = result[f"{name.split('_')[0]}_loop"], result[name]
         st = ", ".join(f"{k} {v:.1f}" for k, v in loop["stage_seconds"].items())
-        if name != "offline_int8":
+        if len(loop.get("parts_posts_per_second", [])) > 1:
+            parts = " / ".join(f"{v:.2f}" for v in loop["parts_posts_per_second"])
+            st += f" (posts/s before / after the extract runs: {parts})"
+        if name in ("offline", "paper"):
             lines.append(
-                f"{name + ' loop':14} {loop['posts']:>5} {loop['posts_per_second']:>8.2f} "
+                f"{name + ' loop':20} {loop['posts']:>5} {loop['posts_per_second']:>8.2f} "
                 f"{1.0:>7.2f} {'':>8}  {st}"
             )
         enc = ", ".join(f"{m} {v:.1f}" for m, v in r["encode_seconds"].items())
         lines.append(
-            f"{name + ' extract':14} {r['posts']:>5} {r['posts_per_second']:>8.2f} "
+            f"{name + ' extract':20} {r['posts']:>5} {r['posts_per_second']:>8.2f} "
             f"{r['x_loop']:>7.2f} {100 * r['outside_share']:>7.1f}%  overhead {100 * r['overhead_share']:.1f}%, decode+resize "
             f"{r['decode_seconds']:.1f}, {enc}, waiting {r['wait_seconds']:.1f} (this process), "
             f"writing {r['write_seconds']:.2f}, startup {r['startup_seconds']:.1f} s"
@@ -342,6 +365,9 @@ def main() -> None:
         "--int8", action="store_true", help="also extract with EfficientNet-Lite0 in int8"
     )
     parser.add_argument(
+        "--bf16", action="store_true", help="also extract with EfficientNet-Lite0 in bf16"
+    )
+    parser.add_argument(
         "--paper-tiny", action="store_true", help="paper set with tiny checkpoints (a check)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -349,12 +375,24 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         figures = measure(
-            args.quick, not args.no_paper, args.posts, args.loop_posts, args.int8, args.paper_tiny
+            args.quick,
+            not args.no_paper,
+            args.posts,
+            args.loop_posts,
+            args.int8,
+            args.paper_tiny,
+            args.bf16,
         )
         args.json.write_text(json.dumps(figures, indent=2))
         return
     result = run(
-        args.quick, not args.no_paper, args.posts, args.loop_posts, args.int8, args.paper_tiny
+        args.quick,
+        not args.no_paper,
+        args.posts,
+        args.loop_posts,
+        args.int8,
+        args.paper_tiny,
+        args.bf16,
     )
     print(report(result))
     if args.json:

@@ -107,3 +107,43 @@ def test_without_openvino_auto_takes_onnxruntime_and_openvino_says_what_to_insta
     assert enc.provenance()["details"] == {"backend": expected}
     with pytest.raises(InputError, match="nmodal\\[openvino\\]"):
         build_encoder("efficientnet-lite0-frames", backend="openvino")
+
+
+def _native_bf16() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+@pytest.mark.usefixtures("openvino")
+def test_bf16_is_a_recorded_setting_close_to_fp32_on_real_pictures(
+    tmp_path: Path, cache: Path
+) -> None:
+    if not _native_bf16():
+        pytest.skip("this CPU has no native bf16")
+    pictures = _pictures(tmp_path)
+    bf16 = build_encoder("efficientnet-lite0", precision="bf16", num_threads=1)
+    fp32 = build_encoder("efficientnet-lite0", backend="torch", num_threads=1)
+    info = bf16.provenance()
+    assert info["settings"] == {"precision": "bf16"} and info["details"] == {"backend": "openvino"}
+    got, want = bf16.encode(pictures), fp32.encode(pictures)
+    cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+    # measured on the demo corpus and the real exports: worst 0.992, median 0.998
+    assert cos.min() > 0.98
+    assert np.abs(got - want).max() > 1e-3  # really bf16, not float32 under another name
+    assert np.array_equal(from_provenance(info, num_threads=1).encode(pictures), got)
+
+
+@pytest.mark.usefixtures("openvino")
+def test_bf16_refuses_cpus_without_it_and_other_backends(
+    monkeypatch: pytest.MonkeyPatch, cache: Path
+) -> None:
+    with pytest.raises(InputError, match=r"bf16 runs in OpenVINO only.*onnxruntime"):
+        build_encoder("efficientnet-lite0", backend="onnxruntime", precision="bf16")
+    # a CPU without native bf16: the plugin compiles float32 whatever the hint says
+    real = lite_openvino_mod.compile_config
+    monkeypatch.setattr(
+        lite_openvino_mod, "compile_config", lambda n, precision="fp32": real(n, "fp32")
+    )
+    with pytest.raises(InputError, match="native bf16"):
+        build_encoder("efficientnet-lite0-frames", precision="bf16", num_threads=1)

@@ -101,9 +101,10 @@ def register(sub: Any) -> None:
         "'nmodal[onnx]', else torch; the same features within 1e-4)",
     )  # fmt: skip
     p.add_argument(
-        "--lite-precision", choices=("fp32", "int8"), default=None,
-        help="EfficientNet-Lite0 precision: fp32 (default) or int8 (static quantisation in "
-        "onnxruntime: faster, different features; see the README for its measured agreement)",
+        "--lite-precision", choices=("fp32", "bf16", "int8"), default=None,
+        help="EfficientNet-Lite0 precision: fp32 (default), bf16 (OpenVINO on CPUs with "
+        "native bf16) or int8 (static quantisation in onnxruntime): faster, different "
+        "features; see the README for their measured agreement",
     )  # fmt: skip
     p.add_argument(
         "--limit", type=int, default=None, help="only the first N kept posts (a trial run)"

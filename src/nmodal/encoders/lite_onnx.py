@@ -46,7 +46,7 @@ from nmodal.encoders.efficientnet_lite import SameConv2d
 from nmodal.errors import InputError
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "bf16")
 CACHE_ENV = "NMODAL_CACHE_DIR"
 #: bumped whenever the exported graph or the quantisation recipe changes
 EXPORT_VERSION = "2"
@@ -61,7 +61,8 @@ def onnxruntime_available() -> bool:
 
 def resolve_backend(backend: str | None, precision: str) -> str:
     """``auto``/None -> ``openvino`` when installed (the fastest exact path), else
-    ``onnxruntime`` when installed, else ``torch``; int8 needs onnxruntime (``auto`` picks it)."""
+    ``onnxruntime`` when installed, else ``torch``; int8 needs onnxruntime and bf16 OpenVINO
+    (``auto`` picks them)."""
     from nmodal.encoders.lite_openvino import openvino_available
 
     backend = backend or "auto"
@@ -72,7 +73,7 @@ def resolve_backend(backend: str | None, precision: str) -> str:
             f"efficientnet-lite0: precision must be one of {PRECISIONS}, got {precision!r}"
         )
     if backend == "auto":
-        if precision == "fp32" and openvino_available():
+        if precision == "bf16" or (precision == "fp32" and openvino_available()):
             backend = "openvino"
         else:
             backend = "onnxruntime" if onnxruntime_available() else "torch"
@@ -85,6 +86,11 @@ def resolve_backend(backend: str | None, precision: str) -> str:
         raise InputError(
             "efficientnet-lite0: the onnxruntime backend needs onnxruntime: "
             "pip install 'nmodal[onnx]'"
+        )
+    if precision == "bf16" and backend != "openvino":
+        raise InputError(
+            "efficientnet-lite0: precision bf16 runs in OpenVINO only "
+            f"(pip install 'nmodal[openvino]'; not with backend {backend})"
         )
     if precision == "int8" and backend != "onnxruntime":
         raise InputError(

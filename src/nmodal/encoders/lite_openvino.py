@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from nmodal.errors import InputError
+
 
 def openvino_available() -> bool:
     """Whether ``openvino`` and ``onnx`` (the optional extra ``nmodal[openvino]``) are
@@ -38,11 +40,11 @@ def openvino_available() -> bool:
     return all(importlib.util.find_spec(p) is not None for p in ("openvino", "onnx"))
 
 
-def compile_config(num_threads: int) -> dict[str, Any]:
-    """The CPU plugin's settings: float32 (never bf16 or fp16 on its own), ``num_threads``
-    threads, one stream, no pinning."""
+def compile_config(num_threads: int, precision: str = "fp32") -> dict[str, Any]:
+    """The CPU plugin's settings: float32 (never bf16 or fp16 on its own) or, asked for,
+    bf16; ``num_threads`` threads, one stream, no pinning."""
     return {
-        "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
         "INFERENCE_NUM_THREADS": int(num_threads),
         "NUM_STREAMS": 1,
         "PERFORMANCE_HINT": "LATENCY",
@@ -54,18 +56,25 @@ class LiteOpenVino:
     """A compiled OpenVINO model of the exported Lite0: uint8 ``(N, H, W, 3)`` -> ``(N, 1280)``.
 
     ``num_threads``: the plugin's inference threads (default: torch's thread count, so a
-    one-thread extraction worker runs one OpenVINO thread too)."""
+    one-thread extraction worker runs one OpenVINO thread too). ``precision="bf16"`` runs
+    the convolutions in bfloat16 on CPUs with native bf16 (AVX-512 BF16 or AMX) and refuses
+    other CPUs, where the plugin would quietly run float32 instead."""
 
-    def __init__(self, path: Path, num_threads: int | None = None) -> None:
+    def __init__(self, path: Path, num_threads: int | None = None, precision: str = "fp32") -> None:
         import openvino as ov
 
         core = ov.Core()
         threads = int(num_threads or torch.get_num_threads())
         self.path = path
         self.compiled = core.compile_model(
-            core.read_model(str(path)), "CPU", compile_config(threads)
+            core.read_model(str(path)), "CPU", compile_config(threads, precision)
         )
         self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        if precision == "bf16" and "bfloat16" not in self.precision:
+            raise InputError(
+                "efficientnet-lite0: precision bf16 needs a CPU with native bf16 (AVX-512 BF16 "
+                f"or AMX); OpenVINO runs {self.precision} here: use fp32"
+            )
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()
 

@@ -198,7 +198,8 @@ class _LiteFeatures:
 
     ``backend``: ``auto`` (on the CPU OpenVINO when it is installed, else onnxruntime when
     it is, else torch), ``torch``, ``onnxruntime`` or ``openvino``; ``precision`` ``int8``
-    runs the quantised model (onnxruntime only)."""
+    runs the quantised model (onnxruntime only), ``bf16`` the convolutions in bfloat16
+    (OpenVINO on CPUs with native bf16)."""
 
     def __init__(
         self,
@@ -238,7 +239,8 @@ class _LiteFeatures:
     ) -> LiteOnnx | LiteOpenVino:
         digest = lite_weights_sha256()
         if self.backend == "openvino":  # compiled from the cached fp32 ONNX export
-            return LiteOpenVino(export_fp32(self.net, digest, size, LITE_MEAN, LITE_STD), threads)
+            fp32 = export_fp32(self.net, digest, size, LITE_MEAN, LITE_STD)
+            return LiteOpenVino(fp32, threads, precision)
         return session_for(self.net, digest, size, precision, LITE_MEAN, LITE_STD, threads)
 
     def _run(self, pictures: list[np.ndarray]) -> np.ndarray:
@@ -305,8 +307,9 @@ class EfficientNetLite0Image(Encoder):
     ) -> None:
         # ``size``: pictures are resized to size x size (default 224, the training size;
         # smaller is faster for small media); recorded in the settings only when not 224.
-        # ``precision``: fp32 (default) or int8 (quantised, onnxruntime; changes the
-        # features, so it is a setting); ``backend``: where fp32 runs (a runtime choice)
+        # ``precision``: fp32 (default), int8 (quantised, onnxruntime) or bf16 (OpenVINO,
+        # CPUs with native bf16): both change the features, so precision is a setting;
+        # ``backend``: where fp32 runs (a runtime choice)
         self.input_size = _lite_size(size)
         super().__init__(settings=_lite_settings(size, precision), **runtime)
         self._features = _lite_features(self, precision, backend)
