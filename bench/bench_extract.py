@@ -14,7 +14,10 @@ video = 16 frames, audio = the clip's track). Measured in the same run:
   OpenVINO or onnxruntime when installed (else torch);
 - ``extract int8`` (``--int8``) and ``extract bf16`` (``--bf16``), offline set: the same
   with EfficientNet-Lite0 in ``precision="int8"`` (onnxruntime) or ``"bf16"`` (OpenVINO,
-  CPUs with native bf16): faster, with different features.
+  CPUs with native bf16): faster, with different features;
+- ``paper_bf16 extract`` (``--paper-dtype bfloat16``, paper set): the same with every paper
+  encoder's model in bfloat16 (``dtype="bfloat16"``, as ``nmodal extract --encoder-dtype``),
+  beside the fp32 paper run and its loop.
 
 Sets: ``offline`` (e5-small, EfficientNet-Lite0 image and frames, log-mel) and ``paper``
 (distilbert-base, ViT-MAE-base, VideoMAE-base with 16 frames, wav2vec2-base built from
@@ -30,7 +33,10 @@ share of the workers' core-seconds not spent inside an encoder (decoding include
 ``overhead`` the share spent neither decoding nor encoding (waiting, pipes, writing). The
 loop encodes one post untimed before it starts timing, and runs half its posts before the
 extract runs and half after them, so that a change of the machine's load during the run
-weighs on both sides of the ratio. On a machine whose cores are shared
+weighs on both sides of the ratio (the offline set's loop; the paper set's runs before its
+extracts). The workers take 8-post chunks: the paper set's default 4 posts keep one worker
+busy, so ``--paper-posts 16`` (or more) for its extract figures on 2 cores. On a machine
+whose cores are shared
 with other jobs the absolute figures are noisy: compare the ratios.
 
 Usage::
@@ -38,8 +44,9 @@ Usage::
     .venv/bin/python bench/bench_extract.py --quick --no-paper   # 32 posts, loop on 4
     .venv/bin/python bench/bench_extract.py                      # 64 / 8, paper 4 / 4
     .venv/bin/python bench/bench_extract.py --posts 256 --loop-posts 16 --int8 --json x.json
+    .venv/bin/python bench/bench_extract.py --posts 16 --loop-posts 4 --paper-posts 16 --paper-dtype bfloat16
 
-``run(quick, paper)`` returns the figures as a dict, ``report(result)`` formats them.
+``run(quick, paper, ...)`` returns the figures as a dict, ``report(result)`` formats them.
 """
 
 from __future__ import annotations
@@ -206,6 +213,8 @@ def run(
     int8: bool = False,
     paper_tiny: bool = False,
     bf16: bool = False,
+    paper_dtype: str | None = None,
+    paper_posts: int | None = None,
 ) -> dict[str, Any]:
     """Extract with both sets and return their figures (see the module docstring).
 
@@ -221,6 +230,8 @@ def run(
         flags += [*(["--bf16"] if bf16 else [])]
         flags += [*(["--posts", str(posts)] if posts else [])]
         flags += [*(["--loop-posts", str(loop_posts)] if loop_posts else [])]
+        flags += [*(["--paper-dtype", paper_dtype] if paper_dtype else [])]
+        flags += [*(["--paper-posts", str(paper_posts)] if paper_posts else [])]
         subprocess.run([*cmd, *flags], env=env, check=True)
         result: dict[str, Any] = json.loads(out_json.read_text())
     return result
@@ -234,12 +245,14 @@ def measure(
     int8: bool = False,
     paper_tiny: bool = False,
     bf16: bool = False,
+    paper_dtype: str | None = None,
+    paper_posts: int | None = None,
 ) -> dict[str, Any]:
     """The measurement itself (in this process, with its OpenMP settings)."""
     from nmodal.encoders.lite_onnx import resolve_backend
 
     n_offline, n_loop, n_paper = (32, 4, 2) if quick else (64, 8, 4)
-    n_offline, n_loop = posts or n_offline, loop_posts or n_loop
+    n_offline, n_loop, n_paper = posts or n_offline, loop_posts or n_loop, paper_posts or n_paper
     out: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
         "workers": default_workers(encode=True),
@@ -300,7 +313,22 @@ def measure(
             out["paper"]["x_loop"] = (
                 out["paper"]["posts_per_second"] / out["paper_loop"]["posts_per_second"]
             )
+            if paper_dtype:
+                name = PAPER_DTYPES[paper_dtype]
+                cast = {m: {**s, "dtype": paper_dtype} for m, s in settings.items()}
+                out[name] = {
+                    "posts": n_paper,
+                    **_measure(_limited(dataset, root / f"ds-{name}", n_paper), root / name,
+                               "paper", cast),
+                }  # fmt: skip
+                out[name]["x_loop"] = (
+                    out[name]["posts_per_second"] / out["paper_loop"]["posts_per_second"]
+                )
     return out
+
+
+#: ``--paper-dtype`` -> the name of its run in the figures
+PAPER_DTYPES = {"bfloat16": "paper_bf16", "float16": "paper_fp16"}
 
 
 def _limited(dataset: Path, root: Path, n: int, start: int = 0) -> Path:
@@ -330,7 +358,7 @@ def report(result: dict[str, Any]) -> str:
     ]
     if "paper_models" in result:
         lines.append(f"paper set: {result['paper_models']} checkpoints")
-    for name in ("offline", "offline_int8", "offline_bf16", "paper"):
+    for name in ("offline", "offline_int8", "offline_bf16", "paper", *PAPER_DTYPES.values()):
         if name not in result:
             continue
         loop, r = result[f"{name.split('_')[0]}_loop"], result[name]
@@ -370,6 +398,14 @@ def main() -> None:
     parser.add_argument(
         "--paper-tiny", action="store_true", help="paper set with tiny checkpoints (a check)"
     )
+    parser.add_argument(
+        "--paper-dtype", choices=sorted(PAPER_DTYPES), default=None,
+        help="also extract with the paper set's models in this dtype",
+    )  # fmt: skip
+    parser.add_argument(
+        "--paper-posts", type=int, default=None,
+        help="posts for the paper set's loop and extracts (default 4; 2 with --quick)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -382,6 +418,8 @@ def main() -> None:
             args.int8,
             args.paper_tiny,
             args.bf16,
+            args.paper_dtype,
+            args.paper_posts,
         )
         args.json.write_text(json.dumps(figures, indent=2))
         return
@@ -393,6 +431,8 @@ def main() -> None:
         args.int8,
         args.paper_tiny,
         args.bf16,
+        args.paper_dtype,
+        args.paper_posts,
     )
     print(report(result))
     if args.json:

@@ -87,3 +87,35 @@ def test_cli_builds_one_extract_config_and_the_same_store_as_the_library(
         extract_config_from_args(build_parser().parse_args([*argv, *lite]))
     with pytest.raises(TypeError, match="unexpected option"):
         extract_features(ds, tmp_path / "x", want, frames=3)
+
+
+def test_encoder_dtype_sets_the_paper_encoders_dtype_per_modality() -> None:
+    from nmodal.cli import build_parser
+    from nmodal.cli.extract import encoder_dtypes, extract_config_from_args
+    from nmodal.errors import InputError
+
+    mods = ["text", "video", "audio"]
+    assert encoder_dtypes(None, "offline", mods) == {}
+    assert encoder_dtypes("bf16", "paper", mods) == {m: {"dtype": "bfloat16"} for m in mods}
+    assert encoder_dtypes(" video = bfloat16 , audio=fp32", "paper", mods) == {
+        "video": {"dtype": "bfloat16"},
+        "audio": {"dtype": "float32"},
+    }
+    for text, match in [
+        ("int4", "--encoder-dtype: unknown dtype 'int4'"),
+        ("video=", "MODALITY=DTYPE"),
+        ("video=bf16,bf16", "MODALITY=DTYPE"),
+        (",", "got nothing"),
+        ("image=bf16", "not one of --modalities text,video,audio"),
+        ("video=bf16,video=fp32", "given twice"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            encoder_dtypes(text, "paper", mods)
+    with pytest.raises(InputError, match="--lite-precision"):
+        encoder_dtypes("bfloat16", "offline", mods)
+
+    argv = ["extract", "ds", "--out", "s", "--encoders", "paper", "--modalities", "text,video",
+            "--model-path", "video=/m/videomae", "--encoder-dtype", "video=bfloat16"]  # fmt: skip
+    assert extract_config_from_args(build_parser().parse_args(argv)).settings == {
+        "video": {"model_path": "/m/videomae", "dtype": "bfloat16"}
+    }
