@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from nmodal.atomic import writing_file
+from nmodal.encoders import lite_openvino
 from nmodal.encoders.efficientnet_lite import SameConv2d
 from nmodal.errors import InputError
 
@@ -63,8 +64,6 @@ def resolve_backend(backend: str | None, precision: str) -> str:
     """``auto``/None -> ``openvino`` when installed (the fastest exact path), else
     ``onnxruntime`` when installed, else ``torch``; int8 needs onnxruntime and bf16 OpenVINO
     (``auto`` picks them)."""
-    from nmodal.encoders.lite_openvino import openvino_available
-
     backend = backend or "auto"
     if backend not in BACKENDS:
         raise InputError(f"efficientnet-lite0: backend must be one of {BACKENDS}, got {backend!r}")
@@ -73,11 +72,11 @@ def resolve_backend(backend: str | None, precision: str) -> str:
             f"efficientnet-lite0: precision must be one of {PRECISIONS}, got {precision!r}"
         )
     if backend == "auto":
-        if precision == "bf16" or (precision == "fp32" and openvino_available()):
+        if precision == "bf16" or (precision == "fp32" and lite_openvino.openvino_available()):
             backend = "openvino"
         else:
             backend = "onnxruntime" if onnxruntime_available() else "torch"
-    if backend == "openvino" and not openvino_available():
+    if backend == "openvino" and not lite_openvino.openvino_available():
         raise InputError(
             "efficientnet-lite0: the openvino backend needs openvino and onnx: "
             "pip install 'nmodal[openvino]'"
