@@ -68,6 +68,20 @@ def real_pictures() -> tuple[list[np.ndarray], list[np.ndarray]]:
     return photos, frames
 
 
+def cpu_description() -> str:
+    """The CPU's model name and whether it has VNNI (int8 dot products: without it int8
+    convolutions use slower AVX2 kernels, and int8 may not beat fp32)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    fields = dict(ln.split(":", 1) for ln in text.splitlines() if ":" in ln)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    vnni = "with VNNI" if flags & {"avx512_vnni", "avx_vnni"} else "without VNNI"
+    return f"{fields.get('model name', '?')}, {vnni}"
+
+
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
 
@@ -95,7 +109,12 @@ def measure(reps: int, demo_posts: int) -> dict[str, Any]:
         sources["real video frames"] = frames
     # every picture at the encoders' size first: the figures are the networks' own
     sources = {k: list(stack_resized(v, (224, 224))) for k, v in sources.items()}
-    out: dict[str, Any] = {"threads": 1, "sources": {k: len(v) for k, v in sources.items()}}
+    out: dict[str, Any] = {
+        "threads": 1,
+        "cpu": cpu_description(),
+        "load": os.getloadavg()[0],
+        "sources": {k: len(v) for k, v in sources.items()},
+    }
 
     timing = list(sources["demo corpus frames"][:16])
     for enc in paths.values():
@@ -130,6 +149,7 @@ def report(r: dict[str, Any]) -> str:
     lines = [
         "EfficientNet-Lite0, 1 thread, batches of 4 (same run; compare the ratios on a "
         "shared machine)",
+        f"cpu: {r['cpu']}; 1-min load average at the start {r['load']:.2f}",
         "pictures: " + ", ".join(f"{k} {v}" for k, v in r["sources"].items()),
     ]
     base = r["ms_per_picture"]["torch fp32"]
