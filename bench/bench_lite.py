@@ -1,4 +1,5 @@
-"""EfficientNet-Lite0 on one CPU thread: torch fp32 vs onnxruntime fp32 vs onnxruntime int8.
+"""EfficientNet-Lite0 on one CPU thread: torch fp32 vs onnxruntime fp32 and int8 (and
+OpenVINO fp32 and bf16 when installed; bf16 only on CPUs with native bf16).
 
 Measured in the same run, on real pictures: the demo corpus's frames (``nmodal.demo``
 generates a few posts) and, when ``../shared/data`` is beside the checkout, the real
@@ -6,7 +7,7 @@ exports' photos and frames of their videos. For each path: milliseconds per pict
 (batches of 4, the CPU batch of the encoders, repetitions interleaved so that a load
 change hits every path alike) and agreement with torch fp32: the largest absolute
 difference of the 1280-d features (the exact path must stay under 1e-4) and the cosine
-similarity per picture (min / median / mean) for int8.
+similarity per picture (min / median / mean) for int8 and bf16.
 
 Usage::
 
@@ -17,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -98,8 +100,22 @@ def measure(reps: int, demo_posts: int) -> dict[str, Any]:
         "onnxruntime fp32": build_encoder(
             "efficientnet-lite0", backend="onnxruntime", num_threads=1
         ),
-        "onnxruntime int8": build_encoder("efficientnet-lite0", precision="int8", num_threads=1),
+        "onnxruntime int8": build_encoder(
+            "efficientnet-lite0", backend="onnxruntime", precision="int8", num_threads=1
+        ),
     }
+    # OpenVINO, the default exact backend when installed, and its bf16 where the CPU has it
+    from nmodal.encoders.lite_openvino import openvino_available
+    from nmodal.errors import InputError
+
+    if openvino_available():
+        paths["openvino fp32"] = build_encoder(
+            "efficientnet-lite0", backend="openvino", num_threads=1
+        )
+        with contextlib.suppress(InputError):  # no native bf16 on this CPU
+            paths["openvino bf16"] = build_encoder(
+                "efficientnet-lite0", backend="openvino", precision="bf16", num_threads=1
+            )
     with tempfile.TemporaryDirectory(prefix="nmodal-bench-lite-") as tmp:
         sources = {"demo corpus frames": demo_pictures(Path(tmp) / "demo", demo_posts)}
     photos, frames = real_pictures()
@@ -131,8 +147,10 @@ def measure(reps: int, demo_posts: int) -> dict[str, Any]:
     for src, pictures in sources.items():
         ref = paths["torch fp32"].encode(pictures)
         row: dict[str, Any] = {}
-        for name in ("onnxruntime fp32", "onnxruntime int8"):
-            got = paths[name].encode(pictures)
+        for name, enc in paths.items():
+            if name == "torch fp32":
+                continue
+            got = enc.encode(pictures)
             c = _cos(got, ref)
             row[name] = {
                 "max_abs_diff": float(np.abs(got - ref).max()),

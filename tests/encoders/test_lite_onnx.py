@@ -105,7 +105,7 @@ def test_int8_is_recorded_rebuilt_and_close_to_fp32(tmp_path: Path, cache: Path)
     got = q.encode(pictures)
     cos = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
     assert not np.allclose(got, ref, atol=1e-4)  # really another computation
-    assert cos.min() > 0.97, cos  # bench/bench_lite.py: worst 0.990 on the real data
+    assert cos.min() > 0.97, cos  # measured 0.987-0.995 here; bench_lite.py: worst 0.989
     names = sorted(p.name for p in (cache / "onnx").iterdir())
     assert [n.split("-")[-2] for n in names] == ["fp32", "int8"]
     assert not [n for n in os.listdir(cache / "onnx") if n.startswith(".")]
