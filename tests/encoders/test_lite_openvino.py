@@ -63,6 +63,9 @@ def test_openvino_equals_the_torch_path_in_float32(tmp_path: Path, cache: Path) 
     # float32 inference even where the CPU has native bf16 (OpenVINO's own default there)
     session = fast._features.session  # type: ignore[attr-defined]
     assert isinstance(session, lite_openvino_mod.LiteOpenVino)
+    # one picture a call: the cheapest per picture there (torch keeps its batches of 4)
+    assert fast._features.batcher.batch_size == 1  # type: ignore[attr-defined]
+    assert ref._features.batcher.batch_size == offline_mod.LITE_CPU_BATCH  # type: ignore[attr-defined]
     assert "32" in session.precision
     # compiled from the fp32 export in the cache; the backend is recorded, not a setting
     names = [p.name for p in (cache / "onnx").iterdir()]
@@ -124,6 +127,7 @@ def test_bf16_is_a_recorded_setting_close_to_fp32_on_real_pictures(
     pictures = _pictures(tmp_path)
     bf16 = build_encoder("efficientnet-lite0", precision="bf16", num_threads=1)
     fp32 = build_encoder("efficientnet-lite0", backend="torch", num_threads=1)
+    assert bf16._features.batcher.batch_size == offline_mod.LITE_CPU_BATCH  # type: ignore[attr-defined]
     info = bf16.provenance()
     assert info["settings"] == {"precision": "bf16"} and info["details"] == {"backend": "openvino"}
     got, want = bf16.encode(pictures), fp32.encode(pictures)
