@@ -409,31 +409,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    options = (
+        args.quick, not args.no_paper, args.posts, args.loop_posts, args.int8, args.paper_tiny,
+        args.bf16, args.paper_dtype, args.paper_posts,
+    )  # fmt: skip
     if args.child:
-        figures = measure(
-            args.quick,
-            not args.no_paper,
-            args.posts,
-            args.loop_posts,
-            args.int8,
-            args.paper_tiny,
-            args.bf16,
-            args.paper_dtype,
-            args.paper_posts,
-        )
-        args.json.write_text(json.dumps(figures, indent=2))
+        args.json.write_text(json.dumps(measure(*options), indent=2))
         return
-    result = run(
-        args.quick,
-        not args.no_paper,
-        args.posts,
-        args.loop_posts,
-        args.int8,
-        args.paper_tiny,
-        args.bf16,
-        args.paper_dtype,
-        args.paper_posts,
-    )
+    result = run(*options)
     print(report(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

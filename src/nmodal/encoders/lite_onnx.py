@@ -422,13 +422,3 @@ def session_for(
     fp32 = export_fp32(net, weights_sha256, size, mean, std)
     path = fp32 if precision == "fp32" else quantize_int8(fp32, weights_sha256, size)
     return LiteOnnx(path, num_threads)
-
-
-def package_versions() -> dict[str, Any]:
-    """The onnxruntime version (recorded in an encoder's packages)."""
-    import importlib.metadata
-
-    try:
-        return {"onnxruntime": importlib.metadata.version("onnxruntime")}
-    except importlib.metadata.PackageNotFoundError:
-        return {}

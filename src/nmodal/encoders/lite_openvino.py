@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import threading
 from pathlib import Path
@@ -83,11 +82,3 @@ class LiteOpenVino:
         with self._lock:
             out = self._request.infer({0: x})
             return np.array(out[0], dtype=np.float32, copy=True)
-
-
-def package_versions() -> dict[str, Any]:
-    """The openvino version (recorded in an encoder's packages)."""
-    try:
-        return {"openvino": importlib.metadata.version("openvino")}
-    except importlib.metadata.PackageNotFoundError:
-        return {}
