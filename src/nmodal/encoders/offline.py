@@ -449,10 +449,12 @@ def log_mel(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Log-mel power spectrogram of zero-padded ``(B, L)`` signals of ``lengths`` samples.
 
-    Returns ``(B, n_mels, frames)`` and a ``(B, frames)`` validity mask. Each signal gets
-    ``n_fft // 2`` zeros on both sides and frame ``t`` is centred on sample ``t * hop``, so a
-    signal of ``n`` samples has ``1 + n // hop`` frames and its frames do not depend on
-    what else is in the batch.
+    Returns ``(B, n_mels, frames)`` and a ``(B, frames)`` validity mask (frames past a
+    signal's end hold ``log(floor)``). Each signal gets ``n_fft // 2`` zeros on both sides
+    and frame ``t`` is centred on sample ``t * hop``, so a signal of ``n`` samples has
+    ``1 + n // hop`` frames, whose bytes do not depend on what else is in the batch: the
+    filterbank product runs over each signal's own frames (a matrix product over the
+    padded batch rounds differently with its width).
     """
     x = torch.from_numpy(np.ascontiguousarray(signals, dtype=np.float32))
     x = torch.nn.functional.pad(x, (n_fft // 2, n_fft // 2))
@@ -460,19 +462,39 @@ def log_mel(
     spec = torch.stft(x, n_fft, hop_length=hop, window=window, center=False, return_complex=True)
     power = spec.real.square() + spec.imag.square()  # (B, F, T)
     fb = torch.from_numpy(mel_filterbank(n_mels, n_fft, sample_rate))
-    mel = torch.log(torch.matmul(fb, power) + floor).numpy()
     n_frames = 1 + np.asarray(lengths) // hop
+    mel = np.full((power.shape[0], n_mels, power.shape[2]), np.log(np.float32(floor)), np.float32)
+    for i, n in enumerate(n_frames.tolist()):
+        mel[i, :, :n] = torch.log(torch.matmul(fb, power[i, :, :n]) + floor).numpy()
     mask = np.arange(mel.shape[2])[None, :] < n_frames[:, None]
     return mel, mask
 
 
-def _masked_mean_std(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std over the last axis of ``(B, M, T)`` where ``mask`` ``(B, T)`` is True."""
-    w = mask[:, None, :].astype(np.float64)
-    n = np.maximum(w.sum(axis=2), 1.0)
-    mean = (x * w).sum(axis=2) / n
-    var = (((x - mean[..., None]) ** 2) * w).sum(axis=2) / n
-    return mean, np.sqrt(var)
+#: most padded samples one log-mel pass takes (33 s at 16 kHz): a batch of 8 typical 30 s
+#: tracks in one pass ran at 15.8 ms a track against 7.3 ms one at a time (its spectrograms,
+#: 39 MB of complex64, leave the cache); short clips still share a pass
+AUDIO_BLOCK_SAMPLES = 1 << 19
+
+
+def audio_blocks(batch: Sequence[np.ndarray]) -> list[tuple[int, int]]:
+    """``[start, end)`` runs of consecutive signals of ``batch`` whose padded size (count x
+    longest) stays within :data:`AUDIO_BLOCK_SAMPLES` (at least one signal each). The
+    features do not depend on the grouping (each signal's frames and statistics are its
+    own; tests check the bytes).
+
+    >>> audio_blocks([np.zeros(480000)] * 3 + [np.zeros(1000)] * 2)
+    [(0, 1), (1, 2), (2, 3), (3, 5)]
+    """
+    blocks: list[tuple[int, int]] = []
+    start, longest = 0, 0
+    for i, a in enumerate(batch):
+        longest_with = max(longest, len(a), 1)
+        if i > start and (i - start + 1) * longest_with > AUDIO_BLOCK_SAMPLES:
+            blocks.append((start, i))
+            start, longest_with = i, max(len(a), 1)
+        longest = longest_with
+    blocks.append((start, len(batch)))
+    return blocks
 
 
 @register_encoder("logmel-stats")
@@ -511,14 +533,33 @@ class LogMelStats(Encoder):
                 )
         if not batch:
             return np.zeros((0, self.dim), np.float32)
+        return np.concatenate([self._encode_block(batch[a:b]) for a, b in audio_blocks(batch)])
+
+    def _encode_block(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         lengths = np.array([len(a) for a in batch])
         signals = np.zeros((len(batch), max(int(lengths.max()), 1)), np.float32)
         signals[np.arange(signals.shape[1])[None, :] < lengths[:, None]] = np.concatenate(batch)
         s = self.settings
         mel, mask = log_mel(signals, lengths, s["sample_rate"], s["n_fft"], s["hop"], s["n_mels"])
-        mean, std = _masked_mean_std(mel, mask)
-        delta = np.abs(np.diff(mel, axis=2))
-        dmask = mask[:, 1:] & mask[:, :-1]
-        dmean, _ = _masked_mean_std(delta, dmask)
-        _, dstd = _masked_mean_std(np.diff(mel, axis=2), dmask)
-        return np.concatenate([mean, std, dmean, dstd], axis=1).astype(np.float32)
+        frames = mask.sum(axis=1)
+        return np.stack([_track_stats(mel[i, :, : frames[i]]) for i in range(len(batch))])
+
+
+def _track_stats(mel: np.ndarray) -> np.ndarray:
+    """One track's features from its ``(n_mels, frames)`` log-mel: per band, the mean and
+    standard deviation over time, the mean absolute frame-to-frame change and the standard
+    deviation of that change. Sums run over the track's own frames only (float64), so the
+    padding of a longer track in the same batch never changes a bit."""
+    change = np.diff(mel, axis=1)
+    mean, std = _mean_std(mel)
+    change_mean, _ = _mean_std(np.abs(change))
+    _, change_std = _mean_std(change)
+    return np.concatenate([mean, std, change_mean, change_std]).astype(np.float32)
+
+
+def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over the last axis of ``(M, T)`` (zeros when ``T = 0``)."""
+    x = x.astype(np.float64)
+    n = max(x.shape[-1], 1)
+    mean = x.sum(axis=-1) / n
+    return mean, np.sqrt(((x - mean[:, None]) ** 2).sum(axis=-1) / n)
