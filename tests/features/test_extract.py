@@ -255,7 +255,7 @@ def test_decode_settings_are_recorded_and_reused_for_queries(dataset: Path, tmp_
     recorded = recorded_decode_settings(fs.encoders["video"])
     assert recorded == {
         "num_frames": 8, "seed": 3, "sample_rate": 16000, "audio_seconds": 5.0, "max_side": 64,
-        "resize": "swscale",
+        "resize": "swscale-draft",
     }  # fmt: skip
     video = dataset / "media" / "v0.mp4"
     frames = load_query_input("video", video, decode=recorded)

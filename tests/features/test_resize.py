@@ -1,5 +1,6 @@
-"""Resizing at decode time: swscale (new stores) or torch (stores made before it), the
-choice recorded in the store's decode settings and used again for queries and resumes."""
+"""Resizing at decode time: swscale-draft (new stores), swscale or torch (stores made
+before each), the choice recorded in the store's decode settings and used again for
+queries and resumes."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from nmodal.features.decode import (
     spec_for,
 )
 from nmodal.features.extract import ExtractConfig, extract_features, resolve_encoders
-from nmodal.media import sample_video
+from nmodal.media import load_image, sample_video
 from nmodal.media.image import resize_swscale
 from tests.helpers.media import write_image, write_video
 
@@ -35,6 +36,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "video": write_video(root / "v.mp4", num_frames=40, width=128, height=96),
         "photo": write_image(root / "p.jpg", width=160, height=120),
+        "large": write_image(root / "l.jpg", width=1280, height=720),
+        "png": write_image(root / "l.png", width=1280, height=720),
     }
 
 
@@ -117,9 +120,65 @@ def test_stores_made_the_old_way_resume_and_stay_as_they_were(tmp_path: Path) ->
     assert not resumed.already_complete and resumed.stats.posts_skipped > 0
     assert _files(tmp_path / "cut") == _files(tmp_path / "old")
 
-    # a new store records swscale, and its features differ from the torch-resized ones
+    # a new store records swscale-draft, and its features differ from the torch-resized ones
     extract_features(dataset, tmp_path / "new", cfg)
     fs_new, fs_old = read_featureset(tmp_path / "new"), read_featureset(tmp_path / "old")
-    assert recorded_decode_settings(fs_new.encoders["video"])["resize"] == "swscale"
+    assert recorded_decode_settings(fs_new.encoders["video"])["resize"] == "swscale-draft"
     assert not np.array_equal(fs_new.features["video"], fs_old.features["video"])
     np.testing.assert_array_equal(fs_new.features["text"], fs_old.features["text"])
+
+
+def test_swscale_draft_decodes_jpeg_photos_at_the_scale_that_covers_the_model(
+    media: dict[str, Path],
+) -> None:
+    from PIL import Image
+
+    size = (224, 224)
+    draft = DecodeSpec(("image",), image_size=size)  # the default of new stores
+    assert draft.resize == "swscale-draft"
+    old = DecodeSpec(("image",), image_size=size, resize="swscale")
+    job = PostJob("q", None, None, str(media["large"]), None)
+    got, before = decode_post(job, draft).items["image"], decode_post(job, old).items["image"]
+    # libjpeg's 1/2 scale is the smallest whose 640x360 still covers 1.5 x 224 = 336
+    # pixels a side; no bicubic thumbnail to max_side on the way: Pillow's draft decode,
+    # then swscale
+    with Image.open(media["large"]) as opened:
+        opened.draft("RGB", (336, 336))
+        half = np.asarray(opened.convert("RGB"))
+    assert half.shape == (360, 640, 3)
+    np.testing.assert_array_equal(load_image(media["large"], max_side=1024, cover=336), half)
+    np.testing.assert_array_equal(got, resize_swscale(half, size))
+    # the photo decoded the swscale way: at 1024 a side first, then resized
+    np.testing.assert_array_equal(
+        before, resize_swscale(load_image(media["large"], max_side=1024), size)
+    )
+    diff = np.abs(got.astype(int) - before.astype(int))
+    assert 0 < diff.mean() < 3, diff.mean()  # another path to the same picture, close
+    # formats without reduced-scale decoding, and JPEGs too small to reduce, decode as before
+    for path in (media["png"], media["photo"]):
+        same = PostJob("q", None, None, str(path), None)
+        small = (100, 100) if path == media["photo"] else size
+        np.testing.assert_array_equal(
+            decode_post(same, DecodeSpec(("image",), image_size=small)).items["image"],
+            decode_post(same, DecodeSpec(("image",), image_size=small, resize="swscale"))
+            .items["image"],
+        )  # fmt: skip
+
+
+def test_queries_decode_photos_with_the_recorded_resizer(media: dict[str, Path]) -> None:
+    encs = resolve_encoders("fake", ("image",))
+    art = {"image": media["large"]}
+    by_resizer = {
+        r: decode_raw(art, spec_for(encs, {"resize": r})).items["image"]
+        for r in ("swscale-draft", "swscale", "torch")
+    }
+    size = encs["image"].input_size
+    assert max(size) == 16  # 1.5 x 16 = 24 pixels a side to cover: libjpeg's 1/8 scale
+    full = load_image(media["large"], max_side=1024)
+    np.testing.assert_array_equal(by_resizer["torch"], resize_uint8(full, size))
+    np.testing.assert_array_equal(by_resizer["swscale"], resize_swscale(full, size))
+    np.testing.assert_array_equal(
+        by_resizer["swscale-draft"],
+        resize_swscale(load_image(media["large"], max_side=1024, cover=24), size),
+    )
+    assert not np.array_equal(by_resizer["swscale-draft"], by_resizer["swscale"])

@@ -8,7 +8,7 @@ from typing import Any
 
 from nmodal.cli._help import add_examples
 from nmodal.errors import InputError
-from nmodal.features.decode import DECODE_DEFAULTS
+from nmodal.features.decode import DECODE_DEFAULTS, RESIZERS
 from nmodal.features.limits import DEFAULT_LIMITS
 
 
@@ -89,10 +89,12 @@ def register(sub: Any) -> None:
         f"(default {lim.memory_mb:g}; 0 = no limit)",
     )  # fmt: skip
     p.add_argument(
-        "--resize", choices=("swscale", "torch"), default=None,
-        help="how pictures are resized to the encoders' size: swscale (FFmpeg, while decoding; "
-        "the default for a new store) or torch (antialiased bilinear; stores made before "
-        "swscale); an existing store is resumed with the one it records",
+        "--resize", choices=RESIZERS, default=None,
+        help="how pictures are resized to the encoders' size: swscale-draft (the default for "
+        "a new store: FFmpeg's swscale while decoding, JPEG photos decoded at the smallest "
+        "scale that covers the encoder's input), swscale (the same with photos first brought to "
+        "1024 pixels a side: stores made before swscale-draft) or torch (antialiased bilinear; "
+        "stores made before swscale); an existing store is resumed with the one it records",
     )  # fmt: skip
     p.add_argument(
         "--lite-backend", choices=("auto", "torch", "onnxruntime", "openvino"), default=None,

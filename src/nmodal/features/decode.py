@@ -50,11 +50,14 @@ class DecodeSpec:
     sample_rate: int = 16000
     audio_seconds: float = 30.0
     max_side: int | None = 1024
-    #: how pictures are resized to the encoders' input size: ``swscale`` (FFmpeg, while a
-    #: video frame is converted from YUV, the default of new stores) or ``torch`` (bilinear
-    #: antialiased resize of the full-size RGB picture, what stores that record no
-    #: ``resize`` were made with)
-    resize: str = "swscale"
+    #: how pictures are resized to the encoders' input size: ``swscale-draft`` (the
+    #: default of new stores: ``swscale``, and a JPEG photo is decoded at the smallest of
+    #: libjpeg's 1/2, 1/4, 1/8 scales that still covers 1.5 times the encoder's input,
+    #: not at ``max_side``), ``swscale`` (FFmpeg, while a video frame is converted from YUV; a
+    #: photo decoded at ``max_side``, then resized) or ``torch`` (bilinear antialiased
+    #: resize of the full-size RGB picture, what stores that record no ``resize`` were
+    #: made with)
+    resize: str = "swscale-draft"
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZERS:
@@ -76,7 +79,17 @@ class DecodeSpec:
         return out
 
 
-RESIZERS = ("swscale", "torch")
+RESIZERS = ("swscale-draft", "swscale", "torch")
+#: the resizers that resize with swscale (video frames while converting them from YUV)
+SWSCALE_RESIZERS = ("swscale-draft", "swscale")
+#: the resizers that decode JPEG photos at a reduced scale covering the encoder's input
+DRAFT_RESIZERS = ("swscale-draft",)
+#: how much larger than the encoder's input side a JPEG decoded at a reduced scale stays:
+#: swscale's final shrink by less loses detail (median cosine of EfficientNet-Lite0
+#: features to a full-size Lanczos reference, natural 512-720 pixel photos: 0.969 when
+#: decoded to cover 224 pixels, 0.981 to cover 336 pixels, the same as the full
+#: decode's 0.981; ``bench/bench_photo_decode.py``)
+DRAFT_MARGIN = 1.5
 #: the resizer of stores (and models) that record none: made before swscale resizing
 LEGACY_RESIZE = "torch"
 DECODE_KEYS = ("num_frames", "seed", "sample_rate", "audio_seconds", "max_side", "resize")
@@ -201,8 +214,13 @@ def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
     if "image" in want:
         picture: np.ndarray | None = held_out
         if image_path is not None:
+            cover = (
+                math.ceil(DRAFT_MARGIN * max(spec.image_size))
+                if spec.image_size is not None and spec.resize in DRAFT_RESIZERS
+                else None
+            )
             try:
-                picture = load_image(image_path, max_side=spec.max_side)
+                picture = load_image(image_path, max_side=spec.max_side, cover=cover)
             except Exception as exc:
                 out.errors.append(_error(job.post_id, "image", exc, image_path, "image"))
                 picture = None
@@ -228,7 +246,7 @@ def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
 
 
 def _resizer(name: str) -> Callable[[np.ndarray, tuple[int, int]], np.ndarray]:
-    if name == "swscale":
+    if name in SWSCALE_RESIZERS:
         from nmodal.media.image import resize_swscale  # lazy: PyAV and Pillow only when decoding
 
         return resize_swscale
@@ -241,7 +259,7 @@ def _decode_time_size(spec: DecodeSpec, video: bool, held_out: bool) -> dict[str
     """``sample_video`` arguments that resize every frame while it is converted (swscale):
     when all the frames kept (the video's, and the held-out image frame when it is the
     image) go to one size; otherwise the frames come at ``max_side`` and are resized after."""
-    if spec.resize != "swscale":
+    if spec.resize not in SWSCALE_RESIZERS:
         return {}
     sizes = {s for s, used in ((spec.video_size, video), (spec.image_size, held_out)) if used}
     if len(sizes) != 1 or None in sizes:
