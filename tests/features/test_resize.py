@@ -182,3 +182,29 @@ def test_queries_decode_photos_with_the_recorded_resizer(media: dict[str, Path])
         resize_swscale(load_image(media["large"], max_side=1024, cover=24), size),
     )
     assert not np.array_equal(by_resizer["swscale-draft"], by_resizer["swscale"])
+
+
+def test_a_store_made_with_swscale_resumes_with_it(tmp_path: Path, media: dict[str, Path]) -> None:
+    from nmodal.sources.posts import write_posts
+
+    rows = [{"post_id": f"ch/{i}", "account": "ch", "text": f"a photo post {i}",
+             "image_path": str(media["large"]), "status": "kept"} for i in range(4)]  # fmt: skip
+    write_posts(rows, tmp_path / "ds")
+    cfg = ExtractConfig(encoders="fake", modalities=("text", "image"), shard_size=2, workers=0,
+                        progress=False)  # fmt: skip
+    extract_features(tmp_path / "ds", tmp_path / "old", cfg, resize="swscale")
+    extract_features(tmp_path / "ds", tmp_path / "cut", cfg, resize="swscale")
+    path = tmp_path / "cut" / "manifest.json"
+    cut = json.loads(path.read_text())
+    cut["shards"], cut["complete"] = cut["shards"][:-1], False
+    path.write_text(json.dumps(cut, indent=2, ensure_ascii=False) + "\n")  # as the writer does
+    (tmp_path / "cut" / "errors.jsonl").unlink()
+    resumed = extract_features(tmp_path / "ds", tmp_path / "cut", cfg)  # resize=None: recorded
+    assert resumed.stats.posts_skipped == 2
+    assert _files(tmp_path / "cut") == _files(tmp_path / "old")
+    # a new store of the same posts decodes the photo at the reduced JPEG scale
+    extract_features(tmp_path / "ds", tmp_path / "new", cfg)
+    old, new = read_featureset(tmp_path / "old"), read_featureset(tmp_path / "new")
+    assert recorded_decode_settings(old.encoders["image"])["resize"] == "swscale"
+    assert recorded_decode_settings(new.encoders["image"])["resize"] == "swscale-draft"
+    assert not np.array_equal(old.features["image"], new.features["image"])
