@@ -34,10 +34,11 @@ is nothing), and the core-seconds per stage
 so the two are one stage; each encoder; this process's waiting and writing); ``outside`` is the
 share of the workers' core-seconds not spent inside an encoder (decoding included), and
 ``overhead`` the share spent neither decoding nor encoding (waiting, pipes, writing). The
-loop encodes one post untimed before it starts timing, and runs half its posts before the
-extract runs and half after them, so that a change of the machine's load during the run
-weighs on both sides of the ratio (the offline set's loop; the paper set's runs before its
-extracts). The workers take 8-post chunks: the paper set's default 4 posts keep one worker
+loop encodes one post untimed before it starts timing, and runs its posts in segments
+before, between and after the extract runs; each extract run's ratio is taken against the
+two segments on either side of it, so that a change of the machine's load during the
+benchmark weighs on both sides of each ratio (the offline set's loop; the paper set's
+runs before its extracts). The workers take 8-post chunks: the paper set's default 4 posts keep one worker
 busy, so ``--paper-posts 16`` (or more) for its extract figures on 2 cores. On a machine
 whose cores are shared
 with other jobs the absolute figures are noisy: compare the ratios.
@@ -268,10 +269,12 @@ def measure(
         t0 = time.perf_counter()
         dataset = write_posts_dataset(root / "ds", max(n_offline, n_paper, n_loop))
         out["generate_seconds"] = time.perf_counter() - t0
-        first = sequential_loop(
-            _limited(dataset, root / "ds-loop1", (n_loop + 1) // 2), "offline", None
-        )
         runs = ["offline", *(f"offline_{p}" for p, on in (("int8", int8), ("bf16", bf16)) if on)]
+        # the loop in segments before, between and after the extract runs: each run is
+        # compared with the segments on either side of it, so that the machine's drift
+        # during the benchmark weighs on both sides of its ratio
+        bounds = loop_segments(n_loop, len(runs) + 1)
+        loops = [_loop_segment(dataset, root, *bounds[0])]
         for name in runs:
             precision = name.partition("_")[2]
             lite = {"precision": precision} if precision else None
@@ -284,14 +287,12 @@ def measure(
                     {"image": lite, "video": lite} if lite else None,
                 ),
             }
-        second = sequential_loop(
-            _limited(dataset, root / "ds-loop2", n_loop // 2, start=(n_loop + 1) // 2),
-            "offline",
-            None,
-        )
-        out["offline_loop"] = _joined(first, second)
-        for name in runs:
-            _ratios(out[name], out["offline_loop"])
+            loops.append(_loop_segment(dataset, root, *bounds[len(loops)]))
+        out["offline_loop"] = _joined(*loops)
+        for k, name in enumerate(runs):
+            adjacent = _joined(loops[k], loops[k + 1])
+            out[name]["loop_posts_per_second"] = adjacent["posts_per_second"]
+            _ratios(out[name], adjacent)
         if paper:
             if paper_tiny:
                 from tests.encoders.tiny_models import write_tiny_models
@@ -331,6 +332,24 @@ def _ratios(run: dict[str, Any], loop: dict[str, Any]) -> None:
     as it weighs on a channel of thousands of posts (a few seconds once)."""
     run["x_loop"] = run["posts_per_second"] / loop["posts_per_second"]
     run["x_loop_steady"] = run["steady_posts_per_second"] / loop["posts_per_second"]
+
+
+def loop_segments(posts: int, segments: int) -> list[tuple[int, int]]:
+    """``(start, count)`` of ``segments`` consecutive loop segments over ``posts`` posts
+    (at least one post each).
+
+    >>> loop_segments(8, 3)
+    [(0, 3), (3, 3), (6, 2)]
+    """
+    total = max(posts, segments)
+    sizes = [total // segments + (k < total % segments) for k in range(segments)]
+    starts = [sum(sizes[:k]) for k in range(segments)]
+    return list(zip(starts, sizes, strict=True))
+
+
+def _loop_segment(dataset: Path, root: Path, start: int, count: int) -> dict[str, Any]:
+    part = _limited(dataset, root / f"ds-loop{start}", count, start=start)
+    return sequential_loop(part, "offline", None)
 
 
 #: ``--paper-dtype`` -> the name of its run in the figures
@@ -374,7 +393,7 @@ def report(result: dict[str, Any]) -> str:
         st = ", ".join(f"{k} {v:.1f}" for k, v in loop["stage_seconds"].items())
         if len(loop.get("parts_posts_per_second", [])) > 1:
             parts = " / ".join(f"{v:.2f}" for v in loop["parts_posts_per_second"])
-            st += f" (posts/s before / after the extract runs: {parts})"
+            st += f" (posts/s of its segments before, between and after the extract runs: {parts})"
         if name in ("offline", "paper"):
             lines.append(
                 f"{name + ' loop':20} {loop['posts']:>5} {loop['posts_per_second']:>8.2f} "
@@ -387,6 +406,11 @@ def report(result: dict[str, Any]) -> str:
             f"{r.get('x_loop_steady', 0.0):>7.2f} {100 * r['outside_share']:>7.1f}%  overhead {100 * r['overhead_share']:.1f}%, decode+resize "
             f"{r['decode_seconds']:.1f}, {enc}, waiting {r['wait_seconds']:.1f} (this process), "
             f"writing {r['write_seconds']:.2f}, startup {r['startup_seconds']:.1f} s"
+            + (
+                f", against the loop segments on either side: {r['loop_posts_per_second']:.2f} posts/s"
+                if "loop_posts_per_second" in r
+                else ""
+            )
         )
     return "\n".join(lines)
 
