@@ -21,6 +21,8 @@ Usage::
 
     .venv/bin/python bench/bench_photo_decode.py
     .venv/bin/python bench/bench_photo_decode.py --photos ~/Pictures/*.jpg --repeat 5
+
+``run(quick)`` returns the figures as a dict (``bench/run.py``), ``report(result)`` formats them.
 """
 
 from __future__ import annotations
@@ -163,19 +165,28 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def run(quick: bool = False, photos: list[Path] | None = None, repeat: int = 3) -> dict[str, Any]:
+    """The figures of every group (``quick``: one timed run a photo, two typical photos)."""
+    with tempfile.TemporaryDirectory(prefix="nmodal-bench-photo-") as tmp:
+        typical = bench_photos(Path(tmp))
+        groups = {
+            "typical 1280x720 (synthetic)": typical[:2] if quick else typical,
+            "natural (package samples)": sample_photos(),
+            "given": list(photos or []),
+            "real exports (previews)": sorted(SHARED.glob("**/*.jpg")) if SHARED.is_dir() else [],
+        }
+        return measure(groups, 1 if quick else repeat)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--photos", nargs="*", type=Path, default=[], help="further JPEG photos")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs a photo (best kept)")
+    ap.add_argument(
+        "--quick", action="store_true", help="one timed run a photo, two typical photos"
+    )
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="nmodal-bench-photo-") as tmp:
-        groups = {
-            "typical 1280x720 (synthetic)": bench_photos(Path(tmp)),
-            "natural (package samples)": sample_photos(),
-            "given": list(args.photos),
-            "real exports (previews)": sorted(SHARED.glob("**/*.jpg")) if SHARED.is_dir() else [],
-        }
-        print(report(measure(groups, args.repeat)))
+    print(report(run(args.quick, args.photos, args.repeat)))
 
 
 if __name__ == "__main__":

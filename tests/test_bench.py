@@ -82,3 +82,42 @@ def test_index_benchmark_measures_recall_after_index_add_doubles_the_collection(
     assert set(after["add_step"].values()) <= {"added", "retrained"}
     assert before["recall@10"] >= 0.95 and after["recall@10"] >= 0.95
     assert result["sizes"][0]["posts"] == 10000
+
+
+@pytest.mark.slow
+def test_photo_decode_benchmark_compares_the_two_photo_paths(tmp_path):
+    out = tmp_path / "photo.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "photo_decode"]
+    done = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cos worst" in done.stdout
+    groups = json.loads(out.read_text())["photo_decode"]
+    typical = groups["typical 1280x720 (synthetic)"]
+    # 1280x720 JPEGs decode at half scale: other pictures, close features
+    assert typical["photos"] == 2 and typical["identical_pictures"] == 0
+    assert 0.99 < typical["cosine_worst"] < 1.0
+    for name, group in groups.items():
+        assert group["ms_swscale"] > 0 and group["ms_draft"] > 0, name
+    if "real exports (previews)" in groups:  # 320-pixel previews: too small to reduce
+        real = groups["real exports (previews)"]
+        assert real["identical_pictures"] == real["photos"]
+
+
+@pytest.mark.slow
+def test_extract_benchmark_compares_each_run_with_the_loop_beside_it(tmp_path):
+    out = tmp_path / "extract.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "bench_extract.py"), "--no-paper", "--posts",
+           "8", "--loop-posts", "3", "--int8", "--json", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "steady" in done.stdout and "either side" in done.stdout
+    result = json.loads(out.read_text())
+    loop = result["offline_loop"]
+    # one loop segment before, between and after the two extract runs
+    assert loop["posts"] == 3 and len(loop["parts_posts_per_second"]) == 3
+    for name in ("offline", "offline_int8"):
+        run = result[name]
+        assert run["posts"] == 8 and run["errors"] == 0
+        assert run["x_loop"] == pytest.approx(run["posts_per_second"] / run["loop_posts_per_second"])
+        assert run["x_loop_steady"] >= run["x_loop"] > 0
+        assert set(run["encode_seconds"]) == {"text", "image", "video", "audio"}
