@@ -118,6 +118,8 @@ def test_extract_benchmark_compares_each_run_with_the_loop_beside_it(tmp_path):
     for name in ("offline", "offline_int8"):
         run = result[name]
         assert run["posts"] == 8 and run["errors"] == 0
-        assert run["x_loop"] == pytest.approx(run["posts_per_second"] / run["loop_posts_per_second"])
+        assert run["x_loop"] == pytest.approx(
+            run["posts_per_second"] / run["loop_posts_per_second"]
+        )
         assert run["x_loop_steady"] >= run["x_loop"] > 0
         assert set(run["encode_seconds"]) == {"text", "image", "video", "audio"}
