@@ -94,27 +94,37 @@ def typical_text(i: int) -> str:
     return " ".join(WORDS[(7 * i + k) % len(WORDS)] for k in range(20))
 
 
-def write_posts_dataset(root: Path, num_posts: int, distinct: int = 4) -> Path:
-    """``num_posts`` typical posts: a 20-word text, a 1280x720 JPEG photo and a 30 s
-    640x360 H.264 clip with an AAC track (``distinct`` clips and photos, reused)."""
+def typical_photos(folder: Path, count: int) -> list[Path]:
+    """``count`` typical 1280x720 JPEG photos (``photo{i}.jpg``: a gradient pattern with
+    noise, quality 90), the same bytes on every call."""
     import numpy as np
     from PIL import Image
 
-    media = root / "media"
-    media.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    clips, photos = [], []
-    for i in range(distinct):
-        clips.append(write_video(
-            media / f"clip{i}.mp4", num_frames=750, fps=25, width=640, height=360,
-            audio=True, audio_freq=220.0 + 40 * i, preset="ultrafast",
-        ))  # fmt: skip
+    photos = []
+    for i in range(count):
         yy, xx = np.mgrid[0:720, 0:1280]
         base = np.stack([(xx + 37 * i) % 256, (yy * 2) % 256, (xx + yy) % 256], -1)
         noise = rng.integers(0, 40, (720, 1280, 3))
-        photo = media / f"photo{i}.jpg"
+        photo = folder / f"photo{i}.jpg"
         Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(photo, quality=90)
         photos.append(photo)
+    return photos
+
+
+def write_posts_dataset(root: Path, num_posts: int, distinct: int = 4) -> Path:
+    """``num_posts`` typical posts: a 20-word text, a 1280x720 JPEG photo and a 30 s
+    640x360 H.264 clip with an AAC track (``distinct`` clips and photos, reused)."""
+    media = root / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    clips = [
+        write_video(
+            media / f"clip{i}.mp4", num_frames=750, fps=25, width=640, height=360,
+            audio=True, audio_freq=220.0 + 40 * i, preset="ultrafast",
+        )
+        for i in range(distinct)
+    ]  # fmt: skip
+    photos = typical_photos(media, distinct)
     rows = []
     for i in range(num_posts):
         rows.append({"post_id": f"bench/{i}", "account": "bench", "text": typical_text(i),

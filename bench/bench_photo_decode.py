@@ -41,6 +41,8 @@ for path in (ROOT, ROOT / "src"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+from bench.bench_extract import typical_photos  # noqa: E402  (the extraction benchmark's photos)
+
 SHARED = ROOT.parent / "shared" / "data"
 SIZE = (224, 224)
 
@@ -61,22 +63,6 @@ def sample_photos() -> list[Path]:
         if candidate.is_file():
             found.append(candidate)
     return found
-
-
-def bench_photos(root: Path) -> list[Path]:
-    """The extraction benchmark's four typical 1280x720 photos."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(4):  # as bench_extract.write_posts_dataset makes them
-        yy, xx = np.mgrid[0:720, 0:1280]
-        base = np.stack([(xx + 37 * i) % 256, (yy * 2) % 256, (xx + yy) % 256], -1)
-        noise = rng.integers(0, 40, (720, 1280, 3))
-        photo = root / f"photo{i}.jpg"
-        Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(photo, quality=90)
-        out.append(photo)
-    return out
 
 
 def reference(photo: Path) -> np.ndarray:
@@ -168,7 +154,7 @@ def report(result: dict[str, Any]) -> str:
 def run(quick: bool = False, photos: list[Path] | None = None, repeat: int = 3) -> dict[str, Any]:
     """The figures of every group (``quick``: one timed run a photo, two typical photos)."""
     with tempfile.TemporaryDirectory(prefix="nmodal-bench-photo-") as tmp:
-        typical = bench_photos(Path(tmp))
+        typical = typical_photos(Path(tmp), 4)
         groups = {
             "typical 1280x720 (synthetic)": typical[:2] if quick else typical,
             "natural (package samples)": sample_photos(),
