@@ -255,6 +255,22 @@ def bench_http(
     return result
 
 
+def measure(posts: int, queries: int, clients: int, factory: str | None = None) -> dict[str, Any]:
+    """:func:`bench_http` on ``bench_index``'s synthetic index of ``posts`` posts."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_index import make_queries, synthetic
+    from nmodal.index.build import index_from_embeddings
+
+    emb, present = synthetic(posts)
+    index = index_from_embeddings(emb, present, factory=factory)
+    return {"posts": posts, **bench_http(index, make_queries(emb, queries), clients)}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """``bench/run.py``'s entry: 20k posts, 200 queries, 8 clients (quick: 3k, 24, 8)."""
+    return measure(3000, 24, 8) if quick else measure(20_000, 200, 8)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -268,13 +284,8 @@ def main() -> None:
     if args.serve:
         serve_folder(args.serve[0], int(args.serve[1]))
         return
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_index import make_queries, synthetic
-    from nmodal.index.build import index_from_embeddings
-
-    emb, present = synthetic(args.posts)
-    index = index_from_embeddings(emb, present, factory=args.factory)
-    print(json.dumps(bench_http(index, make_queries(emb, args.queries), args.clients), indent=2))
+    result = measure(args.posts, args.queries, args.clients, args.factory)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

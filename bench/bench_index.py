@@ -401,7 +401,9 @@ SIZES = {
 }
 
 
-def run(sizes: list[str], http_clients: int = 8, add_double: str | None = None) -> dict[str, Any]:
+def measure(
+    sizes: list[str], http_clients: int = 8, add_double: str | None = None
+) -> dict[str, Any]:
     results = []
     for name in sizes:
         n, q, latent = SIZES[name]
@@ -420,6 +422,14 @@ def run(sizes: list[str], http_clients: int = 8, add_double: str | None = None) 
         out["add_double"] = bench_add(n, q, latent)
         print(f"  add {add_double} done: {json.dumps(out['add_double'])}", file=sys.stderr)
     return out
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """``bench/run.py``'s entry: the README's sizes 100k, 1M, 1M-iso (quick: 10k, 10k-iso,
+    with 2 HTTP clients)."""
+    if quick:
+        return measure(["10k", "10k-iso"], http_clients=2)
+    return measure(["100k", "1M", "1M-iso"])
 
 
 def report(result: dict[str, Any]) -> str:
@@ -499,7 +509,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.flat_max is not None:
         build_module.FLAT_MAX_ARTIFACTS = args.flat_max
-    result = run([s for s in args.sizes.split(",") if s], args.http_clients, args.add_double)
+    result = measure([s for s in args.sizes.split(",") if s], args.http_clients, args.add_double)
     print(report(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -98,6 +98,37 @@ def build(work: Path, vectors: int, dim: int, nlist: int) -> dict:
     return {"build_s": round(build_s, 1), "list_bytes": ondisk.list_bytes(index), "files": sizes}
 
 
+def measure(
+    vectors: int, dim: int, nlist: int, queries: int, nprobe: int, work: Path | None = None
+) -> dict:
+    """Build the index in a scratch folder under ``work``, search it from a subprocess per
+    storage, compare their results; the scratch folder is removed."""
+    scratch = Path(tempfile.mkdtemp(prefix="nmodal-ondisk-", dir=work))
+    try:
+        report: dict = {"vectors": vectors, "dim": dim, "nlist": nlist, "queries": queries,
+                        "nprobe": nprobe}  # fmt: skip
+        report.update(build(scratch, vectors, dim, nlist))
+        for storage in ("memory", "ondisk"):
+            cmd = [sys.executable, __file__, "--one", str(scratch / storage), storage]
+            cmd += ["--queries", str(queries), "--nprobe", str(nprobe), "--dim", str(dim)]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"the {storage} search process failed:\n{done.stderr}")
+            report[storage] = json.loads(done.stdout)
+        digests = {report[s].pop("results_sha256") for s in ("memory", "ondisk")}
+        report["same_results"] = len(digests) == 1
+        return report
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run(quick: bool = False) -> dict:
+    """``bench/run.py``'s entry: 1M 256-d vectors, 1024 lists (quick: 20k 32-d, 32 lists)."""
+    if quick:
+        return measure(20_000, 32, 32, 10, 16)
+    return measure(1_000_000, 256, 1024, 100, 16)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vectors", type=int, default=1_000_000)
@@ -112,26 +143,13 @@ def main() -> int:
         result = one(Path(args.one[0]), args.one[1], args.queries, args.nprobe, args.dim)
         print(json.dumps(result))
         return 0
-    work = Path(tempfile.mkdtemp(prefix="nmodal-ondisk-", dir=args.work))
     try:
-        report: dict = {"vectors": args.vectors, "dim": args.dim, "nlist": args.nlist,
-                        "queries": args.queries, "nprobe": args.nprobe}  # fmt: skip
-        report.update(build(work, args.vectors, args.dim, args.nlist))
-        for storage in ("memory", "ondisk"):
-            cmd = [sys.executable, __file__, "--one", str(work / storage), storage]
-            cmd += ["--queries", str(args.queries), "--nprobe", str(args.nprobe)]
-            cmd += ["--dim", str(args.dim)]
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                print(done.stderr, file=sys.stderr)
-                return 1
-            report[storage] = json.loads(done.stdout)
-        digests = {report[s].pop("results_sha256") for s in ("memory", "ondisk")}
-        report["same_results"] = len(digests) == 1
-        print(json.dumps(report, indent=2))
-        return 0 if report["same_results"] else 1
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        report = measure(args.vectors, args.dim, args.nlist, args.queries, args.nprobe, args.work)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
+    return 0 if report["same_results"] else 1
 
 
 if __name__ == "__main__":

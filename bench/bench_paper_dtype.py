@@ -186,6 +186,12 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def run(quick: bool = False) -> dict[str, Any]:
+    """``bench/run.py``'s entry: the four random-init paper encoders, 24 inputs each
+    (quick: 4)."""
+    return measure(["text", "image", "video", "audio"], 4 if quick else 24, False, {})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

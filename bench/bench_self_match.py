@@ -16,7 +16,8 @@ Usage::
     .venv/bin/python bench/bench_self_match.py demo-out/index
     .venv/bin/python bench/bench_self_match.py data/index --limit 300 --json
 
-Prints one table; ``--json`` prints the counts as JSON instead.
+Prints one table; ``--json`` prints the counts as JSON instead. ``bench/run.py self_match``
+measures the demo's index (``make demo``), and says so when there is none.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def settings(kind: str) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def run(index_dir: Path, limit: int | None = None) -> dict[str, Any]:
+def measure(index_dir: Path, limit: int | None = None) -> dict[str, Any]:
     """``{kind: {"queries": n, "first": {label: count}}}`` for text and image queries."""
     from nmodal.errors import InputError
     from nmodal.index import PostIndex, QueryEncoder
@@ -103,7 +104,20 @@ def query_payload(post: Any, kind: str, photo: Path) -> str:
     return str(photo)
 
 
+DEMO_INDEX = Path(__file__).resolve().parents[1] / "demo-out" / "index"
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """``bench/run.py``'s entry: the demo's index (``make demo``), every post (quick: 50
+    queries per kind); says it was skipped when there is no demo index."""
+    if not (DEMO_INDEX / "manifest.json").is_file():
+        return {"index": str(DEMO_INDEX), "skipped": "no index there: run `make demo` first"}
+    return measure(DEMO_INDEX, 50 if quick else None)
+
+
 def report(result: dict[str, Any]) -> str:
+    if "skipped" in result:
+        return f"{result['index']}: skipped ({result['skipped']})"
     lines = [f"{result['index']}: {result['posts']} posts"]
     for kind in ("text", "image"):
         if kind not in result:
@@ -122,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="at most this many queries per kind")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     args = p.parse_args(argv)
-    result = run(args.index, args.limit)
+    result = measure(args.index, args.limit)
     print(json.dumps(result, indent=2) if args.json else report(result))
     return 0
 

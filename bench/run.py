@@ -1,7 +1,7 @@
 """Run every benchmark in bench/ and print its figures (ratios are measured in one run).
 
     .venv/bin/python bench/run.py            # all benchmarks, full sizes
-    .venv/bin/python bench/run.py --quick    # small sizes, a minute or two
+    .venv/bin/python bench/run.py --quick    # small sizes
     .venv/bin/python bench/run.py losses train --json out.json
 
 Each ``bench/bench_<name>.py`` exposes ``run(quick) -> dict`` and optionally

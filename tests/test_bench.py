@@ -123,3 +123,19 @@ def test_extract_benchmark_compares_each_run_with_the_loop_beside_it(tmp_path):
         )
         assert run["x_loop_steady"] >= run["x_loop"] > 0
         assert set(run["encode_seconds"]) == {"text", "image", "video", "audio"}
+
+
+def test_every_benchmark_has_the_entry_bench_run_calls():
+    """bench/run.py (``make bench``) calls ``run(quick=...)`` of every bench/bench_*.py."""
+    import ast
+
+    missing = []
+    for path in sorted((ROOT / "bench").glob("bench_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        runs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run"]
+        args = [a.arg for a in runs[0].args.args + runs[0].args.kwonlyargs] if runs else []
+        defaults = len(runs[0].args.defaults) if runs else 0
+        # quick is the only parameter without a default it may need
+        if not runs or "quick" not in args or len(args) - defaults > 1:
+            missing.append(path.name)
+    assert missing == []
