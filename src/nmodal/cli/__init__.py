@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip checking the SHA-256 recorded in models, indexes and classifiers "
         "(faster loads of large trusted folders; file names are still checked)",
     )
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import this Python module (a dotted name, or a .py file) first: your own "
+        "encoders and encoder sets (repeatable; also $NMODAL_PLUGINS, comma-separated). "
+        "Stores name the encoders they used, so later commands on them need it too",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -95,11 +104,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.no_verify:
         os.environ[NO_VERIFY_ENV] = "1"
+    from nmodal.encoders.base import PLUGINS_ENV, load_plugins  # numpy: not for --help
+
+    if args.plugin:
+        # in the environment, so that decoding workers and servers import them too
+        known = [x for x in os.environ.get(PLUGINS_ENV, "").split(",") if x.strip()]
+        os.environ[PLUGINS_ENV] = ",".join(dict.fromkeys([*known, *args.plugin]))
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
         preload_in_forkserver()  # decode workers and their forkserver die with this process
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
+        if os.environ.get(PLUGINS_ENV):
+            load_plugins()  # a broken plugin is one clear error before any work starts
         return int(args.handler(args) or 0)
     except NModalError as exc:
         print(f"nmodal {args.command}: error: {exc}", file=sys.stderr)

@@ -40,7 +40,11 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--out", type=Path, required=True, metavar="STORE_DIR", help="feature store directory"
     )
-    p.add_argument("--encoders", default="offline", help="encoder set: offline (default) or paper")
+    p.add_argument(
+        "--encoders",
+        default="offline",
+        help="encoder set: offline (default), paper, or one a --plugin module registers",
+    )
     p.add_argument(
         "--modalities", type=_csv, default=["text", "image", "video"],
         help="comma-separated, from text,image,video,audio (default: text,image,video)",

@@ -17,6 +17,7 @@ from nmodal.encoders.base import (
     encoder_set,
     encoder_sets,
     from_provenance,
+    load_plugins,
     register_encoder,
     register_encoder_set,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "encoder_set",
     "encoder_sets",
     "from_provenance",
+    "load_plugins",
     "register_encoder",
     "register_encoder_set",
 ]

@@ -49,8 +49,11 @@ from __future__ import annotations
 
 import abc
 import importlib
+import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -151,9 +154,64 @@ def register_encoder(name: str) -> Callable[[E], E]:
     return decorate
 
 
+#: comma-separated modules (dotted names, or paths of ``.py`` files) that define the user's
+#: own encoders; ``nmodal --plugin`` adds to it, so that every process imports them
+PLUGINS_ENV = "NMODAL_PLUGINS"
+_PLUGINS_LOADED: dict[str, str] = {}
+
+
+def _plugin_module(spec: str) -> str:
+    """Import one plugin (a module name, or a ``.py`` file whose folder goes on
+    ``sys.path``, so that worker processes import it by name too); its module name."""
+    if spec.endswith(".py") or "/" in spec or os.sep in spec:
+        path = Path(spec).expanduser().resolve()
+        if path.suffix != ".py" or not path.is_file():
+            raise InputError(f"plugin {spec!r}: no such Python file")
+        if not path.stem.isidentifier():
+            raise InputError(f"plugin {spec!r}: {path.stem!r} is not a Python module name")
+        folder = str(path.parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        name = path.stem
+        loaded = sys.modules.get(name)
+        origin = getattr(loaded, "__file__", None)
+        if loaded is not None and origin and Path(origin).resolve() != path:
+            raise InputError(
+                f"plugin {spec!r}: a module named {name!r} is already imported ({origin})"
+            )
+    else:
+        name = spec
+    try:
+        importlib.import_module(name)
+    except InputError:
+        raise
+    except Exception as exc:  # the user's own code: say which plugin failed and why
+        raise InputError(f"plugin {spec!r} failed to import: {type(exc).__name__}: {exc}") from exc
+    return name
+
+
+def load_plugins(specs: Sequence[str] | None = None) -> list[str]:
+    """Import the modules that register the user's own encoders and encoder sets: ``specs``,
+    or else those named in ``$NMODAL_PLUGINS`` (comma-separated; each a module name or a
+    ``.py`` file). Modules are imported once per process; returns their names.
+
+    Only the user names plugins (the command line, the environment): nothing read from a
+    store, model or index is ever imported.
+    """
+    if specs is None:
+        specs = [s.strip() for s in os.environ.get(PLUGINS_ENV, "").split(",") if s.strip()]
+    names = []
+    for spec in specs:
+        if spec not in _PLUGINS_LOADED:
+            _PLUGINS_LOADED[spec] = _plugin_module(spec)
+        names.append(_PLUGINS_LOADED[spec])
+    return names
+
+
 def _load_builtin() -> None:
     for module in _LAZY_MODULES:
         importlib.import_module(module)
+    load_plugins()
 
 
 def available_encoders() -> dict[str, str]:
@@ -166,7 +224,10 @@ def encoder_class(name: str) -> type[Encoder]:
     if name not in _REGISTRY:
         _load_builtin()
     if name not in _REGISTRY:
-        raise InputError(f"unknown encoder {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        raise InputError(
+            f"unknown encoder {name!r}; known: {', '.join(sorted(_REGISTRY))} (your own: "
+            "import its module with nmodal --plugin MODULE or $NMODAL_PLUGINS)"
+        )
     return _REGISTRY[name]
 
 
@@ -248,6 +309,8 @@ def encoder_set(
         >>> {m: e.dim for m, e in encs.items()}
         {'text': 384, 'image': 1280}
     """
+    if name not in _SETS:
+        _load_builtin()
     if name not in _SETS:
         raise InputError(f"unknown encoder set {name!r}; known: {', '.join(sorted(_SETS))}")
     members = _SETS[name]

@@ -10,8 +10,8 @@ store written with 1 worker or with 8 is byte-identical, and so is one resumed a
 kill (shards are the unit of resumption, chunks never cross a shard).
 
 The workers rebuild the encoders from their provenance (:func:`nmodal.encoders.
-from_provenance`), after importing the module that defines each encoder's class (so
-encoders registered by user code work too). Nothing is pickled to disk; the posts and the
+from_provenance`), after importing the module that defines each encoder's class and the
+plugins named in ``$NMODAL_PLUGINS`` (so encoders registered by user code work too). Nothing is pickled to disk; the posts and the
 features travel between processes through ``multiprocessing``'s own pipes.
 
 Example:
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from nmodal.encoders.base import MODALITIES, Encoder, from_provenance
+from nmodal.encoders.base import MODALITIES, Encoder, from_provenance, load_plugins
 from nmodal.features.decode import Decoded, DecodeSpec, PostJob, decode_post
 from nmodal.features.stages import encode_items
 from nmodal.lifeline import die_with_parent
@@ -62,6 +62,7 @@ def encoder_recipe(
 def build_encoders(recipes: Sequence[EncoderRecipe]) -> dict[str, Encoder]:
     """The encoders of ``recipes``, built in this process."""
     out: dict[str, Encoder] = {}
+    load_plugins()  # $NMODAL_PLUGINS: a plugin file's folder goes on sys.path first
     for r in recipes:
         importlib.import_module(r.module)
         out[r.modality] = from_provenance(r.provenance, **r.runtime)
