@@ -56,6 +56,21 @@ def test_a_changed_shard_fails_its_hash_unless_verify_is_off(tmp_path: Path) -> 
     assert read_featureset(path, verify=False).num_posts == 23
 
 
+def test_the_global_no_verify_reaches_every_store_read(tmp_path, monkeypatch) -> None:
+    """``nmodal --no-verify`` (``$NMODAL_NO_VERIFY``) skips the shards' hashes wherever a
+    store is read, ``index build`` included; an explicit ``verify=True`` still checks."""
+    path = _store(tmp_path)
+    shard = path / "shard-00001.safetensors"
+    tensors = load_file(str(shard))
+    tensors["image"] = tensors["image"] + np.float16(1)
+    save_file(tensors, str(shard))
+    monkeypatch.setenv("NMODAL_NO_VERIFY", "1")
+    assert read_featureset(path).num_posts == 23
+    assert StoreReader(path).view().load().num_posts == 23
+    with pytest.raises(InputError, match="sha256 does not match"):
+        read_featureset(path, verify=True)
+
+
 def test_shard_names_that_leave_the_store_are_refused(tmp_path: Path) -> None:
     path = _store(tmp_path)
     manifest = json.loads((path / "manifest.json").read_text())

@@ -62,7 +62,7 @@ def predict_store(
     model_dir: str | Path,
     store_dir: str | Path,
     post_ids: Sequence[str] | None = None,
-    verify: bool = True,
+    verify: bool | None = None,
 ) -> pd.DataFrame:
     """Label the store's posts (all, or ``post_ids``) as the classifier was trained: one
     line per artifact, or one per post for a fused classifier. Only those posts are read,

@@ -97,8 +97,9 @@ class ClassifyConfig:
     classifier_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     overwrite: bool = False
     progress: bool = True
-    #: check the store's shards against their recorded sha256 (``--no-verify`` turns it off)
-    verify: bool = True
+    #: check the store's shards against their recorded sha256 (``--no-verify`` turns it off;
+    #: None: on unless $NMODAL_NO_VERIFY)
+    verify: bool | None = None
 
     def params_of(self) -> dict[str, dict[str, Any]]:
         """The per-classifier keyword arguments as plain dicts."""

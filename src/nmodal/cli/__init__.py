@@ -64,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-verify",
         action="store_true",
-        help="skip checking the SHA-256 recorded in models, indexes and classifiers "
-        "(faster loads of large trusted folders; file names are still checked)",
+        help="skip checking the SHA-256 recorded in models, indexes, classifiers and "
+        "feature stores (faster loads of large trusted folders; file names are still "
+        "checked)",
     )
     parser.add_argument(
         "--plugin",

@@ -60,6 +60,7 @@ def add_store_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) ->
         "--no-verify",
         dest="verify",
         action="store_false",
+        default=None,  # None: check unless the global `nmodal --no-verify` said not to
         help="do not check the store's shards against the sha256s in its manifest (faster "
         "on a store you made yourself; shapes, dtypes and finiteness are still checked)",
     )
@@ -69,7 +70,7 @@ def read_store(
     store: Path,
     modalities: list[str] | None,
     rows: Any = None,
-    verify: bool = True,
+    verify: bool | None = None,
 ) -> Any:
     """The feature store at ``store`` in memory (stored dtype kept), restricted to
     ``modalities`` and ``rows`` when given: only those are read."""
@@ -78,7 +79,7 @@ def read_store(
     return read_featureset(store, dtype=None, modalities=modalities, rows=rows, verify=verify)
 
 
-def open_store(store: Path, modalities: list[str] | None, verify: bool = True) -> Any:
+def open_store(store: Path, modalities: list[str] | None, verify: bool | None = None) -> Any:
     """A lazy view of the store (:class:`nmodal.features.StoreView`): post ids and presence
     in memory, features read when asked for."""
     from nmodal.features import StoreReader  # lazy: --help start-up

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -63,22 +62,6 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def recorded_split(model_dir: Path, extra: dict[str, Any]) -> dict[str, list[str]] | None:
-    """The train/val/test post ids recorded with a model: ``split.json`` (``nmodal train``)
-    or ``config.json``'s ``extra`` (the demo's ``test_post_ids``/``train_post_ids``...)."""
-    split_file = model_dir / "split.json"
-    if split_file.is_file():
-        data = json.loads(split_file.read_text(encoding="utf-8"))
-        return {part: [str(p) for p in data.get(part) or []] for part in ("train", "val", "test")}
-    for block in (extra.get("split"), *(v for v in extra.values() if isinstance(v, dict))):
-        if isinstance(block, dict) and "test_post_ids" in block:
-            return {
-                part: [str(p) for p in block.get(f"{part}_post_ids") or []]
-                for part in ("train", "val", "test")
-            }
-    return None
-
-
 def _select_posts(args: argparse.Namespace, reader: Any, split: dict[str, list[str]] | None) -> Any:
     """A lazy view (:class:`nmodal.features.StoreView`) of the evaluated posts of the store
     ``reader`` reads, and their ids. Only those posts' shards are read (their presence now,
@@ -106,19 +89,12 @@ def _select_posts(args: argparse.Namespace, reader: Any, split: dict[str, list[s
     return reader.view(None, np.array([pos[p] for p in ids], dtype=np.int64)), ids
 
 
-def training_overlap(ids: list[str], split: dict[str, list[str]] | None) -> int | None:
-    """How many of ``ids`` the model was trained (or validated) on; None when unknown."""
-    if split is None:
-        return None
-    seen = set(split["train"]) | set(split["val"])
-    return sum(1 for p in ids if p in seen)
-
-
 def run(args: argparse.Namespace) -> int:
     from nmodal.evaluation import evaluate_model, recall_table  # lazy: --help start-up
     from nmodal.features import StoreReader  # lazy: --help start-up
     from nmodal.model import NModalModel  # lazy: --help start-up
     from nmodal.retrieval import matched_scoring  # lazy: --help start-up
+    from nmodal.train.record import recorded_split, training_overlap  # lazy: --help start-up
 
     model = NModalModel.load(args.model)
     split = recorded_split(args.model, dict(model.config.extra))

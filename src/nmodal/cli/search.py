@@ -65,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--modality",
         type=csv_list,
         default=None,
-        help="candidate modalities to match, e.g. video,image (default: all others)",
+        help="candidate modalities to match, e.g. video,image (default: all; with "
+        "--other-modalities, all but the query's)",
     )
     p.add_argument(
         "--collate",

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from nmodal.train import split_posts, train_model  # lazy: --help start-up
+    from nmodal.train import save_trained, split_posts, train_model  # lazy: --help start-up
 
     check_output(args.out, args.overwrite)
     config = train_config_from_args(args)
@@ -102,22 +102,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if not is_main_process():  # under torchrun only rank 0 writes
         return 0
-    history = {
-        "history": result.history,
-        "best_epoch": result.best_epoch,
-        "best_val_loss": result.best_val_loss,
-        "seconds": result.seconds,
-        "samples_per_second": result.samples_per_second,
-        "init_choice": result.init_choice,
-    }
-    parts = {part: fs.post_ids[getattr(split, part)].tolist() for part in ("train", "val", "test")}
-    # One atomic folder: weights, config, split and history appear together or not at all.
-    result.model.save(
-        args.out,
-        overwrite=args.overwrite,
-        extras={"split.json": parts},
-        notes={"history.json": history},
-    )
+    save_trained(result, args.out, split, fs.post_ids, overwrite=args.overwrite)
     print(
         f"trained {result.history[-1]['epoch']} epochs in {result.seconds:.1f}s "
         f"({result.samples_per_second:.0f} samples/s), best epoch {result.best_epoch}"

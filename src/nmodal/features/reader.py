@@ -44,7 +44,7 @@ import numpy as np
 from nmodal.errors import InputError
 from nmodal.features.featureset import FeatureSet
 from nmodal.features.store import read_store_manifest
-from nmodal.integrity import sha256_file
+from nmodal.integrity import sha256_file, verification_enabled
 
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 SAFETENSORS_DTYPES = {"F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "U8": np.dtype("u1")}
@@ -75,14 +75,17 @@ class _Shard:
 class StoreReader:
     """Random access to a feature store's rows without loading it.
 
-    ``verify``: check each shard's sha256 against the manifest (once, on first read).
-    ``allow_partial``: read an unfinished store's written shards only.
+    ``verify``: check each shard's sha256 against the manifest (once, on first read);
+    ``None`` (the default): check unless ``$NMODAL_NO_VERIFY`` says not to (``nmodal
+    --no-verify``). ``allow_partial``: read an unfinished store's written shards only.
     """
 
-    def __init__(self, path: str | Path, verify: bool = True, allow_partial: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, verify: bool | None = None, allow_partial: bool = False
+    ) -> None:
         self.path = Path(path)
         self.manifest = read_store_manifest(self.path)
-        self.verify = verify
+        self.verify = verification_enabled(verify)  # None: on unless $NMODAL_NO_VERIFY
         m = self.manifest
         if not m.get("complete", False) and not allow_partial:
             raise InputError(
@@ -432,7 +435,7 @@ def read_featureset(
     modalities: Sequence[str] | None = None,
     allow_partial: bool = False,
     rows: np.ndarray | Sequence[int] | None = None,
-    verify: bool = True,
+    verify: bool | None = None,
 ) -> FeatureSet:
     """Load (part of) a store into memory, posts in store (= posts table) order.
 

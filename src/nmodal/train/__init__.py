@@ -1,6 +1,18 @@
-"""Training on pre-extracted features: splits by post and the training loop."""
+"""Training on pre-extracted features: splits by post, the training loop, and what a model
+folder records beside its weights (split, history)."""
 
+from nmodal.train.record import recorded_split, save_trained, training_overlap
 from nmodal.train.splits import Split, split_posts
 from nmodal.train.trainer import TrainConfig, TrainResult, evaluate_loss, train_model
 
-__all__ = ["Split", "TrainConfig", "TrainResult", "evaluate_loss", "split_posts", "train_model"]
+__all__ = [
+    "Split",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate_loss",
+    "recorded_split",
+    "save_trained",
+    "split_posts",
+    "train_model",
+    "training_overlap",
+]
