@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.no_verify:
         os.environ[NO_VERIFY_ENV] = "1"
-    from nmodal.encoders.base import PLUGINS_ENV, load_plugins  # numpy: not for --help
+    from nmodal.encoders.base import PLUGINS_ENV, load_plugins  # lazy: --help start-up
 
     if args.plugin:
         # in the environment, so that decoding workers and servers import them too
