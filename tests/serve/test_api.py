@@ -510,3 +510,109 @@ def test_media_outside_the_dataset_folder_are_served(tmp_path: Path):
         moved.symlink_to(secret)  # swapped after the build: now leads out of the root
         r = c.get("/api/media", params={"post_id": "post-00010", "kind": "image"})
         assert r.status_code == 403
+
+
+def test_similar_to_one_artifact_uses_its_stored_vector(client: httpx.Client, library):
+    """``/api/similar?artifact=image``: the post's image alone is the query (its stored
+    embedding, as the library's ``query_modalities``); the post itself stays out."""
+    index, _ = library
+    pid = next(str(p) for i, p in enumerate(index.post_ids) if index.present["image"][i])
+    got = client.get("/api/similar", params={"post_id": pid, "artifact": "image", "k": 7}).json()
+    row = index.row_of(pid)
+    want = index.search(["image"], index.emb["image"][row][None], k=7, exclude=[row],
+                        collation="max", include_same=True)  # fmt: skip
+    got_ids, got_scores = ids_scores(got)
+    want_ids, want_scores = ids_scores(want)
+    assert got_ids == want_ids and got_scores == pytest.approx(want_scores, abs=1e-6)
+    assert pid not in ids_scores(got)[0]
+    lacking = next(str(p) for i, p in enumerate(index.post_ids) if not index.present["video"][i])
+    r = client.get("/api/similar", params={"post_id": lacking, "artifact": "video"})
+    assert r.status_code == 400 and "has no video" in r.json()["detail"]
+    r = client.get("/api/similar", params={"post_id": pid, "artifact": "audio"})
+    assert r.status_code == 400 and "no audio modality" in r.json()["detail"]
+
+
+def test_the_query_post_of_similar_carries_no_server_paths(client: httpx.Client):
+    body = client.get("/api/similar", params={"post_id": "post-00010", "k": 3}).json()
+    query_post = body["query_post"]
+    assert query_post["urls"]["image"] and query_post["post_id"] == "post-00010"
+    assert not [k for k in query_post if k.endswith("_path") or k == "media_root"]
+    assert "/tmp" not in str(body) and str(Path.cwd()) not in str(body)
+
+
+def test_resolve_finds_a_post_by_id_or_by_its_link(tmp_path: Path):
+    col = make_collection(tmp_path / "c", num_posts=40, seed=3)
+    posts = pd.read_parquet(col.dataset / "posts.parquet")
+    posts["channel_username"] = "kyiv_news"
+    posts["channel_id"] = "1001"
+    posts["message_id"] = np.arange(len(posts)) + 100
+    posts["url"] = [f"https://t.me/kyiv_news/{m}" for m in posts["message_id"]]
+    posts.loc[posts["post_id"] == "post-00003", "url"] = "https://example.org/p/3?utm=x"
+    posts.to_parquet(col.dataset / "posts.parquet", index=False)
+    index_dir = build_index(col.model, col.store, col.dataset, tmp_path / "idx", progress=False)
+    with (
+        serving(create_app(index_dir, encoder_source=fake_encoder_source)) as url,
+        httpx.Client(base_url=url) as c,
+    ):
+
+        def resolve(ref: str) -> Any:
+            r = c.get("/api/resolve", params={"ref": ref})
+            return r.json()["post_id"] if r.status_code == 200 else r.status_code
+
+        assert resolve("post-00012") == "post-00012"
+        assert resolve("https://t.me/kyiv_news/105") == "post-00005"
+        assert resolve("t.me/Kyiv_News/106?single") == "post-00006"
+        assert resolve("https://t.me/c/1001/107") == "post-00007"
+        assert resolve("https://example.org/p/3") == "post-00003"  # the recorded url
+        assert resolve("https://t.me/kyiv_news/99999") == 404
+        assert resolve("https://t.me/other/105") == 404
+        assert resolve("../../etc/passwd") == 404
+
+
+def test_thumbnail_errors_name_no_server_path(tmp_path: Path):
+    col = make_collection(tmp_path / "c", num_posts=40, seed=4, with_videos=True)
+    media = col.dataset / "media"
+    (media / "post-00010.png").write_bytes(b"this is not a picture")
+    video = next(media.glob("*.mp4"))
+    video.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 9\n")
+    index_dir = build_index(col.model, col.store, col.dataset, tmp_path / "idx", progress=False)
+    with (
+        serving(create_app(index_dir, encoder_source=fake_encoder_source)) as url,
+        httpx.Client(base_url=url) as c,
+    ):
+        for pid in ("post-00010", video.stem):
+            r = c.get("/api/thumbnail", params={"post_id": pid})
+            assert r.status_code == 422, pid
+            detail = r.json()["detail"]
+            assert "cannot" in detail or "not an image" in detail
+            assert str(tmp_path) not in detail and "/" not in detail.replace("n/a", ""), detail
+
+
+def test_notes_and_skipped_media_reach_the_post_view(tmp_path: Path):
+    col = make_collection(tmp_path / "c", num_posts=40, seed=5)
+    posts = pd.read_parquet(col.dataset / "posts.parquet")
+    posts["notes"] = pd.Series([None] * len(posts), dtype="string")
+    posts["skipped_media"] = pd.Series([None] * len(posts), dtype="string")
+    posts.loc[posts["post_id"] == "post-00008", "notes"] = "video: not included in export (x2)"
+    posts.loc[posts["post_id"] == "post-00008", "skipped_media"] = "sticker"
+    posts.to_parquet(col.dataset / "posts.parquet", index=False)
+    index_dir = build_index(col.model, col.store, col.dataset, tmp_path / "idx", progress=False)
+    with (
+        serving(create_app(index_dir, encoder_source=fake_encoder_source)) as url,
+        httpx.Client(base_url=url) as c,
+    ):
+        post = c.get("/api/post", params={"post_id": "post-00008"}).json()
+        assert post["notes"] == "video: not included in export (x2)"
+        assert post["skipped_media"] == "sticker"
+        assert post["audio_from_video"] is False
+        assert c.get("/api/post", params={"post_id": "post-00009"}).json()["notes"] is None
+
+
+def test_dates_must_look_like_dates(client: httpx.Client):
+    for bad in ("-1", "1700000000", "2023-13-45"):
+        r = client.get("/api/search", params={"text": "x", "since": bad})
+        assert r.status_code == 400 and "not a date" in r.json()["detail"], bad
+    r = client.get(
+        "/api/search", params={"text": "x", "since": "2024-02-01", "until": "2024-01-01"}
+    )
+    assert r.status_code == 400 and "--" not in r.json()["detail"]

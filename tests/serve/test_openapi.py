@@ -17,7 +17,8 @@ EXPECTED = {
     ("/api/post", "get"): ("post_api_post_get", ["post_id"]),
     ("/api/search", "get"): ("search_text_api_search_get", ["text", *FILTERS]),
     ("/api/search/file", "post"): ("search_file_api_search_file_post", FILTERS),
-    ("/api/similar", "get"): ("similar_api_similar_get", ["post_id", *FILTERS]),
+    ("/api/similar", "get"): ("similar_api_similar_get", ["post_id", "artifact", *FILTERS]),
+    ("/api/resolve", "get"): ("resolve_api_resolve_get", ["ref"]),
     ("/api/thumbnail", "get"): ("thumb_api_thumbnail_get", ["post_id", "kind"]),
 }
 

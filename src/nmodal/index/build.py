@@ -71,10 +71,10 @@ META_COLUMNS = (
     "channel_id", "channel_username", "url", "from_name", "from_id", "author",
     "forwarded_from", "forwarded_from_id", "forwarded_date", "forwarded_message_id",
     "reply_to_message_id", "edited", "views", "forwards", "reactions", "album_id",
+    "notes", "skipped_media",
 )  # fmt: skip
 STANDARD_COLUMNS = (
-    *META_COLUMNS, "num_frames", "width", "height", "has_audio", "status",
-    "reason", "notes", "skipped_media",
+    *META_COLUMNS, "num_frames", "width", "height", "has_audio", "status", "reason",
 )  # fmt: skip
 PATH_COLUMNS = ("image_path", "video_path", "audio_path")
 ADD_CHUNK = 65_536

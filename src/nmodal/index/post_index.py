@@ -67,6 +67,15 @@ from nmodal.index.scoring import (
 )
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: a link to a Telegram post: t.me/<channel>/<message> or t.me/c/<channel id>/<message>
+_TME_LINK = re.compile(
+    r"^(?:https?://)?(?:www\.)?(?:t|telegram)\.me/(?:s/)?(c/)?([A-Za-z0-9_]+)/(\d{1,12})(?:/\d+)?$"
+)
+#: what a date or an ISO 8601 time looks like: YYYY-MM-DD, then optionally a time and a zone
+_DATE_TEXT = re.compile(
+    r"^[+-]?\d{4,}-\d{2}-\d{2}"
+    r"(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
+)
 
 
 def parse_date(value: str | None, end: bool = False) -> pd.Timestamp | None:
@@ -74,6 +83,8 @@ def parse_date(value: str | None, end: bool = False) -> pd.Timestamp | None:
     if value is None or str(value).strip() == "":
         return None
     text = str(value).strip()
+    if not _DATE_TEXT.match(text):  # pandas would also read "-1" or "1700000000" as a time
+        raise InputError(f"date {text!r} is not a date (use YYYY-MM-DD or ISO 8601)")
     try:
         ts = pd.Timestamp(text)
     except (ValueError, TypeError) as exc:
@@ -152,7 +163,7 @@ class Filters:
                 keep &= match
         since, until = parse_date(self.since), parse_date(self.until, end=True)
         if since is not None and until is not None and since > until:
-            raise InputError(f"--since {self.since} is after --until {self.until}")
+            raise InputError(f"the start date {self.since} is after the end date {self.until}")
         if since is not None:
             keep &= dates >= since.to_datetime64()
         if until is not None:
@@ -407,6 +418,36 @@ class PostIndex:
             raise KeyError(post_id)
         return int(loc)
 
+    def find_post(self, ref: str) -> str | None:
+        """The post id ``ref`` names: a post id, or a link to the post (its recorded ``url``,
+        or ``https://t.me/<channel>/<message>``, ``t.me/c/<channel id>/<message>``); None
+        when no indexed post matches."""
+        ref = str(ref).strip()
+        if not ref or len(ref) > 2048:
+            return None
+        try:
+            return str(self.post_ids[self.row_of(ref)])
+        except KeyError:
+            pass
+        keep = np.zeros(self.num_posts, dtype=bool)
+        link = ref.split("?")[0].split("#")[0].rstrip("/")
+        if "url" in self._meta:
+            urls = pd.Series(self._meta["url"], dtype="string").str.split("?").str[0]
+            keep |= (urls.str.rstrip("/") == link).fillna(False).to_numpy(dtype=bool)
+        found = _TME_LINK.match(link)
+        if found and not keep.any() and "message_id" in self._meta:
+            private, name, message = found.group(1), found.group(2), found.group(3)
+            messages = pd.to_numeric(pd.Series(self._meta["message_id"]), errors="coerce")
+            same_message = (messages == int(message)).to_numpy(dtype=bool)
+            column = "channel_id" if private else "channel_username"
+            if column in self._meta:
+                values = pd.Series(self._meta[column], dtype="string").str.lower()
+                if private:  # t.me/c/<id> drops the -100 prefix of a channel's id
+                    values = values.str.removeprefix("-100")
+                keep |= same_message & (values == name.lower()).fillna(False).to_numpy(bool)
+        rows = np.flatnonzero(keep)
+        return str(self.post_ids[rows[0]]) if rows.size else None
+
     # ------------------------------------------------------------------------------ metadata
 
     def post(self, row: int) -> dict[str, Any]:
@@ -554,13 +595,29 @@ class PostIndex:
         candidates: int | None = None,
         nprobe: int | None = None,
         params: Mapping[str, Any] | None = None,
+        query_modalities: Sequence[str] | None = None,
     ) -> SearchResult:
-        """Posts like ``post_id``: its artifacts are the query; the post itself is excluded."""
+        """Posts like ``post_id``: its artifacts are the query (``query_modalities``: only
+        those of its artifacts, e.g. ``["image"]``; default all it has); the post itself is
+        excluded."""
         try:
             row = self.row_of(post_id)
         except KeyError:
             raise InputError(f"post {post_id!r} is not in index {self.directory}") from None
         qmods = [m for m in self.modalities if self.present[m][row]]
+        if query_modalities is not None:
+            unknown = [m for m in query_modalities if m not in self.modalities]
+            if unknown:
+                raise InputError(
+                    f"this index has no {', '.join(unknown)} modality (it has "
+                    f"{', '.join(self.modalities)})"
+                )
+            lacking = [m for m in query_modalities if m not in qmods]
+            if lacking:
+                raise InputError(f"post {post_id!r} has no {', '.join(lacking)} in the index")
+            qmods = [m for m in qmods if m in query_modalities]
+        if not qmods:
+            raise InputError(f"post {post_id!r} has no artifact in the index")
         vectors = np.stack([np.asarray(self.emb[m][row], dtype=np.float32) for m in qmods])
         result = self.search(
             qmods,

@@ -93,7 +93,9 @@ def encode_query(
 ) -> np.ndarray:
     """Encode one query artifact of modality ``kind`` into an L2-normalised ``(1, p)`` vector."""
     if kind not in model.modalities:
-        raise InputError(f"this index's model has no {kind} modality (it has {model.modalities})")
+        raise InputError(
+            f"this index's model has no {kind} modality (it has {', '.join(model.modalities)})"
+        )
 
     decode = recorded_decode_settings(model.config.encoders.get(kind, {}))
     raw = load_query_input(kind, payload, encoders[kind], decode=decode)
@@ -161,6 +163,6 @@ class QueryEncoder:
         model = self.model()
         if kind not in model.modalities or kind not in self.provenance:
             raise InputError(
-                f"this index has no {kind} modality (it has {sorted(self.provenance)})"
+                f"this index has no {kind} modality (it has {', '.join(sorted(self.provenance))})"
             )
         return encode_query(kind, payload, {kind: self.encoder(kind)}, model)

@@ -26,7 +26,6 @@ from nmodal.serve.present import (
     info_json,
     media_response,
     post_json,
-    post_urls,
     result_json,
 )
 from nmodal.serve.query_file import check_query_file, encode_query_file
@@ -150,15 +149,33 @@ def similar(
     post_id: Annotated[str, Query(description="the post to find more like")],
     params: Search,
     state: State,
+    artifact: Annotated[
+        str | None,
+        Query(
+            pattern="^(text|image|video|audio)$",
+            description="only this artifact of the post is the query (default: all it has)",
+        ),
+    ] = None,
 ) -> JSONResponse:
     idx = state.index
     row = row_or_404(idx, post_id)
-    result = idx.more_like_this(post_id, **params.search_options())
+    query = [artifact] if artifact else None
+    result = idx.more_like_this(post_id, **params.search_options(), query_modalities=query)
     out = result_json(idx, result)
-    query_post = {**idx.post(row)}
-    query_post["urls"] = post_urls(query_post)
-    out["query_post"] = query_post
+    out["query_post"] = post_json(dict(idx.post(row)))
     return JSONResponse(out)
+
+
+# The post a reference names: its id, or a link to it (t.me/<channel>/<message>).
+@router.get("/api/resolve")
+def resolve(
+    ref: Annotated[str, Query(min_length=1, max_length=2048, description="a post id or link")],
+    state: State,
+) -> dict[str, str]:
+    post_id = state.index.find_post(ref)
+    if post_id is None:
+        raise HTTPException(404, "no indexed post has this id or link")
+    return {"post_id": post_id}
 
 
 # One post's metadata.

@@ -79,6 +79,15 @@ def served_file(
     return resolve_inside(dataset_dir, value)
 
 
+def _reason(exc: BaseException, path: Path) -> str:
+    """Why decoding failed, without the file's path (the page and the API never show
+    server paths): PyAV's and Pillow's messages often end with the file name."""
+    text = str(getattr(exc, "strerror", None) or exc or type(exc).__name__)
+    for spelled in {str(path), str(path.resolve()), repr(str(path))}:
+        text = text.replace(spelled, "the file")
+    return text.replace("'the file'", "the file").rstrip(": ")
+
+
 def _image_thumbnail(path: Path, size: int) -> bytes:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -89,8 +98,13 @@ def _image_thumbnail(path: Path, size: int) -> bytes:
             buf = io.BytesIO()
             im.save(buf, "JPEG", quality=80)
             return buf.getvalue()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise MediaError(str(path), f"cannot make a thumbnail ({exc})", stage="thumbnail") from exc
+    except UnidentifiedImageError as exc:
+        raise MediaError(str(path), "not an image file Pillow can read", "thumbnail") from exc
+    except Image.DecompressionBombError as exc:
+        raise MediaError(str(path), "picture too large to decode", "thumbnail") from exc
+    except (OSError, ValueError) as exc:
+        reason = f"cannot make a thumbnail ({_reason(exc, path)})"
+        raise MediaError(str(path), reason, stage="thumbnail") from exc
 
 
 def _video_thumbnail(path: Path, size: int) -> bytes:
@@ -111,7 +125,8 @@ def _video_thumbnail(path: Path, size: int) -> bytes:
                 im.convert("RGB").save(buf, "JPEG", quality=80)
                 return buf.getvalue()
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
-        raise MediaError(str(path), f"cannot make a thumbnail ({exc})", stage="thumbnail") from exc
+        reason = f"cannot make a thumbnail ({_reason(exc, path)})"
+        raise MediaError(str(path), reason, stage="thumbnail") from exc
     raise MediaError(str(path), "no decodable video frame", stage="thumbnail")
 
 

@@ -21,9 +21,7 @@ def result_json(index: PostIndex, result: SearchResult) -> dict[str, Any]:
     which skips FastAPI's slow generic re-encoding)."""
     out = result.to_dict()
     for hit in out["hits"]:
-        post = hit["post"]
-        post["urls"] = post_urls(post)
-        hit["post"] = without_paths(post)
+        hit["post"] = post_json(hit["post"])
     out["total_posts"] = index.num_posts
     return out
 
@@ -70,9 +68,17 @@ def media_response(path: Path, kind: str) -> FileResponse:
 
 
 def post_json(post: dict[str, Any]) -> dict[str, Any]:
-    """One post's metadata as the API shows it: its media URLs, no file paths."""
+    """One post's metadata as the API shows it: its media URLs, no file paths, and
+    ``audio_from_video`` when its audio is its video's own sound track (one player)."""
     post["urls"] = post_urls(post)
+    post["audio_from_video"] = audio_from_video(post)
     return without_paths(post)
+
+
+def audio_from_video(post: dict[str, Any]) -> bool:
+    """True when the post's audio artifact is the sound track of its video file."""
+    audio, video = post.get("audio_path"), post.get("video_path")
+    return bool(audio) and audio == video
 
 
 def info_json(index: PostIndex, max_upload_bytes: int, version: str) -> dict[str, Any]:
