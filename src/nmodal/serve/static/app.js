@@ -31,6 +31,21 @@ function showError(message) {
   box.hidden = false;
 }
 
+function errorText(detail) {
+  // FastAPI's validation errors are a list of {loc, msg, input}: say which field and why,
+  // never echo the input back (it may be a 10,000-character query)
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail.map((d) => {
+      const field = Array.isArray(d.loc) ? d.loc[d.loc.length - 1] : "request";
+      return `${field}: ${d.msg || "invalid"}`;
+    }).join("; ");
+  }
+  return "the request was refused";
+}
+
+function indexedStatus() { if (info) setStatus(`${info.posts} posts indexed`); }
+
 function safeHref(value) {
   // only absolute http(s) links from post data become links
   try {
@@ -44,11 +59,13 @@ function safeHref(value) {
 // ------------------------------------------------------------------------------- state
 // The whole query is in the URL's hash, so a reload or a shared link repeats it:
 //   #q=TEXT | #like=POST_ID[&artifact=text|image|video|audio] | #file=NAME
-//   &k=20&account=a&account=b&since=...&until=...&modality=text,image&collate=sum
+//   &k=20&account=a&account=b&since=...&until=...&forwards=only|none&from=ORIGIN
+//   &modality=text,image&collate=sum
 //   &same=0&nprobe=16   and &open=POST_ID while a post's detail view is open.
 
 const QUERY_KEYS = ["q", "like", "artifact", "file"];
-const SETTING_KEYS = ["k", "account", "since", "until", "modality", "collate", "same", "nprobe"];
+const SETTING_KEYS = ["k", "account", "since", "until", "forwards", "from", "modality", "collate",
+  "same", "nprobe"];
 
 function hashParams() {
   const params = new URLSearchParams(location.hash.slice(1));
@@ -65,6 +82,8 @@ function settingsFromControls() {
   for (const option of $("accounts").selectedOptions) params.append("account", option.value);
   if ($("since").value) params.set("since", $("since").value);
   if ($("until").value) params.set("until", $("until").value);
+  if ($("forwards").value !== "any") params.set("forwards", $("forwards").value);
+  if ($("forwarded-from").value.trim()) params.set("from", $("forwarded-from").value.trim());
   const boxes = Array.from(document.querySelectorAll("#modalities input"));
   const checked = boxes.filter((b) => b.checked).map((b) => b.value);
   if (checked.length && checked.length < boxes.length) params.set("modality", checked.join(","));
@@ -80,6 +99,8 @@ function controlsFromSettings(params) {
   for (const option of $("accounts").options) option.selected = accounts.has(option.value);
   $("since").value = params.get("since") || "";
   $("until").value = params.get("until") || "";
+  $("forwards").value = ["only", "none"].includes(params.get("forwards")) ? params.get("forwards") : "any";
+  $("forwarded-from").value = params.get("from") || "";
   const mods = params.get("modality");
   const wanted = mods ? new Set(mods.split(",")) : null;
   for (const box of document.querySelectorAll("#modalities input")) {
@@ -89,6 +110,7 @@ function controlsFromSettings(params) {
   $("same").checked = params.get("same") !== "0";
   $("nprobe").value = params.get("nprobe") || "";
   if (params.getAll("account").length || params.get("since") || params.get("until") || mods ||
+      params.get("forwards") || params.get("from") ||
       params.get("nprobe") || params.get("same") || params.get("collate")) {
     $("filters").open = true; // a restored filter is visible, not hidden in a closed box
   }
@@ -96,7 +118,9 @@ function controlsFromSettings(params) {
 
 function pageSize() {
   const k = parseInt($("k").value, 10);
-  return Number.isFinite(k) && k >= 1 ? Math.min(k, MAX_K) : 20;
+  const size = Number.isFinite(k) && k >= 1 ? Math.min(k, MAX_K) : 20;
+  if (String(size) !== $("k").value) $("k").value = String(size); // say what is used
+  return size;
 }
 
 function queryKey(params) {
@@ -133,9 +157,10 @@ function apiParams(params, k) {
   const api = new URLSearchParams();
   api.set("k", String(k));
   for (const account of params.getAll("account")) api.append("account", account);
-  for (const key of ["since", "until", "modality", "collate", "nprobe"]) {
+  for (const key of ["since", "until", "modality", "collate", "nprobe", "forwards"]) {
     if (params.get(key)) api.set(key, params.get(key));
   }
+  if (params.get("from")) api.set("forwarded_from", params.get("from"));
   api.set("include_same", params.get("same") === "0" ? "false" : "true");
   return api;
 }
@@ -153,7 +178,7 @@ async function call(url, options) {
   try { body = await response.json(); } catch (err) { body = null; }
   if (!response.ok) {
     const detail = body && body.detail ? body.detail : response.statusText;
-    showError(`Error ${response.status}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+    showError(`Error ${response.status}: ${errorText(detail)}`);
     return null;
   }
   body.elapsed_ms = Math.round(performance.now() - started);
@@ -200,32 +225,12 @@ async function fetchResult(params, k) {
     const postId = params.get("like");
     const artifact = params.get("artifact");
     current.describe = { kind: "post", post_id: postId, artifact: artifact || "all" };
-    if (!artifact) {
-      const api = apiParams(params, k);
-      api.set("post_id", postId);
-      return call("/api/similar?" + api.toString());
-    }
-    // one artifact of the post is the query: its text, or its media file re-encoded
-    if (artifact === "text") {
-      const post = await fetchPost(postId);
-      if (!post) return null;
-      if (!post.text) { showError(`Post ${postId} has no text.`); return null; }
-      const api = apiParams(params, k);
-      api.set("text", post.text);
-      return call("/api/search?" + api.toString());
-    }
-    if (!current.file) {
-      let response;
-      try {
-        response = await fetch(`/api/media?post_id=${encodeURIComponent(postId)}&kind=${encodeURIComponent(artifact)}`);
-      } catch (err) {
-        showError("The server could not be reached: " + err);
-        return null;
-      }
-      if (!response.ok) { showError(`Error ${response.status}: the ${artifact} of ${postId} cannot be read`); return null; }
-      current.file = await response.blob();
-    }
-    return uploadSearch(current.file, `${postId.replace(/[^\w.-]+/g, "_")}.${artifact}`, params, k, artifact);
+    // the post's artifacts (or one of them) as the index stored them are the query; the
+    // post itself is left out either way
+    const api = apiParams(params, k);
+    api.set("post_id", postId);
+    if (artifact) api.set("artifact", artifact);
+    return call("/api/similar?" + api.toString());
   }
   if (params.get("file")) {
     const name = params.get("file");
@@ -256,7 +261,8 @@ function describeQuery(params, result) {
     const q = result && result.query_post;
     if (q) {
       parts.push(el("span", "", ` (${q.account || "unknown account"}, ${formatDate(q.date)}): `));
-      const text = el("span", "qtext", (q.text || "").slice(0, 300));
+      // one line of the post's text: the results stay in view
+      const text = el("span", "qtext qline", (q.text || "(no text)").replace(/\s+/g, " ").slice(0, 300));
       text.dir = "auto";
       parts.push(text);
     }
@@ -288,7 +294,7 @@ async function runQuery(params) {
   const key = current.key;
   const result = await fetchResult(params, current.shown);
   if (key !== current.key) return; // a newer query started meanwhile
-  if (!result) { setStatus(""); return; }
+  if (!result) { indexedStatus(); return; }
   showResult(params, result);
 }
 
@@ -313,7 +319,7 @@ async function loadMore() {
   setStatus("loading more…");
   const result = await fetchResult(current.params, current.shown);
   if (key !== current.key) return;
-  if (!result) { setStatus(""); return; }
+  if (!result) { indexedStatus(); return; }
   showResult(current.params, result);
   const items = resultItems();
   if (items.length) items[Math.max(0, selected)].focus({ preventScroll: true });
@@ -327,6 +333,29 @@ function selectedIndex() {
   return resultItems().indexOf(document.activeElement);
 }
 
+async function failureReason(url) {
+  // the server's reason a media URL failed (404: the file is missing; 422: undecodable)
+  try {
+    const response = await fetch(url);
+    if (response.ok) return "the browser cannot show this file";
+    let detail = null;
+    try { detail = (await response.json()).detail; } catch (err) { detail = null; }
+    const text = typeof detail === "string" ? detail : response.statusText;
+    return text;
+  } catch (err) {
+    return "the server could not be reached";
+  }
+}
+
+function whenBroken(node, url, replace) {
+  // on a load error, ask the server why and show it in place of (or beside) the media
+  node.addEventListener("error", async () => {
+    const reason = await failureReason(url);
+    replace(reason);
+  }, { once: true });
+  return node;
+}
+
 function thumbnail(post, postId) {
   if (post.urls && post.urls.thumbnail) {
     // without an image or video the thumbnail is a waveform of the audio
@@ -334,6 +363,13 @@ function thumbnail(post, postId) {
     const img = el("img", wave ? "thumb wave" : "thumb");
     img.loading = "lazy";
     img.alt = (wave ? "waveform of " : "thumbnail of ") + postId;
+    whenBroken(img, post.urls.thumbnail, (reason) => {
+      const kind = post.urls.image ? "image" : post.urls.video ? "video" : "audio";
+      const box = el("div", "thumb none broken", `${kind} unavailable`);
+      box.title = reason;
+      box.setAttribute("aria-label", `${kind} of ${postId} unavailable: ${reason}`);
+      img.replaceWith(box);
+    });
     img.src = post.urls.thumbnail;
     return img;
   }
@@ -380,8 +416,8 @@ function renderResults(result) {
       matches.appendChild(el("span", "badge", `${m.query} → ${m.artifact} ${m.score.toFixed(3)}`));
     }
     body.appendChild(matches);
-    if (post.urls && post.urls.audio) {
-      // fetched only when played
+    if (post.urls && post.urls.audio && !post.audio_from_video) {
+      // fetched only when played (a video's own sound track plays in the video)
       const player = quiet(el("audio", "player"));
       player.controls = true;
       player.preload = "none";
@@ -395,6 +431,7 @@ function renderResults(result) {
     like.addEventListener("click", () => newQuery({ like: hit.post_id }));
     links.appendChild(like);
     for (const kind of MEDIA) {
+      if (kind === "audio" && post.audio_from_video) continue; // the same file as "open video"
       if (post.urls && post.urls[kind]) {
         const a = quiet(el("a", "", "open " + kind));
         a.href = post.urls[kind];
@@ -405,7 +442,12 @@ function renderResults(result) {
     }
     body.appendChild(links);
     item.appendChild(body);
-    item.addEventListener("click", () => openPost(hit.post_id));
+    item.addEventListener("click", () => {
+      // selecting text to copy it is not a click on the post
+      const selection = window.getSelection();
+      if (selection && !selection.isCollapsed && item.contains(selection.anchorNode)) return;
+      openPost(hit.post_id);
+    });
     item.addEventListener("keydown", (event) => {
       if (event.key === "Enter") { event.preventDefault(); openPost(hit.post_id); }
     });
@@ -431,14 +473,16 @@ const PROVENANCE = [
   ["album_id", "album"],
   ["edited", "edited"],
   ["views", "views"],
-  ["forwards", "forwards"],
+  ["forwards", "times forwarded"],
   ["reactions", "reactions"],
   ["media_type", "media type"],
+  ["duration", "duration"],
   ["source", "source"],
 ];
 // shown elsewhere in the view, or internal
 const NOT_FIELDS = new Set(["post_id", "account", "date", "text", "urls", "artifacts", "url",
-  "image_path", "video_path", "audio_path", "media_root", "status", "reason", "elapsed_ms"]);
+  "image_path", "video_path", "audio_path", "media_root", "status", "reason", "elapsed_ms",
+  "notes", "skipped_media", "audio_from_video"]);
 
 function postLink(post) {
   const direct = post.url ? safeHref(post.url) : null;
@@ -460,7 +504,22 @@ function fieldValue(key, value) {
     } catch (err) { /* shown as it is */ }
   }
   if (/date|edited/.test(key)) return formatDate(value);
+  if (key === "duration" && Number.isFinite(Number(value))) return formatDuration(Number(value));
   return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+function formatDuration(seconds) {
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  const total = Math.round(seconds);
+  const h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), sec = total % 60;
+  const mm = h ? String(m).padStart(2, "0") : String(m);
+  return `${h ? h + ":" : ""}${mm}:${String(sec).padStart(2, "0")}`;
+}
+
+function replyPostId(postId, message) {
+  // post ids of exports are <chat>/<message>: the replied-to post is in the same chat
+  const slash = String(postId).lastIndexOf("/");
+  return slash > 0 ? `${String(postId).slice(0, slash)}/${message}` : null;
 }
 
 function fieldRows(post) {
@@ -480,18 +539,19 @@ function fieldRows(post) {
 }
 
 function mediaElement(kind, url, postId) {
+  const node = kind === "image" ? el("img", "detail-image") : el(kind, "detail-" + kind);
+  whenBroken(node, url, (reason) => {
+    node.replaceWith(el("p", "bad media-broken", `The ${kind} cannot be shown (${reason}).`));
+  });
   if (kind === "image") {
-    const img = el("img", "detail-image");
-    img.src = url;
-    img.alt = "image of " + postId;
-    return img;
+    node.alt = "image of " + postId;
+  } else {
+    node.controls = true;
+    node.preload = "metadata";
+    node.setAttribute("aria-label", `${kind} of ${postId}`);
   }
-  const player = el(kind, "detail-" + kind);
-  player.controls = true;
-  player.preload = "metadata";
-  player.src = url;
-  player.setAttribute("aria-label", `${kind} of ${postId}`);
-  return player;
+  node.src = url;
+  return node;
 }
 
 let detailFor = null;
@@ -534,9 +594,17 @@ async function showDetail(postId) {
   parts.push(text);
   const media = el("div", "detail-media");
   for (const kind of MEDIA) {
+    if (kind === "audio" && post.audio_from_video) continue; // it plays in the video
     if (post.urls && post.urls[kind]) media.appendChild(mediaElement(kind, post.urls[kind], postId));
   }
   if (media.childElementCount) parts.push(media);
+  if (post.notes || post.skipped_media) {
+    // what the export lacked or what is not searchable: "no media" is not "media missing"
+    const notes = el("div", "media-notes");
+    if (post.notes) notes.appendChild(el("p", "", "Media notes: " + post.notes));
+    if (post.skipped_media) notes.appendChild(el("p", "", "Not searchable here: " + post.skipped_media));
+    parts.push(notes);
+  }
   const rows = fieldRows(post);
   if (rows.length) {
     const table = el("table", "fields");
@@ -544,8 +612,18 @@ async function showDetail(postId) {
       const tr = el("tr");
       tr.dataset.field = key;
       tr.appendChild(el("th", "", label));
-      const td = el("td", "", value);
+      const td = el("td", "", key === "reply_to_message_id" ? null : value);
       td.dir = "auto";
+      const target = key === "reply_to_message_id" ? replyPostId(postId, value) : null;
+      if (target) {
+        const a = el("a", "reply-link", value);
+        a.href = "#open=" + encodeURIComponent(target);
+        a.title = "open the post it replies to";
+        a.addEventListener("click", (event) => { event.preventDefault(); openPost(target); });
+        td.appendChild(a);
+      } else if (key === "reply_to_message_id") {
+        td.textContent = value;
+      }
       tr.appendChild(td);
       table.appendChild(tr);
     }
@@ -698,7 +776,26 @@ function moveSelection(step) {
   items[next].scrollIntoView({ block: "nearest" });
 }
 
+function trapFocus(event) {
+  // Tab and Shift+Tab cycle inside the open post view (a modal dialog)
+  const dialog = $("detail");
+  const focusable = Array.from(dialog.querySelectorAll(
+    "a[href], button:not([disabled]), input, select, video[controls], audio[controls], [tabindex]:not([tabindex='-1'])"
+  )).filter((node) => node.offsetParent !== null || node === document.activeElement);
+  if (!focusable.length) { event.preventDefault(); dialog.focus(); return; }
+  const first = focusable[0], last = focusable[focusable.length - 1];
+  const inside = dialog.contains(document.activeElement);
+  if (event.shiftKey && (!inside || document.activeElement === first || document.activeElement === dialog)) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && (!inside || document.activeElement === last)) {
+    event.preventDefault();
+    first.focus();
+  }
+}
+
 function onKey(event) {
+  if (event.key === "Tab" && !$("detail").hidden) { trapFocus(event); return; }
   if (event.key === "Escape") {
     if (!$("detail").hidden) { event.preventDefault(); closePost(); }
     else if (typing(event.target)) event.target.blur();
@@ -736,6 +833,37 @@ async function route(force) {
   else hideDetail();
 }
 
+function looksLikeReference(text) {
+  // one token (a post id such as chat/message, or a link): worth asking the index first
+  return text.length <= 2048 && /^\S+$/.test(text);
+}
+
+async function submitText(text) {
+  if (!text) {
+    $("error").hidden = true;
+    setStatus("Type words to search for, a post id or a t.me link, or drop a file below.");
+    $("query").focus();
+    return;
+  }
+  if (looksLikeReference(text)) {
+    let found = null;
+    try {
+      const response = await fetch("/api/resolve?ref=" + encodeURIComponent(text));
+      if (response.ok) found = (await response.json()).post_id;
+    } catch (err) { found = null; }
+    if (found) {
+      // posts like it, with the post itself open on top
+      const params = new URLSearchParams({ like: found });
+      for (const [key, value] of settingsFromControls()) params.append(key, value);
+      params.set("open", found);
+      $("query").value = "";
+      navigate(params);
+      return;
+    }
+  }
+  newQuery({ q: text });
+}
+
 function chooseFile(file) {
   // a file query replaces the text query: the text box no longer shows the old text
   $("query").value = "";
@@ -763,6 +891,13 @@ async function init() {
     box.type = "checkbox";
     box.value = modality;
     box.checked = true;
+    box.addEventListener("change", () => {
+      const boxes = Array.from(document.querySelectorAll("#modalities input"));
+      if (!boxes.some((b) => b.checked)) {
+        box.checked = true; // none ticked would search nothing: keep this one
+        setStatus("At least one artifact kind must be matched.");
+      }
+    });
     label.appendChild(box);
     label.appendChild(document.createTextNode(modality));
     $("modalities").appendChild(label);
@@ -777,13 +912,23 @@ async function init() {
   }
   $("search-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const text = $("query").value.trim();
-    if (text) newQuery({ q: text });
+    submitText($("query").value.trim());
   });
   const zone = $("dropzone");
   const input = $("file-input");
+  const kinds = (info.query_kinds || []).filter((k) => MEDIA.includes(k));
+  if (!kinds.length) {
+    zone.hidden = true; // a text-only index: nothing a file could be compared with
+  } else {
+    input.accept = kinds.map((k) => k + "/*").join(",");
+    const words = kinds.map((k) => (k === "video" ? "a video" : "an " + k));
+    $("dropzone-kinds").textContent = words.length === 1 ? words[0]
+      : words.slice(0, -1).join(", ") + " or " + words[words.length - 1];
+  }
   zone.addEventListener("click", () => input.click());
-  zone.addEventListener("keydown", (event) => { if (event.key === "Enter") input.click(); });
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
+  });
   input.addEventListener("change", () => { if (input.files.length) chooseFile(input.files[0]); input.value = ""; });
   zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
