@@ -36,12 +36,15 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+
+from nmodal.errors import OutputExistsError
 
 _TMP = "nmodal-tmp"
 _READY = "nmodal-ready"
@@ -102,12 +105,29 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: the mode of every file nmodal writes: what ``open()`` would give under the process's
+#: umask (safetensors and temporary files are created 0600, unreadable by a server account)
+FILE_MODE = 0o666 & ~_umask()
+
+
+def _publish(path: str | Path) -> None:
+    with contextlib.suppress(OSError):
+        os.chmod(path, FILE_MODE)
+
+
 def _fsync_tree(root: Path) -> None:
     for dirpath, _dirs, files in os.walk(root):
         for f in files:
             p = os.path.join(dirpath, f)
             if os.path.islink(p):
                 continue
+            _publish(p)
             fd = os.open(p, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -142,6 +162,7 @@ def writing_file(path: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp = tmp.with_name(tmp.name + suffix)
     try:
         yield tmp
+        _publish(tmp)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -163,6 +184,56 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 def write_text(path: str | Path, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically (complete or not at all)."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def check_replaceable(
+    path: str | Path, kind: str, marker: str, format_name: str | None = None
+) -> None:
+    """Refuse to delete ``path`` to write a new ``kind`` over it unless it is one already.
+
+    ``--overwrite`` replaces an output with a new version of the same kind; it never deletes
+    anything else (a dataset given as a store's ``--out``, a command's own input, someone's
+    documents). ``path`` may be missing, an empty directory, or a directory holding
+    ``marker`` (a JSON file) whose ``"format"`` is ``format_name`` (any JSON when None);
+    otherwise :class:`OutputExistsError` says what is there.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir() or path.is_symlink():
+        raise OutputExistsError(f"{path}: exists and is not a directory; not replacing it")
+    if not any(path.iterdir()):
+        return
+    found = path / marker
+    try:
+        doc = json.loads(found.read_text(encoding="utf-8")) if found.is_file() else None
+    except (OSError, ValueError):
+        doc = None
+    if doc is not None and (
+        format_name is None or (isinstance(doc, dict) and doc.get("format") == format_name)
+    ):
+        return
+    raise OutputExistsError(
+        f"{path}: holds something other than an nmodal {kind} (no {marker}"
+        f"{' of format ' + format_name if format_name else ''}); --overwrite replaces only a "
+        f"previous {kind}: choose another folder, or empty it yourself"
+    )
+
+
+def check_separate(out: str | Path, *inputs: str | Path | None) -> None:
+    """Refuse an output folder ``out`` that is one of the ``inputs`` or holds one: writing
+    it (with overwrite, replacing it) would delete what it is made from."""
+    target = Path(out).resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(given).resolve()
+        if source == target or target in source.parents:
+            what = "is" if source == target else "holds"
+            raise OutputExistsError(
+                f"{out}: the output folder {what} the input {given}; writing it would delete "
+                "the input: choose another output folder"
+            )
 
 
 def recover_dir(path: str | Path) -> Path:

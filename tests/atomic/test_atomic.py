@@ -145,3 +145,22 @@ with atomic.replacing_dir(Path(sys.argv[1])) as tmp:
         assert [p.name for p in root.iterdir()] == ["idx"]
         if step == 3:  # killed after the commit point: the new version wins
             assert got == ("new", "newnew")
+
+
+def test_written_files_get_the_umask_mode_not_0600(tmp_path):
+    """safetensors and temporary files are created 0600: a server running as another user
+    could not read a model or a store. Published files get open()'s mode under the umask."""
+    import os
+    import stat
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from nmodal.atomic import FILE_MODE, replacing_dir, writing_file
+
+    with writing_file(tmp_path / "shard.safetensors") as tmp:
+        save_file({"a": np.zeros(3)}, str(tmp))
+    with replacing_dir(tmp_path / "model") as folder:
+        save_file({"a": np.zeros(3)}, str(folder / "model.safetensors"))
+    for path in (tmp_path / "shard.safetensors", tmp_path / "model" / "model.safetensors"):
+        assert stat.S_IMODE(os.stat(path).st_mode) == FILE_MODE

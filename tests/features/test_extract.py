@@ -266,3 +266,34 @@ def test_decode_settings_are_recorded_and_reused_for_queries(dataset: Path, tmp_
     assert frames.shape[0] == 8 and np.array_equal(frames, direct.items["video"])
     # stores from before the settings were recorded were resized with torch
     assert recorded_decode_settings({"name": "old-store-without-settings"}) == {"resize": "torch"}
+
+
+def test_a_media_file_that_now_leaves_its_root_is_never_opened(tmp_path: Path) -> None:
+    """After ingest a photo was replaced by a symlink to a file outside the collection's
+    media root: extraction records it as an error and never decodes that file."""
+    import pandas as pd
+
+    from nmodal.sources.posts import write_posts
+    from tests.helpers.media import write_image
+
+    root = tmp_path / "collection"
+    (root / "media").mkdir(parents=True)
+    inside = write_image(root / "media" / "inside.png", index=1)
+    victim = write_image(root / "media" / "victim.png", index=2)
+    (tmp_path / "elsewhere").mkdir()
+    secret = write_image(tmp_path / "elsewhere" / "secret.png", index=3)
+    rows = [
+        {"post_id": f"c/{i}", "account": "c", "text": f"a post with words {i}",
+         "image_path": str(path), "media_root": str(root), "status": "kept"}
+        for i, path in enumerate((inside, victim))
+    ]  # fmt: skip
+    dataset = write_posts(pd.DataFrame(rows), tmp_path / "ds").parent
+    victim.unlink()
+    victim.symlink_to(secret)
+    extract_features(dataset, tmp_path / "s", encoders="fake", modalities=("text", "image"),
+                     workers=0, progress=False)  # fmt: skip
+    fs = read_featureset(tmp_path / "s")
+    assert fs.present["image"].tolist() == [True, False]
+    errors = read_errors(tmp_path / "s")
+    assert [(e["post_id"], e["modality"]) for e in errors] == [("c/1", "image")]
+    assert "outside the collection's media root" in errors[0]["reason"]

@@ -109,23 +109,35 @@ def make_classifier(name: str, seed: int = 0, **params: Any) -> BaseEstimator:
     """A fresh, unfitted classifier by short name (one of :data:`CLASSIFIERS`).
 
     ``params`` override the defaults: RF 200 trees, KNN 5 neighbours, logistic regression
-    ``C=1``, RBF SVM ``C=1``, MLP one hidden layer of 256.
+    ``C=1``, RBF SVM ``C=1``, MLP one hidden layer of 256. A parameter the classifier does
+    not have, or a value it refuses, is an :class:`InputError` naming it.
     """
-    if name == "nb":
-        return GaussianNB(**params)
-    if name == "rf":
-        return RandomForestClassifier(
-            **{"n_estimators": 200, "random_state": seed, "n_jobs": 1, **params}
+    builders: dict[str, tuple[type, dict[str, Any]]] = {
+        "nb": (GaussianNB, {}),
+        "rf": (RandomForestClassifier, {"n_estimators": 200, "random_state": seed, "n_jobs": 1}),
+        "svm": (SVMClassifier, {"seed": seed}),
+        "knn": (KNeighborsClassifier, {"n_neighbors": 5}),
+        "logreg": (LogisticRegression, {"max_iter": 1000, "random_state": seed}),
+        "mlp": (TorchMLPClassifier, {"seed": seed}),
+    }
+    if name not in builders:
+        raise InputError(f"unknown classifier {name!r}; choose from {', '.join(CLASSIFIERS)}")
+    cls, defaults = builders[name]
+    known = set(cls(**defaults).get_params())
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise InputError(
+            f"--param {name}.{unknown[0]}: {cls.__name__} has no parameter {unknown[0]!r} "
+            f"(it has {', '.join(sorted(known))})"
         )
-    if name == "svm":
-        return SVMClassifier(**{"seed": seed, **params})
-    if name == "knn":
-        return KNeighborsClassifier(**{"n_neighbors": 5, **params})
-    if name == "logreg":
-        return LogisticRegression(**{"max_iter": 1000, "random_state": seed, **params})
-    if name == "mlp":
-        return TorchMLPClassifier(**{"seed": seed, **params})
-    raise InputError(f"unknown classifier {name!r}; choose from {', '.join(CLASSIFIERS)}")
+    est = cls(**{**defaults, **params})
+    validate = getattr(est, "_validate_params", None)  # scikit-learn's own value checks
+    if callable(validate) and hasattr(est, "_parameter_constraints"):
+        try:
+            validate()
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"--param {name}: {exc}") from None
+    return est
 
 
 def make_pipeline(

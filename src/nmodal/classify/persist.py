@@ -37,7 +37,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
 
-from nmodal.atomic import recover_dir, replacing_dir
+from nmodal.atomic import check_replaceable, recover_dir, replacing_dir
 from nmodal.classify.estimators import SVMClassifier
 from nmodal.classify.mlp import TorchMLPClassifier
 from nmodal.errors import InputError, OutputExistsError
@@ -165,6 +165,7 @@ def save_classifier(
     recover_dir(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: exists (pass overwrite=True / --overwrite)")
+    check_replaceable(path, "classifier", INFO_FILE, FORMAT)
     with replacing_dir(path) as tmp:
         arrays, fitted = _fitted_state(est, kind, tmp)
         if arrays:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nmodal.atomic import recover_dir, replacing_dir
+from nmodal.atomic import check_replaceable, check_separate, recover_dir, replacing_dir
 from nmodal.classify.crossval import cross_validate
 from nmodal.classify.estimators import CLASSIFIERS, DISPLAY_NAMES, make_pipeline
 from nmodal.classify.persist import save_classifier
@@ -72,6 +72,7 @@ def _check_out(out_dir: Path, overwrite: bool) -> None:
     recover_dir(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out_dir}: exists and is not empty (use --overwrite)")
+    check_replaceable(out_dir, "classification run", "results.json")
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,7 @@ def run_classification(config: ClassifyConfig) -> dict[str, Any]:
     returns the content of ``results.json``."""
     check_classifiers(config.classifiers)
     out_dir = Path(config.out_dir)
+    check_separate(out_dir, config.model_dir, config.store_dir, config.posts)
     rows = read_rows(config)
     settings = config_json(config, rows)
     summary = data_summary(rows.data)

@@ -8,14 +8,17 @@ Each sub-command lives in its own module under ``nmodal.cli`` exposing
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import multiprocessing
 import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 # Before torch is imported: idle OpenMP threads sleep instead of spinning. On a shared or
 # oversubscribed CPU spinning threads made encoders and training 10x slower; an explicit
@@ -97,6 +100,15 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _one_line_warning(command: str) -> Any:
+    """Warnings as ``nmodal <command>: warning: ...`` (not Python's file:line form)."""
+
+    def format_warning(message: Warning | str, *_: Any, **__: Any) -> str:
+        return f"nmodal {command}: warning: {message}\n"
+
+    return format_warning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -111,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # in the environment, so that decoding workers and servers import them too
         known = [x for x in os.environ.get(PLUGINS_ENV, "").split(",") if x.strip()]
         os.environ[PLUGINS_ENV] = ",".join(dict.fromkeys([*known, *args.plugin]))
+    warnings.formatwarning = _one_line_warning(args.command)
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
         preload_in_forkserver()  # decode workers and their forkserver die with this process
@@ -122,6 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NModalError as exc:
         print(f"nmodal {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except argparse.ArgumentTypeError as exc:  # a value checked inside a handler
+        print(f"nmodal {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # the reader went away (`nmodal search ... | head`): stop quietly, as `cat` does
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(f"nmodal {args.command}: interrupted", file=sys.stderr)
         return 130

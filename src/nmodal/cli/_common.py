@@ -15,6 +15,17 @@ def csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def int_list(text: str) -> list[int]:
     try:
         return [int(t) for t in csv_list(text)]
@@ -22,6 +33,14 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}"
         ) from exc
+
+
+def ks_list(text: str) -> list[int]:
+    """An argparse type: the K values of recall@K, comma-separated, each >= 1."""
+    ks = int_list(text)
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"K values must be whole numbers >= 1, got {text!r}")
+    return sorted(set(ks))
 
 
 def queries_arg(text: str) -> str | int:
@@ -319,7 +338,12 @@ def load_groups(args: argparse.Namespace, post_ids: Any) -> Any:
     return np.array([str(mapping[p]) for p in post_ids])
 
 
-def check_output(path: Path, overwrite: bool) -> None:
+def check_output(path: Path, overwrite: bool, *inputs: Path | None) -> None:
+    """``path`` may be written: new, or ``overwrite``; never one of ``inputs`` or a folder
+    holding one."""
+    from nmodal.atomic import check_separate  # lazy: --help start-up
+
+    check_separate(path, *inputs)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: exists (use --overwrite to replace it)")
 

@@ -58,6 +58,8 @@ def run_collect(args: argparse.Namespace) -> int:
     api_hash = args.api_hash or os.environ.get("TELEGRAM_API_HASH")
     if not api_id or not api_hash:
         raise InputError("give --api-id and --api-hash (or TELEGRAM_API_ID / TELEGRAM_API_HASH)")
+    if not str(api_id).strip().isdigit():
+        raise InputError(f"the API id must be a number (from my.telegram.org), got {api_id!r}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = filter_config(args)

@@ -114,7 +114,7 @@ def config_from_args(args: argparse.Namespace) -> CompareConfig:
 def run(args: argparse.Namespace) -> int:
     from nmodal.evaluation.compare import compare_losses  # lazy: --help start-up
 
-    check_output(args.out, args.overwrite)
+    check_output(args.out, args.overwrite, args.store)
     config = config_from_args(args)
     fs = read_store(args.store, config.protocol.train.modalities, verify=args.verify)
     result = compare_losses(fs, config, groups=load_groups(args, fs.post_ids))

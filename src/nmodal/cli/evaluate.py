@@ -10,7 +10,7 @@ from nmodal.cli._common import (
     add_retrieval_arguments,
     add_store_arguments,
     csv_list,
-    int_list,
+    ks_list,
     write_json,
 )
 from nmodal.cli._help import add_examples
@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
     )
     add_retrieval_arguments(p)
     add_store_arguments(p)
-    p.add_argument("--ks", default="1,5,10,25", help="K values (default 1,5,10,25)")
+    p.add_argument("--ks", type=ks_list, default="1,5,10,25", help="K values (default 1,5,10,25)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write the full report as JSON here")
     p.set_defaults(handler=run)
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.model}: recall on them is not held-out recall. Use --split test (the "
             "held-out posts), or pass --allow-training-posts to evaluate anyway (labelled)"
         )
-    ks = int_list(args.ks)
+    ks = list(args.ks)
     scoring = (
         matched_scoring(str(model.config.loss.get("name")))
         if args.scoring == "auto"

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from nmodal.cli._common import positive_int
 from nmodal.cli._help import add_examples
 from nmodal.errors import InputError
 from nmodal.features.decode import DECODE_DEFAULTS, RESIZERS
@@ -120,7 +121,7 @@ def register(sub: Any) -> None:
         "--dtype is the stored features' dtype",
     )  # fmt: skip
     p.add_argument(
-        "--limit", type=int, default=None, help="only the first N kept posts (a trial run)"
+        "--limit", type=positive_int, default=None, help="only the first N kept posts (a trial run)"
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace a store made with other settings"

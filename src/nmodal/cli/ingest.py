@@ -92,9 +92,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--no-albums", action="store_true", help="do not merge album messages")
     t.add_argument(
         "--username",
+        action="append",
         default=None,
         help="the public channel's @username (exports do not record it) for t.me/<name>/<id> "
-        "links; default links are t.me/c/<channel id>/<id>",
+        "links; default links are t.me/c/<channel id>/<id>. With several exports give one "
+        "per export, in the same order ('-' for one without)",
     )
     _add_common(t)
     add_examples(
@@ -153,9 +155,16 @@ def run_ingest(args: argparse.Namespace) -> int:
     cfg = filter_config(args)
     records: list[dict[str, Any]] = []
     if args.source == "telegram-export":
-        for d in args.export_dirs:
+        names = args.username or [None] * len(args.export_dirs)
+        if len(names) != len(args.export_dirs):
+            raise InputError(
+                f"{len(args.export_dirs)} exports but {len(names)} --username: give one per "
+                "export, in the same order ('-' for one without), so that each channel's links "
+                "name that channel"
+            )
+        for d, name in zip(args.export_dirs, names, strict=True):
             records += read_telegram_export(
-                d, merge_albums=not args.no_albums, username=args.username
+                d, merge_albums=not args.no_albums, username=None if name in (None, "-") else name
             )
     elif args.source == "manifest":
         records = read_posts_manifest(args.file, media_root=args.media_root)

@@ -101,7 +101,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
 def run(args: argparse.Namespace) -> int:
     from nmodal.evaluation.sweep import run_sweep  # lazy: --help start-up
 
-    check_output(args.out, args.overwrite)
+    check_output(args.out, args.overwrite, args.store)
     config = config_from_args(args)
     fs = read_store(args.store, config.protocol.train.modalities, verify=args.verify)
     result = run_sweep(fs, config, groups=load_groups(args, fs.post_ids))

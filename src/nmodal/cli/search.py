@@ -128,14 +128,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from nmodal.index import Filters, PostIndex, QueryEncoder  # lazy: --help start-up
 
-    index = PostIndex.open(
-        args.index,
-        nprobe=args.nprobe,
-        params={"efSearch": args.ef_search, "k_factor": args.k_factor},
-    )
+    index = PostIndex.open(args.index)
     accounts = tuple(a for value in (args.account or []) for a in csv_list(value))
     check_accounts(accounts, index.accounts_list())
     origins = tuple(o for value in (args.forwarded_from or []) for o in csv_list(value))
+    check_origins(origins, index.origins_list())
     filters = Filters(
         accounts=accounts, since=args.since, until=args.until, forwarded_from=origins,
         forwards=args.forwards,
@@ -146,6 +143,9 @@ def handle(args: argparse.Namespace) -> int:
         "modalities": args.modality,
         "collation": args.collate,
         "include_same": not args.other_modalities,
+        # per search, so that a knob the index type does not have is an error, as in the API
+        "nprobe": args.nprobe,
+        "params": {"efSearch": args.ef_search, "k_factor": args.k_factor},
     }
     if args.post is not None:
         result = index.more_like_this(args.post, **options)
@@ -176,6 +176,20 @@ def check_accounts(wanted: tuple[str, ...], known: list[str]) -> None:
     )
 
 
+def check_origins(wanted: tuple[str, ...], known: list[str]) -> None:
+    """An InputError naming the index's forward origins when ``wanted`` has one no forward
+    comes from (a misspelt origin would otherwise return no posts, silently)."""
+    unknown = [o for o in wanted if o not in known]
+    if not unknown:
+        return
+    shown = ", ".join(known[:50]) + (f", ... ({len(known)} in all)" if len(known) > 50 else "")
+    raise InputError(
+        f"--forwarded-from: no post of this index is forwarded from "
+        f"{', '.join(map(repr, unknown))}; its forwards come from: "
+        f"{shown or '(none: no post is a forward)'}"
+    )
+
+
 def print_table(result: Any) -> None:
     width = shutil.get_terminal_size((120, 20)).columns
     exact = "exact" if result.exact else "approximate"
@@ -185,7 +199,12 @@ def print_table(result: Any) -> None:
     for hit in result.hits:
         post = hit.post
         date = (post.get("date") or "")[:16].replace("T", " ")
-        matched = " ".join(f"{m['artifact']}:{m['score']:.3f}" for m in hit.matches)
+        # query -> artifact pairs when several artifacts query (nmodal search --post)
+        several = len({m.get("query") for m in hit.matches}) > 1
+        matched = " ".join(
+            (f"{m['query']}→{m['artifact']}" if several else m["artifact"]) + f":{m['score']:.3f}"
+            for m in hit.matches
+        )
         print(
             f"{hit.rank:>3}  {hit.score:7.3f}  {hit.post_id}  {post.get('account') or '-'}  {date}  [{matched}]"
         )

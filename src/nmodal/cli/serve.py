@@ -19,10 +19,22 @@ import errno
 import os
 import socket
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
 from nmodal.cli._help import add_examples
 from nmodal.errors import InputError
+
+
+def link_host(host: str, allowed: Collection[str]) -> str:
+    """The host name the printed link uses: the bind address, except for a wildcard
+    (0.0.0.0, ::), which no client can name: then this machine's name when the server
+    answers to it, else 127.0.0.1. IPv6 literals in brackets."""
+    shown = host
+    if host in ("0.0.0.0", "::", ""):
+        name = socket.gethostname()
+        shown = name if name in allowed else "127.0.0.1"
+    return f"[{shown}]" if ":" in shown else shown
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -161,7 +173,7 @@ def handle(args: argparse.Namespace) -> int:
     )
     for line in app.state.serve.roots.describe():
         print(f"nmodal serve: {line}", file=sys.stderr)
-    link = f"http://{args.host}:{args.port}/"
+    link = f"http://{link_host(args.host, security.allowed_hosts)}:{args.port}/"
     if security.token:
         link += f"?token={security.token}"
         if token is None:

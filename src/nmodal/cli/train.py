@@ -15,6 +15,7 @@ from nmodal.cli._common import (
     train_config_from_args,
 )
 from nmodal.cli._help import add_examples
+from nmodal.errors import InputError
 
 
 def register(sub: Any) -> None:
@@ -80,18 +81,37 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from nmodal.train import save_trained, split_posts, train_model  # lazy: --help start-up
+    from nmodal.train import save_trained, split_trainable, train_model  # lazy: --help start-up
 
-    check_output(args.out, args.overwrite)
+    check_output(args.out, args.overwrite, args.store)
     config = train_config_from_args(args)
     fs = open_store(args.store, config.modalities, verify=args.verify)
     groups = load_groups(args, fs.post_ids)
-    split = split_posts(fs.num_posts, args.test_size, args.val_fraction, args.seed, groups=groups)
-    warn_large_test_share(len(split.test), fs.num_posts)
+    if args.test_size < 0:
+        raise InputError(f"--test-size must be >= 0, got {args.test_size}")
+    split, usable = split_trainable(
+        fs.present, fs.modalities, config.missing, args.test_size, args.val_fraction, args.seed,
+        groups=groups,
+    )  # fmt: skip
+    if usable.size < fs.num_posts:
+        need = "all" if config.missing == "drop" else "at least two"
+        print(
+            f"{usable.size} of the store's {fs.num_posts} posts have {need} of the modalities "
+            f"{fs.modalities}: the split is among them (the others can be neither trained on "
+            "nor scored)"
+        )
+    warn_large_test_share(len(split.test), usable.size)
     print(
         f"training on {len(split.train)} posts, validating on {len(split.val)}, "
         f"holding out {len(split.test)} for test; modalities {fs.modalities}"
     )
+    if len(split.val) < 2 and (config.patience is not None or config.select != "last"):
+        print(
+            f"nmodal train: warning: {len(split.val)} validation posts: --patience and "
+            "--select need a validation set (raise --val-fraction); training runs all "
+            "epochs and keeps the last",
+            file=sys.stderr,
+        )
     train = fs.subset(split.train)
     val = fs.subset(split.val) if len(split.val) >= 2 else None
     if args.in_memory:

@@ -42,7 +42,7 @@ from nmodal.features.featureset import FeatureSet
 from nmodal.features.reader import StoreView
 from nmodal.model import NModalModel
 from nmodal.retrieval import DEFAULT_KS, SCORINGS, matched_scoring, retrieval_report
-from nmodal.train import TrainConfig, split_posts, train_model
+from nmodal.train import TrainConfig, split_trainable, train_model
 
 
 def evaluate_model(
@@ -186,8 +186,12 @@ def _run_trial(
 ) -> dict[str, Any]:
     """Trial ``t``: split with seed ``seed + t``, train (or fit a baseline), evaluate."""
     trial_seed = config.seed + t
-    split = split_posts(
-        fs.num_posts,
+    # among the posts with two of the modalities (all with missing="drop"): the others can
+    # be neither trained on nor queried; on a complete store this is split_posts' split
+    split, _ = split_trainable(
+        {m: fs.present[m] for m in mods},
+        mods,
+        config.train.missing,
         test_size=config.test_size,
         val_fraction=config.val_fraction,
         seed=trial_seed,

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,6 +132,9 @@ class PostJob:
     video_path: str | None
     image_path: str | None
     audio_path: str | None
+    #: the folder every media path must still lie in when it is opened (the ingest's
+    #: ``media_root``; None: not checked, datasets from before it was recorded)
+    media_root: str | None = None
 
 
 @dataclass
@@ -181,9 +185,9 @@ def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
 
     out = Decoded(job.post_id)
     want = set(spec.modalities)
-    video_path = str(job.video_path) if _present(job.video_path) else None
-    image_path = str(job.image_path) if _present(job.image_path) else None
-    audio_path = str(job.audio_path) if _present(job.audio_path) else None
+    video_path = _contained(job, "video_path", out, want)
+    image_path = _contained(job, "image_path", out, want)
+    audio_path = _contained(job, "audio_path", out, want)
     resize = _resizer(spec.resize)
 
     if "text" in want and _present(job.text):
@@ -243,6 +247,33 @@ def decode_post(job: PostJob, spec: DecodeSpec) -> Decoded:
             except Exception as exc:
                 out.errors.append(_error(job.post_id, "audio", exc, source, "audio"))
     return out
+
+
+def _contained(job: PostJob, column: str, out: Decoded, want: set[str]) -> str | None:
+    """``job``'s ``column`` path, or None when it has none or when it now resolves outside
+    the post's media root (a file replaced by a symlink since ingest): that is recorded as
+    an error of the modalities it feeds, and the file is never opened."""
+    value = getattr(job, column)
+    if not _present(value):
+        return None
+    path = str(value)
+    if job.media_root is None:
+        return path
+    root = os.path.realpath(job.media_root)
+    real = os.path.realpath(path)
+    if real.startswith(root.rstrip(os.sep) + os.sep):
+        return path
+    feeds = {"image_path": ["image"], "audio_path": ["audio"]}.get(column)
+    if feeds is None:  # a video also gives the image and the sound a post lacks otherwise
+        feeds = ["video"]
+        feeds += [] if _present(job.image_path) else ["image"]
+        feeds += [] if _present(job.audio_path) else ["audio"]
+    reason = "outside the collection's media root (replaced by a symlink or moved since ingest)"
+    exc = MediaError(path, reason, "decode")
+    for m in feeds:
+        if m in want:
+            out.errors.append(_error(job.post_id, m, exc, path, "decode"))
+    return None
 
 
 def _resizer(name: str) -> Callable[[np.ndarray, tuple[int, int]], np.ndarray]:

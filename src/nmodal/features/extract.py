@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from nmodal.atomic import check_separate
 from nmodal.encoders.base import MODALITIES, Encoder, encoder_set
 from nmodal.errors import InputError
 from nmodal.features.chunks import (
@@ -84,6 +85,9 @@ def load_jobs(dataset_dir: str | Path, limit: int | None = None) -> list[PostJob
     from nmodal.sources.posts import read_posts  # lazy: pandas only when reading a dataset
 
     df = read_posts(dataset_dir, absolute=True, status="kept")
+    if "media_root" in df.columns:  # recorded absolute; relative ones to the dataset folder
+        base = Path(dataset_dir).resolve()
+        df["media_root"] = df["media_root"].map(lambda r: str(base / r), na_action="ignore")
     if limit is not None:
         df = df.iloc[:limit]
 
@@ -94,13 +98,14 @@ def load_jobs(dataset_dir: str | Path, limit: int | None = None) -> list[PostJob
         return values.where(values.notna(), None).tolist()
 
     return [
-        PostJob(str(pid), t, v, i, a)
-        for pid, t, v, i, a in zip(
+        PostJob(str(pid), t, v, i, a, r)
+        for pid, t, v, i, a, r in zip(
             df["post_id"].astype(str).tolist(),
             col("text"),
             col("video_path"),
             col("image_path"),
             col("audio_path"),
+            col("media_root"),
             strict=True,
         )
     ]
@@ -343,6 +348,7 @@ def extract_features(
         for k, v in {"device": cfg.device, "batch_size": cfg.batch_size}.items()
         if v is not None
     }
+    check_separate(store_dir, dataset_dir)
     encs = resolve_encoders(cfg.encoders, cfg.modalities, cfg.settings, **runtime)
     jobs = load_jobs(dataset_dir, cfg.limit)
     resize = cfg.resize or _store_resize(store_dir, cfg.overwrite) or DECODE_DEFAULTS.resize

@@ -184,6 +184,7 @@ class StoreWriter:
                 raise OutputExistsError(
                     f"{path}: exists and is not an empty feature store (pass --overwrite)"
                 )
+            atomic.check_replaceable(path, "feature store", MANIFEST, FORMAT)
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
         manifest = {**plan, "shards": [], "num_errors": 0, "complete": plan["num_posts"] == 0}
@@ -356,6 +357,7 @@ def write_featureset(
     path = atomic.recover_dir(Path(path))
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: exists (pass overwrite=True / --overwrite)")
+    atomic.check_replaceable(path, "feature store", MANIFEST, FORMAT)
     if dtype is None:
         dtype = "float16" if all(x.dtype == np.float16 for x in fs.features.values()) else "float32"
     with atomic.replacing_dir(path) as tmp:

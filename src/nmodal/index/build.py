@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from nmodal.atomic import check_separate
 from nmodal.errors import InputError
 from nmodal.features import FeatureSet, StoreReader, StoreView
 from nmodal.index import layout, ondisk
@@ -116,6 +117,11 @@ def posts_metadata(post_ids: np.ndarray, dataset_dir: str | Path | None) -> pd.D
         table[col] = table[col].map(_labels_json, na_action="ignore").astype("string")
     merged = frame.merge(table, on="post_id", how="left")
     missing = int((~frame["post_id"].isin(table["post_id"])).sum())
+    if missing and missing == len(frame):
+        raise InputError(
+            f"{dataset_dir}/posts.parquet holds none of the {len(frame)} posts of the store: "
+            "it is another collection's dataset (give the --posts the store was extracted from)"
+        )
     if missing:
         warnings.warn(
             f"{missing} indexed posts are not in {dataset_dir}/posts.parquet; they have no metadata",
@@ -479,6 +485,7 @@ def build_index(
     ``"never"``; recorded in the manifest and re-applied by :func:`add_posts`.
     """
     model_dir, store_dir, out = Path(model_dir), Path(store_dir), Path(out)
+    check_separate(out, model_dir, store_dir, dataset_dir)
     ondisk.check_on_disk(on_disk)
     remote = _milvus_for(backend, uri, factory, out)
     if remote is not None and on_disk == "always":

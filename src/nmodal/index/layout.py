@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nmodal.atomic import recover_dir, replacing_dir
+from nmodal.atomic import check_replaceable, recover_dir, replacing_dir
 from nmodal.errors import InputError, OutputExistsError
 from nmodal.integrity import hash_files, plain_name, verify_files
 from nmodal.jsonfile import read_format_json
@@ -164,6 +164,7 @@ def write_directory_atomically(
     out = recover_dir(Path(out))
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: exists (pass --overwrite to replace it)")
+    check_replaceable(out, "index", MANIFEST, FORMAT)
     with replacing_dir(out) as tmp:
         fill(tmp)
     return out

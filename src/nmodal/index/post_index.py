@@ -471,6 +471,15 @@ class PostIndex:
             out.append(rec)
         return out
 
+    def origins_list(self) -> list[str]:
+        """The names and ids the index's forwards come from (what ``forwarded_from``
+        filters match)."""
+        values: set[str] = set()
+        for col in ("forwarded_from", "forwarded_from_id"):
+            if col in self._meta:
+                values |= {str(v) for v in pd.Series(self._meta[col]).dropna().unique()}
+        return sorted(values)
+
     def accounts_list(self) -> list[str]:
         values = pd.Series(self.accounts).dropna().astype(str)
         return sorted(values.unique().tolist())

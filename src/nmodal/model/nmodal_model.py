@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from nmodal.atomic import recover_dir, replacing_dir
+from nmodal.atomic import check_replaceable, recover_dir, replacing_dir
 from nmodal.errors import InputError, OutputExistsError
 from nmodal.integrity import hash_files, plain_name, sha256_files, verify_files
 from nmodal.losses import build_loss
@@ -158,6 +158,7 @@ class NModalModel(nn.Module):
         recover_dir(path)
         if path.exists() and not overwrite:
             raise OutputExistsError(f"{path}: exists (pass overwrite=True / --overwrite)")
+        check_replaceable(path, "model", CONFIG_FILE, FORMAT)
         docs = {**(extras or {}), **(notes or {})}
         for name in docs:
             if not plain_name(name) or name in (CONFIG_FILE, WEIGHTS_FILE):

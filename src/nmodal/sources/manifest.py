@@ -50,6 +50,10 @@ def _load(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
             df["_line"] = range(2, len(df) + 2)
             return df, bad
         rows = []
+        if suffix == ".json":
+            array = _json_array(path, bad)
+            if array is not None:
+                return pd.DataFrame.from_records(array), bad
         with path.open("rb") as fh:
             for lineno, raw in enumerate(fh, 1):
                 if lineno == 1:
@@ -75,6 +79,30 @@ def _load(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         return pd.DataFrame.from_records(rows), bad
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"{path}: cannot read manifest ({exc})") from None
+
+
+def _json_array(path: Path, bad: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The records of a ``.json`` manifest that is one JSON array of objects (element ``i``
+    is "item i"); None when the file is not one array (then it is read as JSON lines)."""
+    with path.open("rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"["):
+        return None
+    try:
+        doc = load_json_text(path.read_bytes().decode("utf-8-sig"), str(path))
+    except (UnicodeDecodeError, ValueError):
+        return None  # not one valid array: line by line, each bad line reported
+    if not isinstance(doc, list):
+        return None
+    rows = []
+    for i, item in enumerate(doc, 1):
+        if not isinstance(item, dict):
+            bad.append(bad_record(path, f"item {i}", "not a JSON object", SOURCE))
+            continue
+        row = {clean_str(str(k)): clean_value(v) for k, v in item.items()}
+        row["_line"] = f"item {i}"
+        rows.append(row)
+    return rows
 
 
 def _cell(value: Any) -> Any:
@@ -118,7 +146,11 @@ def read_posts_manifest(
         line = row.pop("_line", "?")
         rec: dict[str, Any] = {str(k): _cell(v) for k, v in row.items()}
         if rec["post_id"] is None or isinstance(rec["post_id"], (list, dict)):
-            records.append(bad_record(p, f"line {line}", "no post_id", SOURCE))
+            records.append(
+                bad_record(
+                    p, line if isinstance(line, str) else f"line {line}", "no post_id", SOURCE
+                )
+            )
             continue
         rec["post_id"] = str(rec["post_id"])
         rec["source"] = str(rec.get("source") or SOURCE)

@@ -2,7 +2,7 @@
 folder records beside its weights (split, history)."""
 
 from nmodal.train.record import recorded_split, save_trained, training_overlap
-from nmodal.train.splits import Split, split_posts
+from nmodal.train.splits import Split, split_posts, split_trainable, trainable_posts
 from nmodal.train.trainer import TrainConfig, TrainResult, evaluate_loss, train_model
 
 __all__ = [
@@ -13,6 +13,8 @@ __all__ = [
     "recorded_split",
     "save_trained",
     "split_posts",
+    "split_trainable",
     "train_model",
+    "trainable_posts",
     "training_overlap",
 ]

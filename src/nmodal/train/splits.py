@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,3 +86,47 @@ def split_posts(
         if len(train) == 0:
             raise InputError("grouped split left no training posts; lower test_size/val_fraction")
     return Split(train=np.sort(train), val=np.sort(val), test=np.sort(test))
+
+
+def trainable_posts(
+    present: Mapping[str, np.ndarray], modalities: Sequence[str], missing: str = "mask"
+) -> np.ndarray:
+    """Positions of the posts a model of ``modalities`` can train and be evaluated on: those
+    with at least two of them (``missing="mask"``) or all of them (``"drop"``)."""
+    have = np.stack([np.asarray(present[m], dtype=bool) for m in modalities])
+    keep = have.all(axis=0) if missing == "drop" else have.sum(axis=0) >= 2
+    return np.flatnonzero(keep)
+
+
+def split_trainable(
+    present: Mapping[str, np.ndarray],
+    modalities: Sequence[str],
+    missing: str = "mask",
+    test_size: int | float = 100,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+) -> tuple[Split, np.ndarray]:
+    """:func:`split_posts` among the :func:`trainable_posts` only (positions into the whole
+    collection), and those posts. A post without two artifacts can neither be trained on
+    nor be a retrieval query, so it is never counted in a part; on a collection where every
+    post qualifies the split is :func:`split_posts`'s own."""
+    rows = trainable_posts(present, modalities, missing)
+    need = "all" if missing == "drop" else "at least two"
+    if rows.size < 2:
+        raise InputError(
+            f"only {rows.size} posts have {need} of the modalities {list(modalities)}: "
+            "nothing to train on"
+        )
+    try:
+        local = split_posts(
+            rows.size,
+            test_size,
+            val_fraction,
+            seed,
+            None if groups is None else np.asarray(groups)[rows],
+        )
+    except InputError as exc:
+        raise InputError(f"{exc} (the posts with {need} of {list(modalities)})") from None
+    split = Split(train=rows[local.train], val=rows[local.val], test=rows[local.test])
+    return split, rows
