@@ -163,3 +163,35 @@ def test_evaluate_ks_and_warnings_are_one_line(small_index: Path, tmp_path: Path
             "--posts", str(other), "--out", str(tmp_path / "idx")]  # fmt: skip
     assert main(argv) == 1
     assert "holds none of the" in capsys.readouterr().err
+
+
+def test_ingest_notes_bad_dates_and_labels_that_match_nothing(tmp_path: Path, capsys) -> None:
+    manifest = tmp_path / "posts.jsonl"
+    rows = [{"post_id": "1", "account": "a", "text": "hello there my friends", "date": "not a date"},
+            {"post_id": "2", "account": "a", "text": "second post words", "date": "2024-03-01"}]  # fmt: skip
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("account,stance\nnosuch,pro\n")
+    argv = ["ingest", "manifest", str(manifest), "--out", str(tmp_path / "ds"), "--workers", "0",
+            "--no-progress", "--account-labels", str(labels)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "name none of this collection's accounts" in out and "a" in out
+    posts = pd.read_parquet(tmp_path / "ds" / "posts.parquet").set_index("post_id")
+    assert "date: not a date" in posts.loc["1", "notes"]
+    assert pd.isna(posts.loc["1", "date"]) and pd.notna(posts.loc["2", "date"])
+    assert main(["ingest", "manifest", str(tmp_path), "--out", str(tmp_path / "x")]) == 1
+    assert "a folder, not a manifest file" in capsys.readouterr().err
+    assert (
+        main(["ingest", "telegram-export", str(tmp_path / "nope"), "--out", str(tmp_path / "y")])
+        == 1
+    )
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_a_param_for_a_classifier_not_run_is_an_error(tmp_path: Path, capsys) -> None:
+    argv = ["classify", "--model", str(tmp_path), "--store", str(tmp_path), "--posts",
+            str(tmp_path), "--label", "stance", "--out", str(tmp_path / "c"),
+            "--classifiers", "rf", "--param", "svm.C=1"]  # fmt: skip
+    assert main(argv) == 1
+    assert "svm is not among --classifiers rf" in capsys.readouterr().err

@@ -125,11 +125,18 @@ def config_from_args(args: argparse.Namespace) -> ClassifyConfig:
         raise InputError(
             f"--classifiers: unknown {unknown[:1]}; choose from {','.join(CLASSIFIER_NAMES)}"
         )
+    params = parse_params(args.param)
+    unused = sorted(set(params) - set(args.classifiers))
+    if unused:
+        raise InputError(
+            f"--param {unused[0]}.*: {unused[0]} is not among --classifiers "
+            f"{','.join(args.classifiers)}; add it there or drop the --param"
+        )
     return ClassifyConfig(
         args.model, args.store, args.posts, args.label, args.out,
         by=args.by, classifiers=tuple(args.classifiers), smote=args.smote,
         modality=args.modality, folds=args.folds, seed=args.seed, mapping=args.label_map,
-        classifier_params=parse_params(args.param), overwrite=args.overwrite,
+        classifier_params=params, overwrite=args.overwrite,
         verify=args.verify,
     )  # fmt: skip
 

@@ -130,7 +130,14 @@ def run(args: argparse.Namespace) -> int:
         f"scoring {scoring}; chance @1 = {100 * report['chance'][str(ks[0])]:.2f}%"
     )
     rows = {"all queries": report["recall"]}
-    rows.update({f"{m} queries": r for m, r in report["by_query_modality"].items()})
+    # a modality with no query artifact among these posts has no row (not a row of nan%)
+    rows.update(
+        {
+            f"{m} queries": r
+            for m, r in report["by_query_modality"].items()
+            if all(isinstance(v, (int, float)) and v == v for v in r.values())
+        }
+    )
     print(recall_table(rows, ks, label="Queries", std=False))
     print(f"mean rank {report['mean_rank']:.2f}, median rank {report['median_rank']:.1f}")
     if args.out:

@@ -87,7 +87,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = p.add_subparsers(dest="source", metavar="SOURCE", required=True)
 
-    t = sub.add_parser("telegram-export", help="Telegram Desktop JSON export folder(s)")
+    t = sub.add_parser(
+        "telegram-export",
+        help="Telegram Desktop JSON export folder(s)",
+        description="One or more Telegram Desktop exports (Export chat history, format "
+        "JSON): each folder holds result.json and the media it names (photos/, video_files/, "
+        "voice_messages/, ...). A full-account export (every chat in one result.json) works "
+        "too. Albums merge into one post (--no-albums keeps one post per message); media "
+        "that the export left out, or that lie outside the folder, are noted on the post. "
+        "Post ids are <chat id>/<message id>.",
+    )
     t.add_argument("export_dirs", nargs="+", metavar="EXPORT_DIR", help="folder with result.json")
     t.add_argument("--no-albums", action="store_true", help="do not merge album messages")
     t.add_argument(
@@ -109,7 +118,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m = sub.add_parser(
         "manifest",
         help="JSONL or CSV manifest, one post per row",
-        description="A JSONL (one JSON object per line) or CSV file, one post per row. "
+        description="A JSONL (one JSON object per line), a JSON array of objects, or a CSV "
+        "file, one post per row. "
         "Columns: post_id (required, unique), account, date (ISO 8601), text, image_path, "
         "video_path, audio_path (image, video and audio are accepted too; relative paths are "
         "relative to the manifest's folder). Every other column (stance, language, ...) is "
@@ -129,7 +139,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     m.set_defaults(handler=run_ingest)
 
-    n = sub.add_parser("ndjson", help="Telethon to_dict NDJSON (telegram-tracker, 4CAT, collect)")
+    n = sub.add_parser(
+        "ndjson",
+        help="Telethon to_dict NDJSON (telegram-tracker, 4CAT, collect)",
+        description="Telethon messages as dicts (Message.to_dict()): one JSON object per line "
+        "(NDJSON), or files holding one JSON array of them, as telegram-tracker, 4CAT and "
+        "nmodal collect write. Media are looked up in --media-dir by the message's file "
+        "name; albums (grouped_id) merge into one post.",
+    )
     n.add_argument("files", nargs="+", metavar="FILE")
     n.add_argument("--media-dir", help="folder with the downloaded media files")
     n.add_argument("--account", help="account name for every message (default: from the data)")

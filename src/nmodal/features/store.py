@@ -172,9 +172,15 @@ class StoreWriter:
             plan_json = json.loads(json.dumps(plan))
             diff = [k for k in keys if manifest.get(k) != plan_json.get(k)]
             if diff:
+                said = {
+                    "num_posts": "number of posts", "posts_sha256": "posts (another dataset, or "
+                    "the dataset changed since)", "shard_size": "--shard-size", "dtype": "--dtype",
+                    "modalities": "--modalities", "version": "store version",
+                }  # fmt: skip
                 raise InputError(
-                    f"{path}: a feature store made with different {', '.join(diff)} is there; "
-                    "pass --overwrite (overwrite=True) to replace it, or choose another --out"
+                    f"{path}: a feature store made with other "
+                    f"{', '.join(said.get(k, k) for k in diff)} is there; rerun with the same "
+                    "settings to resume it, pass --overwrite to replace it, or choose another --out"
                 )
             for leftover in path.glob(".*.tmp"):  # from a run killed while writing
                 leftover.unlink(missing_ok=True)

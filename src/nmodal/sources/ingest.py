@@ -75,12 +75,21 @@ def ingest(
     if not unique:
         raise InputError("no posts found in the input")
     df = apply_filter(unique, cfg, workers=workers, progress=progress)
+    labelled = None
     if account_labels is not None:
         labels = account_labels.set_index("account")
         for col in labels.columns:
             df[col] = df["account"].astype(str).map(labels[col])
+        accounts = set(df["account"].dropna().astype(str))
+        labelled = {
+            "accounts_in_file": len(labels.index),
+            "matched": sorted(accounts & set(labels.index.astype(str))),
+            "collection_accounts": sorted(accounts),
+        }
     path = write_posts(df, out, overwrite=True)
     summary = summarize(df)
+    if labelled is not None:
+        summary["account_labels"] = labelled
     summary["duplicates_skipped"] = len(records) - len(unique)
     return IngestResult(posts=df, path=path, summary=summary)
 
@@ -111,6 +120,18 @@ def format_summary(result: IngestResult) -> str:
             "posts with content not encoded: "
             + ", ".join(f"{k}: {v}" for k, v in s["skipped_kinds"].items())
         )
+    if s.get("account_labels"):
+        info = s["account_labels"]
+        matched = info["matched"]
+        if matched:
+            lines.append(f"account labels: {len(matched)} of the collection's accounts labelled")
+        else:
+            shown = ", ".join(info["collection_accounts"][:20]) or "(none)"
+            lines.append(
+                f"WARNING: the account labels name none of this collection's accounts "
+                f"({info['accounts_in_file']} accounts in the file; the collection's: {shown}): "
+                "every label is empty"
+            )
     if s.get("duplicates_skipped"):
         lines.append(f"duplicate post ids skipped: {s['duplicates_skipped']}")
     lines.append(f"wrote {result.path}")

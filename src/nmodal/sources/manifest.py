@@ -105,6 +105,16 @@ def _json_array(path: Path, bad: list[dict[str, Any]]) -> list[dict[str, Any]] |
     return rows
 
 
+def _is_date(value: Any) -> bool:
+    """True when the posts table can read ``value`` as a time (an ISO 8601 string, ...)."""
+    if isinstance(value, (list, dict, bool)):
+        return False
+    try:
+        return pd.Timestamp(value) is not pd.NaT
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
 def _cell(value: Any) -> Any:
     """A manifest cell: empty strings and NaN as None, strings cleaned."""
     if value is None or value is pd.NA or (isinstance(value, str) and value == ""):
@@ -124,7 +134,9 @@ def read_posts_manifest(
     """
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"{p}: manifest not found")
+        raise InputError(
+            f"{p}: {'a folder, not a manifest file' if p.is_dir() else 'manifest not found'}"
+        )
     df, bad = _load(p)
     if df.empty and bad:
         return bad
@@ -171,6 +183,10 @@ def read_posts_manifest(
                     problem = "file not found" + str(problem)[len("file missing") :]
                 problems.append(f"{col.split('_')[0]}: {problem}")
                 rec[col] = None
+        date = rec.get("date")
+        if date is not None and str(date).strip() and not _is_date(date):
+            problems.append(f"date: not a date ({str(date)[:40]!r}), left empty")
+            rec["date"] = None
         rec["problems"] = problems
         records.append(rec)
     labels = [c for c in df.columns if c not in COLUMNS and c != "_line"]

@@ -73,6 +73,8 @@ def find_result_json(path: str | Path) -> Path:
     p = Path(path)
     if p.is_file():
         return p
+    if not p.exists():
+        raise InputError(f"{p}: no such folder")
     candidate = p / "result.json"
     if candidate.is_file():
         return candidate
