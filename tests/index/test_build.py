@@ -45,9 +45,14 @@ def test_build_refuses_existing_output(collection: Collection, exact_index: Path
         )
 
 
+def _index_like(d: Path, text: str) -> None:
+    (d / "a.txt").write_text(text)
+    (d / "manifest.json").write_text(json.dumps({"format": "nmodal-post-index"}))
+
+
 def test_failed_write_leaves_old_directory_intact(tmp_path: Path):
     out = tmp_path / "out"
-    write_directory_atomically(out, lambda d: (d / "a.txt").write_text("old"))
+    write_directory_atomically(out, lambda d: _index_like(d, "old"))
 
     def broken(d: Path) -> None:
         (d / "a.txt").write_text("new")
@@ -59,6 +64,15 @@ def test_failed_write_leaves_old_directory_intact(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp dirs left behind
     write_directory_atomically(out, lambda d: (d / "b.txt").write_text("new"), overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_an_index(tmp_path: Path):
+    out = tmp_path / "papers"
+    out.mkdir()
+    (out / "thesis.docx").write_text("mine")
+    with pytest.raises(OutputExistsError, match="other than an nmodal index"):
+        write_directory_atomically(out, lambda d: _index_like(d, "new"), overwrite=True)
+    assert (out / "thesis.docx").read_text() == "mine"
 
 
 def test_choose_factory_by_size():

@@ -119,8 +119,11 @@ def test_save_refuses_existing_directory(tmp_path):
     with pytest.raises(OutputExistsError, match="exists"):
         model.save(tmp_path / "m")
     assert (tmp_path / "m" / "keep.txt").read_text() == "mine"
-    model.save(tmp_path / "m", overwrite=True)
-    assert not (tmp_path / "m" / "keep.txt").exists()
+    with pytest.raises(OutputExistsError, match="other than an nmodal model"):
+        model.save(tmp_path / "m", overwrite=True)  # overwrite replaces models only
+    assert (tmp_path / "m" / "keep.txt").read_text() == "mine"
+    model.save(tmp_path / "new")
+    model.save(tmp_path / "new", overwrite=True)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
 
 
