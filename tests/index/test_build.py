@@ -147,6 +147,34 @@ def test_incremental_add_equals_full_rebuild(tmp_path: Path):
         )
 
 
+def test_add_from_a_store_without_one_of_the_indexed_modalities(tmp_path: Path):
+    """New posts extracted without video (``--modalities text,image``) go into a
+    text+image+video index: they are indexed without video, as ``index build`` would."""
+    full = make_collection(tmp_path / "full", num_posts=120, seed=3)
+    fs = read_featureset(full.store)
+    first = write_featureset(tmp_path / "first", fs.subset(np.arange(80)))
+    later_fs = fs.subset(np.arange(80, 120)).select(["text", "image"])
+    later = write_featureset(tmp_path / "later", later_fs)
+    inc = build_index(full.model, first, full.dataset, tmp_path / "inc", progress=False)
+    n_old = PostIndex.open(inc).num_posts
+    added = add_posts(inc, full.model, later, progress=False)
+    has_any = later_fs.present["text"] | later_fs.present["image"]
+    assert added == int(has_any.sum())
+    index = PostIndex.open(inc)
+    new = slice(n_old, n_old + added)
+    assert not index.present["video"][new].any()
+    assert index.indexes["video"].ntotal == int(index.present["video"].sum())
+    np.testing.assert_array_equal(np.asarray(index.emb["video"][new]), 0)
+    ref = build_index(full.model, later, full.dataset, tmp_path / "ref", progress=False)
+    r = PostIndex.open(ref)
+    rows = [r.row_of(str(pid)) for pid in index.post_ids[new]]
+    np.testing.assert_allclose(
+        np.asarray(index.emb["text"][new]), np.asarray(r.emb["text"])[rows], atol=1e-6
+    )
+    hits = index.more_like_this(str(index.post_ids[85]), k=5).hits
+    assert len(hits) == 5
+
+
 def test_mismatched_model_is_refused(collection: Collection, exact_index: Path, tmp_path: Path):
     other = tmp_path / "other-model"
     cfg = NModalModel.load(collection.model).config

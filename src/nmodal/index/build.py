@@ -211,7 +211,7 @@ def _check_store(model: Any, fs: FeatureSet | StoreView, store_dir: Path) -> lis
 
 def _embed_bar(fs: FeatureSet | StoreView, mods: Sequence[str], progress: bool) -> Any:
     return tqdm(
-        total=sum(int(fs.present[m].sum()) for m in mods),
+        total=sum(int(fs.present[m].sum()) for m in mods if m in fs.modalities),
         desc="embed",
         unit="artifact",
         disable=not progress,
@@ -240,12 +240,14 @@ def write_embeddings(
     bar = _embed_bar(fs, mods, progress)
     for m in mods:
         out = EmbeddingFile(directory / layout.emb_file(m), previous_rows + fs.num_posts, p)
-        mask = fs.present[m]
+        has = m in fs.modalities  # index add from a store without m: new posts lack it
+        mask = fs.present[m] if has else np.zeros(fs.num_posts, dtype=bool)
         if previous is not None:
             out.copy_rows(previous / layout.emb_file(m), previous_rows)
             old = np.load(previous / layout.present_file(m), allow_pickle=False)
             mask = np.concatenate([old, mask])
-        embed_into(model, fs, m, out, start=previous_rows, batch_size=batch_size, bar=bar)
+        if has:
+            embed_into(model, fs, m, out, start=previous_rows, batch_size=batch_size, bar=bar)
         out.close()
         present[m] = np.asarray(mask, dtype=bool)
         np.save(directory / layout.present_file(m), present[m], allow_pickle=False)
@@ -632,12 +634,16 @@ def new_posts(
     model: Any, manifest: Mapping[str, Any], old_ids: np.ndarray, store_dir: Path
 ) -> StoreView | None:
     """Read: a lazy view of the store's posts the index lacks (``old_ids``) that have an
-    indexed modality, restricted to those modalities; None when there are none."""
-    mods = list(manifest["modalities"])
+    indexed modality, restricted to the indexed modalities the store has (a store extracted
+    without one of them adds posts without it, as ``index build`` indexes such a store);
+    None when there are none."""
     fs = StoreReader(store_dir).view()
-    missing = [m for m in mods if m not in fs.modalities]
-    if missing:
-        raise InputError(f"{store_dir}: store lacks indexed modality {missing[0]!r}")
+    mods = [m for m in manifest["modalities"] if m in fs.modalities]
+    if not mods:
+        raise InputError(
+            f"{store_dir}: the store has none of the index's modalities "
+            f"{list(manifest['modalities'])}"
+        )
     _check_store(model, fs, store_dir)
     _check_encoders(manifest, fs, store_dir)
     is_new = ~np.isin(fs.post_ids, np.asarray(old_ids, dtype=str))
