@@ -318,6 +318,11 @@ def row_labels(
     table = posts.set_index("post_id")
     # a hash lookup: np.isin on object arrays compares pairwise (minutes at 10^4 posts)
     known = np.asarray(pd.Index(post_ids).isin(table.index))
+    if len(post_ids) and not known.any():
+        raise InputError(
+            f"the posts table holds none of the {len(post_ids)} posts of the store: it is another "
+            "collection's (give the --posts the store was extracted from)"
+        )
     dropped = {"unknown_post": int((~known).sum())}
     matched = table.reindex(post_ids)
     if (mapping is not None or by == "account") and "account" not in matched.columns:

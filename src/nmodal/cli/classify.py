@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,11 +127,11 @@ def config_from_args(args: argparse.Namespace) -> ClassifyConfig:
             f"--classifiers: unknown {unknown[:1]}; choose from {','.join(CLASSIFIER_NAMES)}"
         )
     params = parse_params(args.param)
-    unused = sorted(set(params) - set(args.classifiers))
-    if unused:
-        raise InputError(
-            f"--param {unused[0]}.*: {unused[0]} is not among --classifiers "
-            f"{','.join(args.classifiers)}; add it there or drop the --param"
+    for name in sorted(set(params) - set(args.classifiers)):
+        print(
+            f"nmodal classify: warning: --param {name}.* has no effect: {name} is not among "
+            f"--classifiers {','.join(args.classifiers)}",
+            file=sys.stderr,
         )
     return ClassifyConfig(
         args.model, args.store, args.posts, args.label, args.out,

@@ -76,7 +76,7 @@ def load_query_input(
         return text
     path = Path(payload)
     if not path.is_file():
-        raise InputError(f"{path}: no such file")
+        raise InputError(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
 
     spec = spec_for({kind: encoder}, decode)
     decoded = decode_raw({kind: str(path)}, spec, post_id="query")

@@ -23,6 +23,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -198,7 +199,9 @@ def _decide(rec: dict[str, Any], media: dict[str, Any], cfg: FilterConfig) -> di
             row[key] = media[key]
     for kind, col in (("video", "video_path"), ("image", "image_path"), ("audio", "audio_path")):
         if f"{kind}_error" in media:
-            problems.append(f"{kind}: {media[kind + '_error']}")
+            # which file (its name: notes are shown to whoever reads the collection)
+            name = Path(str(rec[col])).name if rec.get(col) else ""
+            problems.append(f"{kind}: {media[kind + '_error']}" + (f" ({name})" if name else ""))
             row[col] = None
     video = row.get("video_path")
     if video and media.get("video_has_audio") and not row.get("audio_path"):
