@@ -40,7 +40,7 @@ rebuild it from a feature store's manifest::
     enc.encode(["hello", "hi"])            # -> array([[0.05], [0.02]], dtype=float32)
 
 To use it for extraction, import the module that defines it before calling
-``nmodal.features.extract_features(..., encoders={"text": enc, ...})`` (a dict of
+``nmodal.features.extract.extract_features(..., encoders={"text": enc, ...})`` (a dict of
 encoders works wherever a set name does), or register a named set with
 :func:`register_encoder_set`.
 """

@@ -278,7 +278,7 @@ class ExtractConfig:
     beside the encoders (default: cores - 1; 0 decodes in this process).
     ``num_frames``, ``seed``, ``audio_seconds``, ``max_side``, ``resize``: the decode
     settings (:class:`nmodal.features.decode.DecodeSpec`); ``resize=None`` resumes an
-    existing store with the resizer it records, and uses ``swscale`` for a new store.
+    existing store with the resizer it records, and uses ``swscale-draft`` for a new store.
     ``use_ray`` runs the same extraction as a Ray Data pipeline
     (:func:`nmodal.features.ray_extract.extract_with_ray`).
     ``decode_timeout`` (seconds) and ``decode_memory_mb`` (resident-memory growth) bound the

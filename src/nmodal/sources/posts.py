@@ -3,7 +3,7 @@
 Columns (always present, in this order; label columns such as ``stance`` follow):
 
 ==============  ===============================================================
-post_id         unique id, ``"<account>/<message id>"`` for Telegram
+post_id         unique id, ``"<chat id>/<message id>"`` for Telegram
 source          adapter that produced the row (``telegram-export``, ``manifest``, ...)
 account         the channel / account the post belongs to
 message_id      platform message id (nullable integer)
