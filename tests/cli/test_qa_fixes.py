@@ -196,3 +196,23 @@ def test_a_param_for_a_classifier_not_run_is_said(tmp_path: Path, capsys) -> Non
     assert main(argv) == 1  # the model folder is not one: that is the error
     err = capsys.readouterr().err
     assert "warning: --param svm.* has no effect: svm is not among --classifiers rf" in err
+
+
+def test_extract_of_a_dataset_without_kept_posts_says_so(tmp_path: Path, capsys) -> None:
+    from nmodal.sources.posts import write_posts
+
+    rows = [{"post_id": "1", "text": "x", "status": "dropped", "reason": "text < 5 words"}]
+    write_posts(pd.DataFrame(rows), tmp_path / "ds")
+    argv = ["extract", str(tmp_path / "ds"), "--out", str(tmp_path / "s"), "--encoders", "offline",
+            "--modalities", "text", "--workers", "0", "--no-progress"]  # fmt: skip
+    assert main(argv) == 1
+    assert "no kept posts to extract" in capsys.readouterr().err
+
+
+def test_a_bad_json_line_is_located_by_its_column() -> None:
+    from nmodal.sources.records import load_json_text
+
+    with pytest.raises(ValueError, match=r"at column 13\)$"):
+        load_json_text('{"post_id": }', "x")
+    with pytest.raises(ValueError, match="at line 2 column"):
+        load_json_text('{"a": 1,\n "b": }', "x")

@@ -351,6 +351,11 @@ def extract_features(
     check_separate(store_dir, dataset_dir)
     encs = resolve_encoders(cfg.encoders, cfg.modalities, cfg.settings, **runtime)
     jobs = load_jobs(dataset_dir, cfg.limit)
+    if not jobs:
+        raise InputError(
+            f"{dataset_dir}: no kept posts to extract (every post was dropped at ingest: see "
+            "the reasons in its posts.parquet, or ingest again with another --filter/--require)"
+        )
     resize = cfg.resize or _store_resize(store_dir, cfg.overwrite) or DECODE_DEFAULTS.resize
     spec = decode_spec(encs, cfg.num_frames, cfg.seed, cfg.audio_seconds, cfg.max_side, resize)
     writer = StoreWriter(

@@ -178,9 +178,10 @@ class StoreWriter:
                     "modalities": "--modalities", "version": "store version",
                 }  # fmt: skip
                 raise InputError(
-                    f"{path}: a feature store made with other "
-                    f"{', '.join(said.get(k, k) for k in diff)} is there; rerun with the same "
-                    "settings to resume it, pass --overwrite to replace it, or choose another --out"
+                    f"{path}: a feature store made with different "
+                    f"{', '.join(said.get(k, k) for k in diff)} is there (manifest fields "
+                    f"{', '.join(diff)}); rerun with the same settings to resume it, pass "
+                    "--overwrite to replace it, or choose another --out"
                 )
             for leftover in path.glob(".*.tmp"):  # from a run killed while writing
                 leftover.unlink(missing_ok=True)

@@ -99,7 +99,13 @@ def load_json_text(text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        # one JSON Lines record is one line: its column says where; a document, line and column
+        at = (
+            f"line {exc.lineno} column {exc.colno}"
+            if "\n" in text.strip()
+            else f"column {exc.colno}"
+        )
+        raise ValueError(f"not JSON ({exc.msg} at {at})") from None
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
