@@ -616,3 +616,14 @@ def test_dates_must_look_like_dates(client: httpx.Client):
         "/api/search", params={"text": "x", "since": "2024-02-01", "until": "2024-01-01"}
     )
     assert r.status_code == 400 and "--" not in r.json()["detail"]
+
+
+def test_filter_values_no_post_has_are_named(client: httpx.Client):
+    body = client.get("/api/search", params={"text": "x", "account": "nosuch"}).json()
+    assert body["hits"] == [] and body["unknown_accounts"] == ["nosuch"]
+    body = client.get("/api/search", params={"text": "x", "account": "alpha"}).json()
+    assert "unknown_accounts" not in body and body["hits"]
+    body = client.get(
+        "/api/similar", params={"post_id": "post-00004", "forwarded_from": "zz"}
+    ).json()
+    assert body["unknown_origins"] == ["zz"]

@@ -122,7 +122,7 @@ def search_text(
 ) -> JSONResponse:
     vec = state.encoder.encode("text", text)
     result = state.index.search(["text"], vec, **params.search_options())
-    return JSONResponse(result_json(state.index, result))
+    return JSONResponse(result_json(state.index, result, params.filters))
 
 
 # Posts matching an uploaded image, video or audio file.
@@ -138,7 +138,7 @@ def search_file(
     query = check_query_file(file, kind, state.max_upload_bytes, state.index.modalities)
     vec = encode_query_file(state.encoder, file, query)
     result = state.index.search([query.kind], vec, **params.search_options())
-    out = result_json(state.index, result)
+    out = result_json(state.index, result, params.filters)
     out["upload"] = query.to_dict()
     return JSONResponse(out)
 
@@ -161,7 +161,7 @@ def similar(
     row = row_or_404(idx, post_id)
     query = [artifact] if artifact else None
     result = idx.more_like_this(post_id, **params.search_options(), query_modalities=query)
-    out = result_json(idx, result)
+    out = result_json(idx, result, params.filters)
     out["query_post"] = post_json(dict(idx.post(row)))
     return JSONResponse(out)
 

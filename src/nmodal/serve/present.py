@@ -10,19 +10,33 @@ from urllib.parse import quote
 
 from fastapi.responses import FileResponse
 
-from nmodal.index import PostIndex, SearchResult
+from nmodal.index import Filters, PostIndex, SearchResult
 from nmodal.serve.security import without_paths
 
 MEDIA_KINDS = ("image", "video", "audio")
 
 
-def result_json(index: PostIndex, result: SearchResult) -> dict[str, Any]:
+def result_json(
+    index: PostIndex, result: SearchResult, filters: Filters | None = None
+) -> dict[str, Any]:
     """The response body of a search (plain JSON values: answered as a JSONResponse directly,
-    which skips FastAPI's slow generic re-encoding)."""
+    which skips FastAPI's slow generic re-encoding). ``unknown_accounts`` /
+    ``unknown_origins``: filter values no post of the index has (a misspelt account would
+    otherwise just return no posts)."""
     out = result.to_dict()
     for hit in out["hits"]:
         hit["post"] = post_json(hit["post"])
     out["total_posts"] = index.num_posts
+    if filters is not None and filters.accounts:
+        known = set(index.accounts_list())
+        unknown = [a for a in filters.accounts if a not in known]
+        if unknown:
+            out["unknown_accounts"] = unknown
+    if filters is not None and filters.forwarded_from:
+        origins = set(index.origins_list())
+        unknown = [o for o in filters.forwarded_from if o not in origins]
+        if unknown:
+            out["unknown_origins"] = unknown
     return out
 
 

@@ -387,7 +387,11 @@ function renderResults(result) {
   const list = $("results");
   list.replaceChildren();
   if (!result.hits.length) {
-    list.appendChild(el("li", "empty", "No posts match."));
+    // a filter value no post has (a hand-edited or old link) is said, not just empty
+    const why = [];
+    if (result.unknown_accounts) why.push("no account named " + result.unknown_accounts.join(", "));
+    if (result.unknown_origins) why.push("no forward from " + result.unknown_origins.join(", "));
+    list.appendChild(el("li", "empty", "No posts match." + (why.length ? ` This index has ${why.join("; ")}.` : "")));
     return;
   }
   const self = current.params && current.params.get("like");
