@@ -216,3 +216,12 @@ def test_a_bad_json_line_is_located_by_its_column() -> None:
         load_json_text('{"post_id": }', "x")
     with pytest.raises(ValueError, match="at line 2 column"):
         load_json_text('{"a": 1,\n "b": }', "x")
+
+
+def test_a_name_with_a_comma_is_kept_whole_when_the_index_has_it() -> None:
+    from nmodal.cli.search import split_names
+
+    known = ["Kyiv, Independent", "other"]
+    assert split_names(["Kyiv, Independent"], known) == ("Kyiv, Independent",)
+    assert split_names(["other,Kyiv"], known) == ("other", "Kyiv")
+    assert split_names(None, known) == ()

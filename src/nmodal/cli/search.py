@@ -129,10 +129,11 @@ def handle(args: argparse.Namespace) -> int:
     from nmodal.index import Filters, PostIndex, QueryEncoder  # lazy: --help start-up
 
     index = PostIndex.open(args.index)
-    accounts = tuple(a for value in (args.account or []) for a in csv_list(value))
-    check_accounts(accounts, index.accounts_list())
-    origins = tuple(o for value in (args.forwarded_from or []) for o in csv_list(value))
-    check_origins(origins, index.origins_list())
+    known_accounts, known_origins = index.accounts_list(), index.origins_list()
+    accounts = split_names(args.account, known_accounts)
+    check_accounts(accounts, known_accounts)
+    origins = split_names(args.forwarded_from, known_origins)
+    check_origins(origins, known_origins)
     filters = Filters(
         accounts=accounts, since=args.since, until=args.until, forwarded_from=origins,
         forwards=args.forwards,
@@ -173,6 +174,15 @@ def check_accounts(wanted: tuple[str, ...], known: list[str]) -> None:
     raise InputError(
         f"--account: no posts of {', '.join(map(repr, unknown))} in this index; "
         f"its accounts are: {shown or '(none recorded: built without --posts)'}"
+    )
+
+
+def split_names(values: list[str] | None, known: list[str]) -> tuple[str, ...]:
+    """Repeated or comma-separated names; a value that is itself a known name (``"Kyiv,
+    Independent"``) is kept whole."""
+    names = set(known)
+    return tuple(
+        n for value in (values or []) for n in ([value] if value in names else csv_list(value))
     )
 
 
