@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from nmodal.train import save_trained, split_trainable, train_model  # lazy: --help start-up
+    from nmodal.train.splits import requirement  # lazy: --help start-up
 
     check_output(args.out, args.overwrite, args.store)
     config = train_config_from_args(args)
@@ -94,9 +95,9 @@ def _train(args: argparse.Namespace) -> int:
         groups=groups,
     )  # fmt: skip
     if usable.size < fs.num_posts:
-        need = "all" if config.missing == "drop" else "at least two"
         print(
-            f"{usable.size} of the store's {fs.num_posts} posts have {need} of the modalities "
+            f"{usable.size} of the store's {fs.num_posts} posts have "
+            f"{requirement(config.missing)} of the modalities "
             f"{fs.modalities}: the split is among them (the others can be neither trained on "
             "nor scored)"
         )

@@ -88,14 +88,25 @@ def split_posts(
     return Split(train=np.sort(train), val=np.sort(val), test=np.sort(test))
 
 
+def trainable_mask(
+    present: Mapping[str, np.ndarray], modalities: Sequence[str], missing: str = "mask"
+) -> np.ndarray:
+    """Mask of the posts a model of ``modalities`` can train and be evaluated on: those
+    with at least two of them (``missing="mask"``) or all of them (``"drop"``)."""
+    have = np.stack([np.asarray(present[m], dtype=bool) for m in modalities])
+    return np.asarray(have.all(axis=0) if missing == "drop" else have.sum(axis=0) >= 2)
+
+
 def trainable_posts(
     present: Mapping[str, np.ndarray], modalities: Sequence[str], missing: str = "mask"
 ) -> np.ndarray:
-    """Positions of the posts a model of ``modalities`` can train and be evaluated on: those
-    with at least two of them (``missing="mask"``) or all of them (``"drop"``)."""
-    have = np.stack([np.asarray(present[m], dtype=bool) for m in modalities])
-    keep = have.all(axis=0) if missing == "drop" else have.sum(axis=0) >= 2
-    return np.flatnonzero(keep)
+    """Positions of the :func:`trainable_mask` posts."""
+    return np.flatnonzero(trainable_mask(present, modalities, missing))
+
+
+def requirement(missing: str) -> str:
+    """How many of the modalities a trainable post has, in words (for messages)."""
+    return "all" if missing == "drop" else "at least two"
 
 
 def split_trainable(
@@ -112,7 +123,7 @@ def split_trainable(
     nor be a retrieval query, so it is never counted in a part; on a collection where every
     post qualifies the split is :func:`split_posts`'s own."""
     rows = trainable_posts(present, modalities, missing)
-    need = "all" if missing == "drop" else "at least two"
+    need = requirement(missing)
     if rows.size < 2:
         raise InputError(
             f"only {rows.size} posts have {need} of the modalities {list(modalities)}: "

@@ -64,7 +64,7 @@ from nmodal.retrieval import matched_scoring, post_retrieval_recall
 from nmodal.train.closed_form import init_heads_from_gcca
 from nmodal.train.distributed import DistContext
 from nmodal.train.input_stats import set_input_statistics
-from nmodal.train.splits import split_posts
+from nmodal.train.splits import requirement, split_posts, trainable_mask
 
 LR_SCHEDULES = ("constant", "cosine")
 MISSING = ("drop", "mask")
@@ -255,7 +255,7 @@ class _Batches:
         dtype: torch.dtype = torch.float32,
     ) -> None:
         present = np.stack([fs.present[m] for m in modalities])
-        rows = present.all(0) if missing == "drop" else present.sum(0) >= 2
+        rows = trainable_mask(fs.present, modalities, missing)
         self.num_posts = int(rows.sum())
         self.dtype = dtype
         self.modalities = modalities
@@ -519,7 +519,7 @@ def _record_choice(
 
 def _scorable(fs: FeatureSet | StoreView, modalities: Sequence[str]) -> np.ndarray:
     """Mask of the posts with at least two of ``modalities``: the ones retrieval can score."""
-    return np.stack([fs.present[m] for m in modalities]).sum(axis=0) >= 2
+    return trainable_mask(fs.present, modalities, "mask")
 
 
 def _inner_split(
@@ -621,9 +621,9 @@ def _training_batches(
     """Read: the training posts (at least two) and the validation posts (None: under two)."""
     data = _Batches(train, modalities, device, config.missing, amp_dtype or torch.float32)
     if data.num_posts < 2:
-        need = "all" if config.missing == "drop" else "at least two"
         raise InputError(
-            f"only {data.num_posts} training posts have {need} of {modalities}; need at least 2"
+            f"only {data.num_posts} training posts have {requirement(config.missing)} of "
+            f"{modalities}; need at least 2"
         )
     val_data = _Batches(val, modalities, device, config.missing) if val is not None else None
     if val_data is not None and val_data.num_posts < 2:
