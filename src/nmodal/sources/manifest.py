@@ -28,7 +28,7 @@ import pandas as pd
 
 from nmodal.errors import InputError
 from nmodal.sources.paths import MediaRoot
-from nmodal.sources.posts import COLUMNS
+from nmodal.sources.posts import COLUMNS, utc_timestamp
 from nmodal.sources.records import bad_record, clean_str, clean_value, load_json_text
 
 SOURCE = "manifest"
@@ -38,7 +38,8 @@ RESERVED = ("status", "reason", "notes", "num_frames", "duration", "width", "hei
 
 
 def _load(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The manifest's rows (a ``_line`` column: their line numbers) and bad-record rows."""
+    """The manifest's rows (a ``_line`` column: where each is, ``"line 5"`` or ``"item 3"``)
+    and bad-record rows."""
     suffix = path.suffix.lower()
     bad: list[dict[str, Any]] = []
     try:
@@ -47,7 +48,7 @@ def _load(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
                 path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
                 encoding="utf-8-sig", encoding_errors="replace",
             )  # fmt: skip
-            df["_line"] = range(2, len(df) + 2)
+            df["_line"] = [f"line {i}" for i in range(2, len(df) + 2)]
             return df, bad
         rows = []
         if suffix == ".json":
@@ -74,7 +75,7 @@ def _load(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
                     bad.append(bad_record(path, f"line {lineno}", "not a JSON object", SOURCE))
                     continue
                 row = {clean_str(str(k)): clean_value(v) for k, v in row.items()}
-                row["_line"] = lineno
+                row["_line"] = f"line {lineno}"
                 rows.append(row)
         return pd.DataFrame.from_records(rows), bad
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -103,16 +104,6 @@ def _json_array(path: Path, bad: list[dict[str, Any]]) -> list[dict[str, Any]] |
         row["_line"] = f"item {i}"
         rows.append(row)
     return rows
-
-
-def _is_date(value: Any) -> bool:
-    """True when the posts table can read ``value`` as a time (an ISO 8601 string, ...)."""
-    if isinstance(value, (list, dict, bool)):
-        return False
-    try:
-        return pd.Timestamp(value) is not pd.NaT
-    except (ValueError, TypeError, OverflowError):
-        return False
 
 
 def _cell(value: Any) -> Any:
@@ -158,11 +149,7 @@ def read_posts_manifest(
         line = row.pop("_line", "?")
         rec: dict[str, Any] = {str(k): _cell(v) for k, v in row.items()}
         if rec["post_id"] is None or isinstance(rec["post_id"], (list, dict)):
-            records.append(
-                bad_record(
-                    p, line if isinstance(line, str) else f"line {line}", "no post_id", SOURCE
-                )
-            )
+            records.append(bad_record(p, line, "no post_id", SOURCE))
             continue
         rec["post_id"] = str(rec["post_id"])
         rec["source"] = str(rec.get("source") or SOURCE)
@@ -184,7 +171,7 @@ def read_posts_manifest(
                 problems.append(f"{col.split('_')[0]}: {problem}")
                 rec[col] = None
         date = rec.get("date")
-        if date is not None and str(date).strip() and not _is_date(date):
+        if date is not None and str(date).strip() and utc_timestamp(date) is pd.NaT:
             problems.append(f"date: not a date ({str(date)[:40]!r}), left empty")
             rec["date"] = None
         rec["problems"] = problems

@@ -135,26 +135,28 @@ def _as_text(value: Any) -> Any:
     return clean_str(value if isinstance(value, str) else str(value))
 
 
+def utc_timestamp(v: Any) -> Any:
+    """One cell of the ``date`` column as a UTC timestamp; NaT for anything that is not a
+    date (or is out of range)."""
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return pd.NaT
+    if isinstance(v, (list, dict, bool)):
+        return pd.NaT
+    try:
+        ts = pd.Timestamp(v)
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    if ts is pd.NaT:
+        return pd.NaT
+    try:
+        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    except (ValueError, OverflowError):
+        return pd.NaT
+
+
 def _dates(values: pd.Series) -> pd.Series:
     """UTC timestamps; anything that is not a date (or out of range) becomes NaT."""
-
-    def one(v: Any) -> Any:
-        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
-            return pd.NaT
-        if isinstance(v, (list, dict, bool)):
-            return pd.NaT
-        try:
-            ts = pd.Timestamp(v)
-        except (ValueError, TypeError, OverflowError):
-            return pd.NaT
-        if ts is pd.NaT:
-            return pd.NaT
-        try:
-            return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        except (ValueError, OverflowError):
-            return pd.NaT
-
-    return pd.Series([one(v) for v in values], index=values.index, dtype="object").pipe(
+    return pd.Series([utc_timestamp(v) for v in values], index=values.index, dtype="object").pipe(
         lambda s: pd.to_datetime(s, utc=True, errors="coerce")
     )
 
