@@ -169,12 +169,16 @@ def check_accounts(wanted: tuple[str, ...], known: list[str]) -> None:
     unknown = [a for a in wanted if a not in known]
     if not unknown:
         return
-
-    shown = ", ".join(known[:50]) + (f", ... ({len(known)} in all)" if len(known) > 50 else "")
     raise InputError(
         f"--account: no posts of {', '.join(map(repr, unknown))} in this index; "
-        f"its accounts are: {shown or '(none recorded: built without --posts)'}"
+        f"its accounts are: {_listing(known) or '(none recorded: built without --posts)'}"
     )
+
+
+def _listing(names: list[str], most: int = 50) -> str:
+    """``names`` for an error message: the first ``most``, then how many in all."""
+    more = f", ... ({len(names)} in all)" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def split_names(values: list[str] | None, known: list[str]) -> tuple[str, ...]:
@@ -192,11 +196,10 @@ def check_origins(wanted: tuple[str, ...], known: list[str]) -> None:
     unknown = [o for o in wanted if o not in known]
     if not unknown:
         return
-    shown = ", ".join(known[:50]) + (f", ... ({len(known)} in all)" if len(known) > 50 else "")
     raise InputError(
         f"--forwarded-from: no post of this index is forwarded from "
         f"{', '.join(map(repr, unknown))}; its forwards come from: "
-        f"{shown or '(none: no post is a forward)'}"
+        f"{_listing(known) or '(none: no post is a forward)'}"
     )
 
 

@@ -27,16 +27,15 @@ def result_json(
     for hit in out["hits"]:
         hit["post"] = post_json(hit["post"])
     out["total_posts"] = index.num_posts
-    if filters is not None and filters.accounts:
-        known = set(index.accounts_list())
-        unknown = [a for a in filters.accounts if a not in known]
-        if unknown:
-            out["unknown_accounts"] = unknown
-    if filters is not None and filters.forwarded_from:
-        origins = set(index.origins_list())
-        unknown = [o for o in filters.forwarded_from if o not in origins]
-        if unknown:
-            out["unknown_origins"] = unknown
+    if filters is not None:
+        for key, wanted, known in (
+            ("unknown_accounts", filters.accounts, index.accounts_list),
+            ("unknown_origins", filters.forwarded_from, index.origins_list),
+        ):
+            names = set(known()) if wanted else set()
+            unknown = [n for n in wanted if n not in names]
+            if unknown:
+                out[key] = unknown
     return out
 
 

@@ -857,11 +857,8 @@ async function submitText(text) {
     } catch (err) { found = null; }
     if (found) {
       // posts like it, with the post itself open on top
-      const params = new URLSearchParams({ like: found });
-      for (const [key, value] of settingsFromControls()) params.append(key, value);
-      params.set("open", found);
       $("query").value = "";
-      navigate(params);
+      newQuery({ like: found, open: found });
       return;
     }
   }
