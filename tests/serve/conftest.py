@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,39 @@ def run_server(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     return server, thread, f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` served on 127.0.0.1 for the ``with`` block; its base URL."""
+    uv, thread, url = run_server(app)
+    try:
+        yield url
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+
+
+def collect_page_errors(page: Any, errors: list[str]) -> None:
+    """Record ``page``'s script errors and console errors in ``errors`` (4xx answers the page
+    handles still log "Failed to load resource": not a page error)."""
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and "Failed to load resource" not in m.text
+            else None
+        ),
+    )
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where page tests put screenshots: ``$NMODAL_SCREENSHOTS`` when set, else tmp."""
+    folder = Path(os.environ.get("NMODAL_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")

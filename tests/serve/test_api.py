@@ -24,7 +24,7 @@ from nmodal.index import Filters, PostIndex, QueryEncoder, build_index
 from nmodal.serve import create_app
 from tests.helpers.media import write_audio, write_image, write_truncated, write_video
 from tests.index.fixtures import fake_encoder_source, make_collection
-from tests.serve.conftest import MAX_UPLOAD, Server, run_server
+from tests.serve.conftest import MAX_UPLOAD, Server, serving
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +34,14 @@ def library(server: Server) -> tuple[PostIndex, QueryEncoder]:
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    uv, thread, url = run_server(app)
-    try:
-        yield url
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+def client_for(col: Any, index_dir: Path) -> Iterator[httpx.Client]:
+    """An index of collection ``col`` at ``index_dir``, served; a client of it."""
+    built = build_index(col.model, col.store, col.dataset, index_dir, progress=False)
+    with (
+        serving(create_app(built, encoder_source=fake_encoder_source)) as url,
+        httpx.Client(base_url=url) as c,
+    ):
+        yield c
 
 
 def ids_scores(result: Any) -> tuple[list[str], list[float]]:
@@ -497,11 +498,7 @@ def test_media_outside_the_dataset_folder_are_served(tmp_path: Path):
     posts["media_root"] = str(export)
     posts.loc[posts.index != row, "image_path"] = None
     posts.to_parquet(col.dataset / "posts.parquet", index=False)
-    index_dir = build_index(col.model, col.store, col.dataset, tmp_path / "idx", progress=False)
-    with (
-        serving(create_app(index_dir, encoder_source=fake_encoder_source)) as url,
-        httpx.Client(base_url=url) as c,
-    ):
+    with client_for(col, tmp_path / "idx") as c:
         r = c.get("/api/media", params={"post_id": "post-00010", "kind": "image"})
         assert r.status_code == 200 and r.content == moved.read_bytes()
         assert c.get("/api/thumbnail", params={"post_id": "post-00010"}).status_code == 200
@@ -549,11 +546,7 @@ def test_resolve_finds_a_post_by_id_or_by_its_link(tmp_path: Path):
     posts["url"] = [f"https://t.me/kyiv_news/{m}" for m in posts["message_id"]]
     posts.loc[posts["post_id"] == "post-00003", "url"] = "https://example.org/p/3?utm=x"
     posts.to_parquet(col.dataset / "posts.parquet", index=False)
-    index_dir = build_index(col.model, col.store, col.dataset, tmp_path / "idx", progress=False)
-    with (
-        serving(create_app(index_dir, encoder_source=fake_encoder_source)) as url,
-        httpx.Client(base_url=url) as c,
-    ):
+    with client_for(col, tmp_path / "idx") as c:
 
         def resolve(ref: str) -> Any:
             r = c.get("/api/resolve", params={"ref": ref})
@@ -575,11 +568,7 @@ def test_thumbnail_errors_name_no_server_path(tmp_path: Path):
     (media / "post-00010.png").write_bytes(b"this is not a picture")
     video = next(media.glob("*.mp4"))
     video.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 9\n")
-    index_dir = build_index(col.model, col.store, col.dataset, tmp_path / "idx", progress=False)
-    with (
-        serving(create_app(index_dir, encoder_source=fake_encoder_source)) as url,
-        httpx.Client(base_url=url) as c,
-    ):
+    with client_for(col, tmp_path / "idx") as c:
         for pid in ("post-00010", video.stem):
             r = c.get("/api/thumbnail", params={"post_id": pid})
             assert r.status_code == 422, pid
@@ -596,11 +585,7 @@ def test_notes_and_skipped_media_reach_the_post_view(tmp_path: Path):
     posts.loc[posts["post_id"] == "post-00008", "notes"] = "video: not included in export (x2)"
     posts.loc[posts["post_id"] == "post-00008", "skipped_media"] = "sticker"
     posts.to_parquet(col.dataset / "posts.parquet", index=False)
-    index_dir = build_index(col.model, col.store, col.dataset, tmp_path / "idx", progress=False)
-    with (
-        serving(create_app(index_dir, encoder_source=fake_encoder_source)) as url,
-        httpx.Client(base_url=url) as c,
-    ):
+    with client_for(col, tmp_path / "idx") as c:
         post = c.get("/api/post", params={"post_id": "post-00008"}).json()
         assert post["notes"] == "video: not included in export (x2)"
         assert post["skipped_media"] == "sticker"

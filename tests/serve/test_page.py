@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers.chromium import CHROMIUM, MISSING_REASON
 from tests.helpers.media import write_image
-from tests.serve.conftest import Server
+from tests.serve.conftest import Server, collect_page_errors
 
 pytestmark = [
     pytest.mark.browser,
@@ -28,16 +28,7 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
     errors: list[str] = []
     # the page must load nothing from anywhere but the server itself (no CDN)
     pg.on("request", lambda r: None if r.url.startswith(server.url) else outside.append(r.url))
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    # (4xx answers the page handles still log "Failed to load resource": not a page error)
-    pg.on(
-        "console",
-        lambda m: (
-            errors.append(m.text)
-            if m.type == "error" and "Failed to load resource" not in m.text
-            else None
-        ),
-    )
+    collect_page_errors(pg, errors)
     yield pg
     context.close()
     assert outside == []

@@ -11,7 +11,6 @@ Screenshots land in ``$NMODAL_SCREENSHOTS`` when set (to look at), else in the t
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from nmodal.index import build_index
 from nmodal.serve import create_app
 from tests.helpers.chromium import CHROMIUM, MISSING_REASON
 from tests.index.fixtures import fake_encoder_source, make_collection
-from tests.serve.conftest import run_server
+from tests.serve.conftest import collect_page_errors, serving
 
 pytestmark = [
     pytest.mark.browser,
@@ -62,19 +61,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, pd.Dat
     (col.dataset / posts.loc[with_image[0], "image_path"]).write_bytes(b"not a picture at all")
     index_dir = build_index(col.model, col.store, col.dataset, col.root / "index", progress=False)
     (col.dataset / posts.loc[with_image[1], "image_path"]).unlink()
-    uv, thread, url = run_server(create_app(index_dir, encoder_source=fake_encoder_source))
-    try:
+    with serving(create_app(index_dir, encoder_source=fake_encoder_source)) as url:
         yield url, posts.set_index("post_id")
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("NMODAL_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -83,15 +71,7 @@ def page(browser: Any, site: tuple[str, pd.DataFrame]) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1366, "height": 768})
     pg = ctx.new_page()
     errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on(
-        "console",
-        lambda m: (
-            errors.append(m.text)
-            if m.type == "error" and "Failed to load resource" not in m.text
-            else None
-        ),
-    )
+    collect_page_errors(pg, errors)
     pg.goto(url + "/")
     pg.wait_for_selector("#accounts option", state="attached")
     yield pg

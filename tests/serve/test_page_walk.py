@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from nmodal.serve import create_app
 from tests.helpers.chromium import CHROMIUM, MISSING_REASON
 from tests.helpers.media import write_image
 from tests.index.fixtures import fake_encoder_source, make_collection
-from tests.serve.conftest import run_server
+from tests.serve.conftest import collect_page_errors, serving
 
 pytestmark = [
     pytest.mark.browser,
@@ -56,19 +55,8 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, pd.Dat
     posts.to_parquet(table, index=False)
     index_dir = build_index(col.model, col.store, col.dataset, col.root / "index", progress=False)
     app = create_app(index_dir, encoder_source=fake_encoder_source)
-    uv, thread, url = run_server(app)
-    try:
+    with serving(app) as url:
         yield url, posts.set_index("post_id")
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("NMODAL_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -78,18 +66,7 @@ def context(browser: Any, walk: tuple[str, pd.DataFrame]) -> Iterator[Any]:
     outside: list[str] = []
     errors: list[str] = []
 
-    def on_page(pg: Any) -> None:
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.on(
-            "console",
-            lambda m: (
-                errors.append(m.text)
-                if m.type == "error" and "Failed to load resource" not in m.text
-                else None
-            ),
-        )
-
-    ctx.on("page", on_page)
+    ctx.on("page", lambda pg: collect_page_errors(pg, errors))
     ctx.on("request", lambda r: None if r.url.startswith((url, "blob:")) else outside.append(r.url))
     # nothing leaves this machine: t.me answers from here, so the link can be followed
     ctx.route("https://t.me/**", lambda route: route.fulfill(body="<p>t.me stand-in</p>"))
